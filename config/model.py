@@ -1,0 +1,134 @@
+"""Typed settings. Everything the rest of pawatch knows about its configuration is here."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+PARSER_NAMES = ("delegations", "delegation-page", "news-list", "roster", "page")
+
+_INTERVAL_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When a source is due: a fixed interval (``6h``) or a crontab expression (``0 9 * * mon``)."""
+
+    text: str
+    interval: timedelta | None = None
+    cron: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Schedule:
+        """Parse ``30m``/``6h``/``1d`` or a five-field crontab line; raise ValueError if neither."""
+        match = _INTERVAL_RE.match(text)
+        if match:
+            seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+            if seconds <= 0:
+                raise ValueError(f"interval must be positive, got {text!r}")
+            return cls(text=text.strip(), interval=timedelta(seconds=seconds))
+        fields = text.split()
+        if len(fields) != 5:
+            raise ValueError(
+                f"{text!r} is neither an interval like '30m', '6h', '1d' "
+                "nor a five-field cron expression like '0 */6 * * *'"
+            )
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(text, timezone="UTC")
+        except ValueError as exc:
+            raise ValueError(f"bad cron expression {text!r}: {exc}") from None
+        return cls(text=" ".join(fields), cron=" ".join(fields))
+
+    def trigger(self, timezone: str = "UTC") -> Any:
+        """The APScheduler trigger for this schedule."""
+        if self.interval is not None:
+            from apscheduler.triggers.interval import IntervalTrigger
+
+            return IntervalTrigger(seconds=self.interval.total_seconds(), timezone=timezone)
+        from apscheduler.triggers.cron import CronTrigger
+
+        assert self.cron is not None
+        return CronTrigger.from_crontab(self.cron, timezone=timezone)
+
+    def is_due(self, last_check: datetime | None, now: datetime, timezone: str = "UTC") -> bool:
+        """True when a source last checked at ``last_check`` should be checked at ``now``."""
+        if last_check is None:
+            return True
+        if self.interval is not None:
+            return now - last_check >= self.interval
+        next_fire = self.trigger(timezone).get_next_fire_time(None, last_check)
+        return next_fire is not None and next_fire <= now
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    path: str = "pawatch.db"
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    user_agent: str = "pawatch/0.1 (+https://github.com/pawatch/pawatch; monitoring bot)"
+    per_host_concurrency: int = 2
+    per_host_delay: float = 1.0  # seconds between the starts of two requests to one host
+    global_concurrency: int = 16
+    timeout: float = 30.0  # total deadline for one request, retries excluded
+    connect_timeout: float = 10.0
+    read_timeout: float = 20.0
+    max_bytes: int = 5_000_000
+    max_redirects: int = 5
+    retries: int = 3  # extra attempts after the first
+    backoff_base: float = 1.0  # first retry waits about this long, doubling each time
+    backoff_max: float = 60.0
+    retry_after_max: float = 300.0  # a longer Retry-After gives up instead of waiting
+    respect_robots: bool = True
+    headers: dict[str, str] = field(default_factory=dict)
+    proxy: str | None = None
+    ca_bundle: str | None = None
+
+
+@dataclass(frozen=True)
+class Source:
+    id: str
+    url: str
+    parser: str
+    schedule: Schedule = field(default_factory=lambda: Schedule.parse("6h"))
+    delegation: str | None = None
+    enabled: bool = True
+    confirm: int = 1
+    headers: dict[str, str] = field(default_factory=dict)
+    user_agent: str | None = None
+    proxy: str | None = None
+    ca_bundle: str | None = None
+    encoding: str | None = None  # force this charset instead of header/<meta>/detection
+    timeout: float | None = None
+    options: dict[str, Any] = field(default_factory=dict)  # parser options ([sources.options])
+
+    @property
+    def host(self) -> str:
+        from urllib.parse import urlsplit
+
+        return (urlsplit(self.url).hostname or "").lower()
+
+
+@dataclass(frozen=True)
+class Settings:
+    storage: StorageSettings = field(default_factory=StorageSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
+    sources: tuple[Source, ...] = ()
+    timezone: str = "UTC"
+    config_files: tuple[str, ...] = ()  # the files these settings came from, for messages
+
+    def source(self, source_id: str) -> Source:
+        for src in self.sources:
+            if src.id == source_id:
+                return src
+        raise KeyError(source_id)
+
+    @property
+    def enabled_sources(self) -> tuple[Source, ...]:
+        return tuple(s for s in self.sources if s.enabled)

@@ -1,0 +1,99 @@
+"""The parser contract: a pure function ``(html, url, options) -> ParseResult``.
+
+A parser has no network, database or clock. It returns typed records plus warnings, raises
+``ParseError`` when the page cannot be read the way its source expects (a selector matched
+nothing, a count outside its bounds), and says ``found=False`` when the page simply has no
+block to read: that is never an empty list that could be read as "everything removed".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class ParseError(Exception):
+    """The page could not be parsed as its source expects; the message says what was wrong."""
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One statement read from a page: ``(subject, attribute, key) = value``.
+
+    ``key`` identifies the fact among many of one attribute (a member's normalised name, a
+    website's URL, a news item's URL); single-valued attributes (seats, plenipotentiary) use
+    ``key=""``. ``value`` is what is shown, as written on the page.
+    """
+
+    subject: str  # e.g. "delegation:KG", "source:duma-news"
+    attribute: str  # e.g. "seats:supreme-council", "seats:total", "plenipotentiary", "member"
+    key: str
+    value: str
+
+
+@dataclass
+class ParseResult:
+    parser: str
+    records: list[Any] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    found: bool = True  # False: the page has no block of the kind this parser reads
+
+    def facts(self) -> list[Fact]:
+        """The facts these records state (empty when ``found`` is False)."""
+        out: list[Fact] = []
+        for record in self.records:
+            out.extend(record.facts())
+        return out
+
+
+ParserFunc = Callable[[str, str, Mapping[str, Any]], ParseResult]
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """One per-source parser option, validated by the config loader."""
+
+    type: type | tuple[type, ...]
+    help: str
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class ParserSpec:
+    name: str
+    func: ParserFunc
+    version: int  # bump when the parser's output for the same page changes
+    description: str
+    options: Mapping[str, OptionSpec] = field(default_factory=dict)
+
+
+PARSERS: dict[str, ParserSpec] = {}
+
+
+def register(
+    name: str,
+    *,
+    version: int,
+    description: str,
+    options: Mapping[str, OptionSpec] | None = None,
+) -> Callable[[ParserFunc], ParserFunc]:
+    """Decorator: make a parser selectable from config as ``parser = "<name>"``."""
+
+    def inner(func: ParserFunc) -> ParserFunc:
+        if name in PARSERS:
+            raise ValueError(f"parser {name!r} registered twice")
+        PARSERS[name] = ParserSpec(name, func, version, description, dict(options or {}))
+        return func
+
+    return inner
+
+
+def get_parser(name: str) -> ParserSpec:
+    """The registered parser called ``name``; KeyError naming the known ones otherwise."""
+    from scraper import parsers  # noqa: F401  (importing the package registers every parser)
+
+    try:
+        return PARSERS[name]
+    except KeyError:
+        raise KeyError(f"unknown parser {name!r}; known: {', '.join(sorted(PARSERS))}") from None
