@@ -1,0 +1,17 @@
+"""Typed settings, the bundled default sources and the delegations registry."""
+
+from config.loader import ConfigError, config_from_text, load_config, load_default
+from config.model import PARSER_NAMES, HttpSettings, Schedule, Settings, Source, StorageSettings
+
+__all__ = [
+    "PARSER_NAMES",
+    "ConfigError",
+    "HttpSettings",
+    "Schedule",
+    "Settings",
+    "Source",
+    "StorageSettings",
+    "config_from_text",
+    "load_config",
+    "load_default",
+]

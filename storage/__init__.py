@@ -1,0 +1,27 @@
+"""SQLite storage: schema and migrations, snapshots, the fetch log and change events."""
+
+from storage.store import (
+    CheckInput,
+    CheckOutcome,
+    Snapshot,
+    SourceRow,
+    SourceStatus,
+    StorageError,
+    Store,
+    Validators,
+    format_time,
+    parse_time,
+)
+
+__all__ = [
+    "CheckInput",
+    "CheckOutcome",
+    "Snapshot",
+    "SourceRow",
+    "SourceStatus",
+    "StorageError",
+    "Store",
+    "Validators",
+    "format_time",
+    "parse_time",
+]

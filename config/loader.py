@@ -1,0 +1,391 @@
+"""Load and validate TOML configuration: the bundled default, then a user file over it.
+
+Every problem stops at load with a ``ConfigError`` that names the file, the key and what was
+expected, e.g. ``config.toml: sources[2].schedule: expected an interval like '6h' or a
+five-field cron expression, got '6 hours'``.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import fields, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from config.model import PARSER_NAMES, HttpSettings, Schedule, Settings, Source, StorageSettings
+
+ENV_CONFIG = "PAWATCH_CONFIG"
+ENV_DB = "PAWATCH_DB"
+_SOURCE_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+_HEADER_NAME_RE = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+
+
+class ConfigError(Exception):
+    """Invalid configuration; ``str()`` is one line naming the file, the key and the problem."""
+
+    def __init__(self, file: str, key: str, message: str) -> None:
+        self.file, self.key, self.message = file, key, message
+        super().__init__(f"{file}: {key}: {message}" if key else f"{file}: {message}")
+
+
+Check = Callable[[Any], Any]  # returns the converted value or raises ValueError("expected ...")
+
+
+def _expect(kind: str, ok: Callable[[Any], bool]) -> Check:
+    def check(value: Any) -> Any:
+        if not ok(value):
+            raise ValueError(f"expected {kind}, got {_show(value)}")
+        return value
+
+    return check
+
+
+def _show(value: Any) -> str:
+    name = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}.get(
+        type(value), type(value).__name__
+    )
+    text = repr(value)
+    return f"{name} {text if len(text) < 60 else text[:57] + '...'}"
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+_str = _expect("a string", lambda v: isinstance(v, str))
+_nonempty_str = _expect("a non-empty string", lambda v: isinstance(v, str) and v.strip() != "")
+_bool = _expect("true or false", lambda v: isinstance(v, bool))
+
+
+def _positive_int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"expected a whole number >= 1, got {_show(value)}")
+    return value
+
+
+def _non_negative(value: Any) -> float:
+    if not _is_num(value) or value < 0:
+        raise ValueError(f"expected a number >= 0, got {_show(value)}")
+    return float(value)
+
+
+def _positive(value: Any) -> float:
+    if not _is_num(value) or value <= 0:
+        raise ValueError(f"expected a number > 0 (seconds), got {_show(value)}")
+    return float(value)
+
+
+def _non_negative_int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"expected a whole number >= 0, got {_show(value)}")
+    return value
+
+
+def _http_url(value: Any) -> str:
+    _str(value)
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"expected an http:// or https:// URL with a host, got {value!r}")
+    return str(value)
+
+
+def _proxy_url(value: Any) -> str:
+    _str(value)
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https", "socks5", "socks5h") or not parts.hostname:
+        raise ValueError(f"expected a proxy URL (http://, https://, socks5://), got {value!r}")
+    return str(value)
+
+
+def _schedule(value: Any) -> Schedule:
+    _str(value)
+    try:
+        return Schedule.parse(value)
+    except ValueError as exc:
+        raise ValueError(
+            f"expected an interval like '30m', '6h', '1d' or a five-field cron expression "
+            f"like '0 */6 * * *' ({exc})"
+        ) from None
+
+
+def _encoding(value: Any) -> str:
+    _str(value)
+    try:
+        return codecs.lookup(value).name
+    except LookupError:
+        raise ValueError(f"expected a known character encoding, got {value!r}") from None
+
+
+def _headers(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a table of header names to strings, got {_show(value)}")
+    for name, val in value.items():
+        if not _HEADER_NAME_RE.match(name):
+            raise ValueError(f"expected valid HTTP header names, got {name!r}")
+        if not isinstance(val, str) or "\n" in val or "\r" in val:
+            raise ValueError(f"expected header {name!r} to be a one-line string, got {_show(val)}")
+    return dict(value)
+
+
+def _source_id(value: Any) -> str:
+    _str(value)
+    if not _SOURCE_ID_RE.match(value):
+        raise ValueError(
+            "expected an id of lowercase letters, digits, '-', '_' or '.' (at most 64), "
+            f"got {value!r}"
+        )
+    return str(value)
+
+
+def _parser(value: Any) -> str:
+    _str(value)
+    if value not in PARSER_NAMES:
+        raise ValueError(f"expected one of {', '.join(PARSER_NAMES)}, got {value!r}")
+    return str(value)
+
+
+def _delegation(value: Any) -> str:
+    _str(value)
+    if not re.match(r"^[A-Z]{2}$|^x-[a-z0-9-]+$", value):
+        raise ValueError(
+            f"expected a delegation id like 'KG' (or 'x-<slug>' for one not in the registry), "
+            f"got {value!r}"
+        )
+    return str(value)
+
+
+def _table(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a table, got {_show(value)}")
+    return value
+
+
+_STORAGE_KEYS: dict[str, Check] = {"path": _nonempty_str}
+_HTTP_KEYS: dict[str, Check] = {
+    "user_agent": _nonempty_str,
+    "per_host_concurrency": _positive_int,
+    "per_host_delay": _non_negative,
+    "global_concurrency": _positive_int,
+    "timeout": _positive,
+    "connect_timeout": _positive,
+    "read_timeout": _positive,
+    "max_bytes": _positive_int,
+    "max_redirects": _non_negative_int,
+    "retries": _non_negative_int,
+    "backoff_base": _non_negative,
+    "backoff_max": _non_negative,
+    "retry_after_max": _non_negative,
+    "respect_robots": _bool,
+    "headers": _headers,
+    "proxy": _proxy_url,
+    "ca_bundle": _nonempty_str,
+}
+_SOURCE_KEYS: dict[str, Check] = {
+    "id": _source_id,
+    "url": _http_url,
+    "parser": _parser,
+    "schedule": _schedule,
+    "delegation": _delegation,
+    "enabled": _bool,
+    "confirm": _positive_int,
+    "headers": _headers,
+    "user_agent": _nonempty_str,
+    "proxy": _proxy_url,
+    "ca_bundle": _nonempty_str,
+    "encoding": _encoding,
+    "timeout": _positive,
+    "options": _table,
+}
+_SOURCE_REQUIRED = ("id", "url", "parser")
+_TOP_KEYS = {"storage", "http", "sources", "timezone", "include_default_sources"}
+
+assert set(_HTTP_KEYS) == {f.name for f in fields(HttpSettings)}
+assert set(_SOURCE_KEYS) == {f.name for f in fields(Source)}
+
+
+def _check_table(
+    file: str, prefix: str, raw: Mapping[str, Any], spec: Mapping[str, Check]
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        where = f"{prefix}.{key}" if prefix else key
+        if key not in spec:
+            raise ConfigError(file, where, f"unknown key; expected one of {', '.join(spec)}")
+        try:
+            out[key] = spec[key](value)
+        except ValueError as exc:
+            raise ConfigError(file, where, str(exc)) from None
+    return out
+
+
+def _resolve_path(base: Path | None, value: str) -> str:
+    path = Path(value).expanduser()
+    if base is not None and not path.is_absolute():
+        path = base / path
+    return str(path)
+
+
+def _check_options(file: str, where: str, parser: str, options: dict[str, Any]) -> None:
+    from scraper.parsers import get_parser
+
+    try:
+        spec = get_parser(parser)
+    except KeyError:
+        return  # a known config name whose parser is not built yet: nothing to check against
+    for key, value in options.items():
+        if key not in spec.options:
+            known = ", ".join(sorted(spec.options)) or "none"
+            raise ConfigError(file, f"{where}.options.{key}", f"unknown option for parser "
+                              f"{parser!r}; expected one of: {known}")
+        expected = spec.options[key].type
+        if isinstance(value, bool) and bool not in (
+            expected if isinstance(expected, tuple) else (expected,)
+        ):
+            ok = False
+        else:
+            ok = isinstance(value, expected)
+        if not ok:
+            names = (
+                " or ".join(t.__name__ for t in expected)
+                if isinstance(expected, tuple)
+                else expected.__name__
+            )
+            raise ConfigError(file, f"{where}.options.{key}", f"expected {names}, "
+                              f"got {_show(value)}")
+    for key, opt in spec.options.items():
+        if opt.required and key not in options:
+            raise ConfigError(file, f"{where}.options.{key}", f"required by parser {parser!r}: "
+                              f"{opt.help}")
+
+
+def _parse_source(file: str, base: Path | None, index: int, raw: Any) -> Source:
+    where = f"sources[{index}]"
+    if not isinstance(raw, dict):
+        raise ConfigError(file, where, f"expected a [[sources]] table, got {_show(raw)}")
+    if isinstance(raw.get("id"), str):
+        where = f"sources[{index}] ({raw['id']})"
+    values = _check_table(file, where, raw, _SOURCE_KEYS)
+    for key in _SOURCE_REQUIRED:
+        if key not in values:
+            raise ConfigError(file, f"{where}.{key}", "missing; every source needs id, url "
+                              "and parser")
+    for key in ("ca_bundle",):
+        if key in values:
+            values[key] = _resolve_path(base, values[key])
+            if not Path(values[key]).is_file():
+                raise ConfigError(file, f"{where}.{key}", f"expected an existing file, "
+                                  f"{values[key]!r} does not exist")
+    _check_options(file, where, values["parser"], values.get("options", {}))
+    return Source(**values)
+
+
+def _read_toml(path: Path, label: str) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(label, "", "file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(label, "", f"not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(label, "", f"cannot read: {exc.strerror}") from None
+
+
+def parse_config(
+    data: Mapping[str, Any], file: str, base: Path | None, defaults: Settings
+) -> Settings:
+    """Apply one parsed TOML document over ``defaults``; raise ConfigError on any problem."""
+    for key in data:
+        if key not in _TOP_KEYS:
+            raise ConfigError(file, key, f"unknown key; expected one of {', '.join(sorted(_TOP_KEYS))}")
+    settings = defaults
+    if "storage" in data:
+        values = _check_table(file, "storage", _table_at(file, "storage", data), _STORAGE_KEYS)
+        if "path" in values:
+            values["path"] = _resolve_path(base, values["path"])
+        settings = replace(settings, storage=replace(settings.storage, **values))
+    if "http" in data:
+        values = _check_table(file, "http", _table_at(file, "http", data), _HTTP_KEYS)
+        if "ca_bundle" in values:
+            values["ca_bundle"] = _resolve_path(base, values["ca_bundle"])
+        settings = replace(settings, http=replace(settings.http, **values))
+    if "timezone" in data:
+        settings = replace(settings, timezone=_timezone(file, data["timezone"]))
+    if "sources" in data:
+        raw_sources = data["sources"]
+        if not isinstance(raw_sources, list):
+            raise ConfigError(file, "sources", "expected an array of [[sources]] tables")
+        extend = data.get("include_default_sources", False)
+        if not isinstance(extend, bool):
+            raise ConfigError(file, "include_default_sources", f"expected true or false, "
+                              f"got {_show(extend)}")
+        sources = [_parse_source(file, base, i, raw) for i, raw in enumerate(raw_sources)]
+        if extend:
+            own = {s.id for s in sources}
+            sources = [s for s in settings.sources if s.id not in own] + sources
+        seen: dict[str, int] = {}
+        for i, src in enumerate(sources):
+            if src.id in seen:
+                raise ConfigError(file, f"sources[{i}].id", f"duplicate source id {src.id!r} "
+                                  f"(already used by sources[{seen[src.id]}])")
+            seen[src.id] = i
+        settings = replace(settings, sources=tuple(sources))
+    return replace(settings, config_files=(*settings.config_files, file))
+
+
+def _table_at(file: str, key: str, data: Mapping[str, Any]) -> dict[str, Any]:
+    value = data[key]
+    if not isinstance(value, dict):
+        raise ConfigError(file, key, f"expected a [{key}] table, got {_show(value)}")
+    return value
+
+
+def _timezone(file: str, value: Any) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(_str(value))
+    except (ValueError, ZoneInfoNotFoundError):
+        raise ConfigError(file, "timezone", f"expected an IANA time zone like 'UTC' or "
+                          f"'Europe/Moscow', got {_show(value)}") from None
+    return str(value)
+
+
+def load_default() -> Settings:
+    """The bundled default configuration (config/default.toml)."""
+    ref = resources.files("config").joinpath("default.toml")
+    label = "<bundled config/default.toml>"
+    try:
+        data = tomllib.loads(ref.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:  # pragma: no cover - guarded by a test
+        raise ConfigError(label, "", f"not valid TOML: {exc}") from None
+    return parse_config(data, label, None, Settings())
+
+
+def load_config(path: str | os.PathLike[str] | None = None, *, db: str | None = None) -> Settings:
+    """Defaults, then the user file (``path`` or ``$PAWATCH_CONFIG``), then ``db``/``$PAWATCH_DB``."""
+    settings = load_default()
+    path = path if path is not None else os.environ.get(ENV_CONFIG) or None
+    if path is not None:
+        file = Path(path)
+        data = _read_toml(file, str(file))
+        settings = parse_config(data, str(file), file.resolve().parent, settings)
+    db = db if db is not None else os.environ.get(ENV_DB) or None
+    if db is not None:
+        settings = replace(settings, storage=StorageSettings(path=str(Path(db).expanduser())))
+    return settings
+
+
+def config_from_text(text: str, file: str = "<text>", base: Path | None = None) -> Settings:
+    """Parse TOML text over the bundled default (for tests and the demo)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(file, "", f"not valid TOML: {exc}") from None
+    return parse_config(data, file, base, load_default())

@@ -1,0 +1,250 @@
+"""The ``pawatch`` command line. Every command has help; ``pawatch COMMAND --help``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, NoReturn
+
+import click
+
+from config import ConfigError, Settings, Source, load_config
+from storage import CheckOutcome, StorageError, Store
+
+EXIT_OK = 0
+EXIT_FAILURES = 1
+EXIT_USAGE = 2
+
+log = logging.getLogger("pawatch")
+
+
+class Context:
+    """What every command gets: the options, and the settings loaded once on demand."""
+
+    def __init__(self, config: str | None, db: str | None, verbosity: int) -> None:
+        self.config_path = config
+        self.db_path = db
+        self.verbosity = verbosity
+        self._settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            try:
+                self._settings = load_config(self.config_path, db=self.db_path)
+            except ConfigError as exc:
+                fail(f"config error: {exc}")
+        return self._settings
+
+    @contextmanager
+    def store(self) -> Iterator[Store]:
+        try:
+            store = Store.open(self.settings.storage.path)
+        except StorageError as exc:
+            fail(str(exc))
+        try:
+            yield store
+        finally:
+            store.close()
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    click.echo(f"pawatch: {message}", err=True)
+    sys.exit(code)
+
+
+def _setup_logging(verbosity: int) -> None:
+    level = {-1: logging.WARNING, 0: logging.INFO}.get(verbosity, logging.DEBUG)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s",
+                                           "%Y-%m-%dT%H:%M:%S"))
+    root = logging.getLogger("pawatch")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config", metavar="PATH", envvar="PAWATCH_CONFIG",
+              help="TOML config file over the bundled default (also $PAWATCH_CONFIG).")
+@click.option("--db", "db", metavar="PATH", envvar="PAWATCH_DB",
+              help="SQLite database file (also $PAWATCH_DB); overrides [storage] path.")
+@click.option("-v", "--verbose", count=True, help="More log output (-v: debug).")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr.")
+@click.version_option(package_name="pawatch")
+@click.pass_context
+def cli(ctx: click.Context, config: str | None, db: str | None, verbose: int,
+        quiet: bool) -> None:
+    """pawatch: monitor the national delegations to the CSTO Parliamentary Assembly.
+
+    Exit codes: 0 success, 1 some sources failed, 2 usage or config error.
+    """
+    verbosity = -1 if quiet else verbose
+    _setup_logging(verbosity)
+    ctx.obj = Context(config, db, verbosity)
+
+
+def _select_sources(settings: Settings, ids: Sequence[str]) -> list[Source]:
+    if not ids:
+        return list(settings.enabled_sources)
+    known = {s.id: s for s in settings.sources}
+    unknown = [i for i in ids if i not in known]
+    if unknown:
+        fail(f"unknown source id(s): {', '.join(unknown)} (see `pawatch sources`)")
+    return [known[i] for i in dict.fromkeys(ids)]  # named sources run even when disabled
+
+
+def _describe(outcome: CheckOutcome) -> str:
+    if outcome.outcome == "failed":
+        return f"{outcome.source_id}: FAILED ({outcome.error_kind}) {outcome.error}"
+    extra = f", {len(outcome.event_ids)} event(s)" if outcome.event_ids else ""
+    return f"{outcome.source_id}: {outcome.outcome} (snapshot {outcome.snapshot_id}{extra})"
+
+
+@contextmanager
+def _progress(total: int) -> Iterator[Callable[[CheckOutcome], None]]:
+    """A progress bar on a terminal; one log line per check otherwise (cron, pipes)."""
+    if sys.stderr.isatty() and total > 1:
+        with click.progressbar(length=total, label="checking", file=sys.stderr) as bar:
+
+            def tick(outcome: CheckOutcome) -> None:
+                bar.update(1)
+                if outcome.outcome == "failed":
+                    log.debug(_describe(outcome))
+
+            yield tick
+    else:
+
+        def line(outcome: CheckOutcome) -> None:
+            (log.warning if outcome.outcome == "failed" else log.info)(_describe(outcome))
+
+        yield line
+
+
+@cli.command()
+@click.option("--source", "source_ids", multiple=True, metavar="ID",
+              help="Check only this source (repeatable); named sources run even if disabled.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="Summary format on stdout.")
+@click.pass_obj
+def run(obj: Context, source_ids: tuple[str, ...], fmt: str) -> None:
+    """Check the enabled sources once and print a summary.
+
+    Exit code 0 when every check succeeded, 1 when some source failed (the others are
+    still checked and stored), 2 on a usage or config error.
+    """
+    from pawatch.pipeline import run_once
+
+    settings = obj.settings
+    sources = _select_sources(settings, source_ids)
+    if not sources:
+        fail("no enabled sources to check")
+    with obj.store() as store, _progress(len(sources)) as on_outcome:
+        summary = run_once(settings, sources, store, on_outcome=on_outcome)
+    if fmt == "json":
+        click.echo(json.dumps(summary.as_json(), ensure_ascii=False, indent=2))
+    else:
+        click.echo(_summary_text(summary.as_json(), store.path))
+    sys.exit(summary.exit_code)
+
+
+def _summary_text(data: dict[str, Any], db_path: str) -> str:
+    counts = data["counts"]
+    lines = [
+        f"Checked {data['checked']} source(s): {counts['new']} new, {counts['changed']} changed, "
+        f"{counts['unchanged'] + counts['not_modified']} unchanged, {counts['failed']} failed; "
+        f"{data['events']} event(s).",
+    ]
+    for name in ("new", "changed"):
+        if data["sources"][name]:
+            lines.append(f"  {name}: {', '.join(data['sources'][name])}")
+    for source_id, error in sorted(data["errors"].items()):
+        lines.append(f"  failed: {source_id}: {error}")
+    lines.append(f"Database: {db_path}")
+    return "\n".join(lines)
+
+
+@cli.command()
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="Output format.")
+@click.pass_obj
+def status(obj: Context, fmt: str) -> None:
+    """Each source's last check, last success, consecutive failures, last error, last change
+    and snapshot count, from the database."""
+    with obj.store() as store:
+        rows = store.statuses()
+    if fmt == "json":
+        click.echo(json.dumps([r.__dict__ for r in rows], ensure_ascii=False, indent=2))
+        return
+    if not rows:
+        click.echo("No checks recorded yet; run `pawatch run`.")
+        return
+    header = ("SOURCE", "LAST CHECK", "OUTCOME", "LAST SUCCESS", "FAILS", "LAST CHANGE", "SNAPS")
+    table = [header] + [
+        (r.id, r.last_check or "-", r.last_outcome or "-", r.last_success or "-",
+         str(r.consecutive_failures), r.last_change or "-", str(r.snapshots))
+        for r in rows
+    ]
+    click.echo(_format_table(table))
+    for r in rows:
+        if r.consecutive_failures and r.last_error:
+            click.echo(f"! {r.id}: {r.last_error}")
+
+
+def _format_table(rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )
+
+
+@cli.command()
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="Output format.")
+@click.pass_obj
+def sources(obj: Context, fmt: str) -> None:
+    """List the configured sources (after validation) and where the config came from."""
+    settings = obj.settings
+    if fmt == "json":
+        click.echo(json.dumps([
+            {"id": s.id, "url": s.url, "parser": s.parser, "delegation": s.delegation,
+             "schedule": s.schedule.text, "enabled": s.enabled}
+            for s in settings.sources
+        ], ensure_ascii=False, indent=2))
+        return
+    table = [("ID", "PARSER", "DELEG", "SCHEDULE", "ON", "URL")] + [
+        (s.id, s.parser, s.delegation or "-", s.schedule.text, "yes" if s.enabled else "no",
+         s.url)
+        for s in settings.sources
+    ]
+    click.echo(_format_table(table))
+    click.echo(f"{len(settings.sources)} source(s), {len(settings.enabled_sources)} enabled; "
+               f"config: {' + '.join(settings.config_files)}; database: "
+               f"{settings.storage.path}")
+
+
+@cli.command()
+@click.option("--dir", "out_dir", metavar="DIR", default="demo-output", show_default=True,
+              help="Folder for the demo database and files.")
+@click.pass_obj
+def demo(obj: Context, out_dir: str) -> None:
+    """Run pawatch offline against a bundled example site served on 127.0.0.1.
+
+    Checks version 1 of the site, switches to version 2, checks again, and shows what changed
+    and where the database is.
+    """
+    from pawatch.demo import run_demo
+
+    sys.exit(run_demo(out_dir))
+
+
+def main() -> None:
+    cli(prog_name="pawatch")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,421 @@
+"""The SQLite store: the only module that writes SQL for checks, snapshots and events.
+
+One check of one source is one transaction (``record_check``): the fetch-log row, the body and
+snapshot rows and the events are written together or not at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import zstandard
+from sqlite_utils import Database
+
+from storage.schema import SCHEMA_VERSION, migrations
+
+_COMPRESSION = "zstd"
+
+
+def format_time(moment: datetime) -> str:
+    """ISO 8601 UTC with a ``Z``, to the second: sortable as text."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
+class StorageError(Exception):
+    """The database cannot be opened or used; the message names the file."""
+
+
+@dataclass(frozen=True)
+class SourceRow:
+    id: str
+    url: str
+    parser: str
+    delegation: str | None
+
+
+@dataclass(frozen=True)
+class Validators:
+    snapshot_id: int
+    sha256: str
+    etag: str | None
+    last_modified: str | None
+
+
+@dataclass(frozen=True)
+class CheckInput:
+    """What one check of one source produced, as storage needs it (no scraper types)."""
+
+    source_id: str
+    url: str
+    started_at: datetime
+    duration: float
+    attempts: int = 1
+    http_status: int | None = None
+    body: bytes | None = None  # None on failure and on 304
+    not_modified: bool = False
+    final_url: str | None = None
+    content_type: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    error_kind: str | None = None
+    error: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.error_kind is not None
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    source_id: str
+    outcome: str  # new | changed | unchanged | not_modified | failed
+    fetch_id: int
+    snapshot_id: int | None
+    event_ids: list[int] = field(default_factory=list)
+    error_kind: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class SourceStatus:
+    id: str
+    url: str
+    parser: str
+    last_check: str | None
+    last_outcome: str | None
+    last_success: str | None
+    consecutive_failures: int
+    last_error: str | None
+    last_change: str | None
+    snapshots: int
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    id: int
+    source_id: str
+    url: str
+    sha256: str
+    content_type: str | None
+    first_seen: str
+    last_seen: str
+    body: bytes
+
+
+class Store:
+    """A pawatch database. Open with ``Store.open(path)``; close with ``close()`` or ``with``."""
+
+    def __init__(self, db: Database, path: str) -> None:
+        self.db = db
+        self.path = path
+        self._compressor = zstandard.ZstdCompressor(level=3)
+        self._decompressor = zstandard.ZstdDecompressor()
+
+    @classmethod
+    def open(cls, path: str | Path, *, busy_timeout: float = 30.0) -> Store:
+        """Open (creating if needed) and migrate the database at ``path``."""
+        path = str(path)
+        if path != ":memory:" and not Path(path).parent.exists():
+            raise StorageError(f"{path}: the folder {str(Path(path).parent)!r} does not exist")
+        try:
+            conn = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout)
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            db = Database(conn)
+            store = cls(db, path)
+            with db.atomic():
+                pending = migrations.pending(db)
+            if pending:
+                migrations.apply(db)
+        except sqlite3.DatabaseError as exc:
+            raise StorageError(f"{path}: cannot open the database: {exc}") from None
+        return store
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self.db.atomic():
+            yield
+
+    @property
+    def schema_version(self) -> int:
+        return len(migrations.applied(self.db))
+
+    @staticmethod
+    def expected_schema_version() -> int:
+        return SCHEMA_VERSION
+
+    # ------------------------------------------------------------------ sources
+
+    def sync_sources(self, sources: Iterable[SourceRow], now: datetime) -> None:
+        """Insert new sources and update the URL/parser of known ones (one transaction)."""
+        stamp = format_time(now)
+        with self.db.atomic():
+            self.db.conn.executemany(
+                """
+                INSERT INTO sources (id, url, parser, delegation, first_seen, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT(id) DO UPDATE SET
+                    url = excluded.url, parser = excluded.parser,
+                    delegation = excluded.delegation, updated_at = excluded.updated_at
+                WHERE sources.url IS NOT excluded.url OR sources.parser IS NOT excluded.parser
+                   OR sources.delegation IS NOT excluded.delegation
+                """,
+                [(s.id, s.url, s.parser, s.delegation, stamp, stamp) for s in sources],
+            )
+
+    def latest_validators(self) -> dict[str, Validators]:
+        """For every source, its latest snapshot's id, hash and HTTP validators."""
+        rows = self.db.conn.execute(
+            """
+            SELECT s.source_id, s.id, s.sha256, s.etag, s.last_modified
+            FROM snapshots s
+            JOIN (SELECT source_id, MAX(id) AS id FROM snapshots GROUP BY source_id) latest
+              ON latest.id = s.id
+            """
+        )
+        return {r[0]: Validators(r[1], r[2], r[3], r[4]) for r in rows}
+
+    # ------------------------------------------------------------------ checks
+
+    def record_check(
+        self, check: CheckInput, previous: Validators | None = None, *, lookup: bool = True
+    ) -> CheckOutcome:
+        """Write one check (fetch-log row, body, snapshot, page_changed event) atomically.
+
+        ``previous`` is the source's latest snapshot as read before the check; with
+        ``lookup=True`` (default) it is read here inside the transaction instead.
+        """
+        with self.db.atomic():
+            if lookup:
+                previous = self._latest_validators(check.source_id)
+            return self._record(check, previous)
+
+    def _latest_validators(self, source_id: str) -> Validators | None:
+        row = self.db.conn.execute(
+            "SELECT id, sha256, etag, last_modified FROM snapshots WHERE source_id = ? "
+            "ORDER BY id DESC LIMIT 1",
+            (source_id,),
+        ).fetchone()
+        return Validators(*row) if row else None
+
+    def _record(self, check: CheckInput, previous: Validators | None) -> CheckOutcome:
+        conn = self.db.conn
+        finished = check.started_at + timedelta(seconds=check.duration)
+        stamp = format_time(finished)
+        snapshot_id: int | None = None
+        event_ids: list[int] = []
+        if check.failed:
+            outcome = "failed"
+        elif check.not_modified:
+            if previous is None:
+                # A 304 with nothing stored to compare with cannot happen unless the database
+                # was reset under us; record it as a failure rather than invent a snapshot.
+                outcome = "failed"
+                check = _with_error(check, "http_status", "304 Not Modified but no stored copy")
+            else:
+                outcome = "not_modified"
+                snapshot_id = previous.snapshot_id
+                conn.execute(
+                    "UPDATE snapshots SET last_seen = ?, seen_count = seen_count + 1 "
+                    "WHERE id = ?",
+                    (stamp, snapshot_id),
+                )
+        else:
+            body = check.body or b""
+            digest = hashlib.sha256(body).hexdigest()
+            if previous is not None and previous.sha256 == digest:
+                outcome = "unchanged"
+                snapshot_id = previous.snapshot_id
+                conn.execute(
+                    "UPDATE snapshots SET last_seen = ?, seen_count = seen_count + 1, "
+                    "etag = ?, last_modified = ? WHERE id = ?",
+                    (stamp, check.etag, check.last_modified, snapshot_id),
+                )
+            else:
+                outcome = "new" if previous is None else "changed"
+                conn.execute(
+                    "INSERT OR IGNORE INTO bodies (sha256, size, compression, data) "
+                    "VALUES (?, ?, ?, ?)",
+                    (digest, len(body), _COMPRESSION, self._compressor.compress(body)),
+                )
+                cur = conn.execute(
+                    "INSERT INTO snapshots (source_id, sha256, url, content_type, etag, "
+                    "last_modified, first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        check.source_id,
+                        digest,
+                        check.final_url or check.url,
+                        check.content_type,
+                        check.etag,
+                        check.last_modified,
+                        stamp,
+                        stamp,
+                    ),
+                )
+                snapshot_id = cur.lastrowid
+                if previous is not None:
+                    event_ids.append(
+                        self._insert_event(
+                            kind="page_changed",
+                            detected_at=stamp,
+                            source_id=check.source_id,
+                            attribute="page",
+                            url=check.final_url or check.url,
+                            before_snapshot=previous.snapshot_id,
+                            after_snapshot=snapshot_id,
+                            details={"sha256_before": previous.sha256, "sha256_after": digest},
+                        )
+                    )
+        cur = conn.execute(
+            "INSERT INTO fetch_log (source_id, url, started_at, duration_ms, outcome, "
+            "http_status, error_kind, error, attempts, etag, last_modified, snapshot_id) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                check.source_id,
+                check.url,
+                format_time(check.started_at),
+                round(check.duration * 1000),
+                outcome,
+                check.http_status,
+                check.error_kind,
+                check.error,
+                check.attempts,
+                check.etag,
+                check.last_modified,
+                snapshot_id,
+            ),
+        )
+        assert cur.lastrowid is not None
+        return CheckOutcome(
+            source_id=check.source_id,
+            outcome=outcome,
+            fetch_id=cur.lastrowid,
+            snapshot_id=snapshot_id,
+            event_ids=event_ids,
+            error_kind=check.error_kind,
+            error=check.error,
+        )
+
+    def _insert_event(
+        self,
+        *,
+        kind: str,
+        detected_at: str,
+        source_id: str | None,
+        delegation: str | None = None,
+        attribute: str | None = None,
+        old: str | None = None,
+        new: str | None = None,
+        url: str | None = None,
+        before_snapshot: int | None = None,
+        after_snapshot: int | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> int:
+        cur = self.db.conn.execute(
+            "INSERT INTO events (kind, detected_at, source_id, delegation, attribute, old, new, "
+            "url, before_snapshot, after_snapshot, details) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                kind,
+                detected_at,
+                source_id,
+                delegation,
+                attribute,
+                old,
+                new,
+                url,
+                before_snapshot,
+                after_snapshot,
+                json.dumps(details, ensure_ascii=False, sort_keys=True) if details else None,
+            ),
+        )
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    # ------------------------------------------------------------------ reading
+
+    def snapshot(self, snapshot_id: int) -> Snapshot:
+        row = self.db.conn.execute(
+            "SELECT s.id, s.source_id, s.url, s.sha256, s.content_type, s.first_seen, "
+            "s.last_seen, b.compression, b.data FROM snapshots s "
+            "JOIN bodies b ON b.sha256 = s.sha256 WHERE s.id = ?",
+            (snapshot_id,),
+        ).fetchone()
+        if row is None:
+            raise KeyError(snapshot_id)
+        body = self._decompress(row[7], row[8])
+        return Snapshot(*row[:7], body=body)
+
+    def _decompress(self, compression: str, data: bytes) -> bytes:
+        if compression != _COMPRESSION:
+            raise StorageError(f"{self.path}: unknown body compression {compression!r}")
+        return self._decompressor.decompress(data)
+
+    def statuses(self) -> list[SourceStatus]:
+        """Health of every source known to the database, from the fetch log."""
+        rows = self.db.conn.execute(
+            """
+            SELECT src.id, src.url, src.parser,
+              (SELECT started_at FROM fetch_log WHERE source_id = src.id
+                 ORDER BY id DESC LIMIT 1),
+              (SELECT outcome FROM fetch_log WHERE source_id = src.id ORDER BY id DESC LIMIT 1),
+              (SELECT started_at FROM fetch_log WHERE source_id = src.id
+                 AND outcome != 'failed' ORDER BY id DESC LIMIT 1),
+              (SELECT COUNT(*) FROM fetch_log WHERE source_id = src.id AND id > COALESCE(
+                 (SELECT MAX(id) FROM fetch_log WHERE source_id = src.id
+                    AND outcome != 'failed'), 0)),
+              (SELECT error FROM fetch_log WHERE source_id = src.id AND outcome = 'failed'
+                 ORDER BY id DESC LIMIT 1),
+              (SELECT first_seen FROM snapshots WHERE source_id = src.id
+                 ORDER BY id DESC LIMIT 1 OFFSET 1) IS NOT NULL,
+              (SELECT COUNT(*) FROM snapshots WHERE source_id = src.id)
+            FROM sources src ORDER BY src.id
+            """
+        ).fetchall()
+        out = []
+        for r in rows:
+            last_change = None
+            if r[8]:
+                last_change = self.db.conn.execute(
+                    "SELECT first_seen FROM snapshots WHERE source_id = ? ORDER BY id DESC "
+                    "LIMIT 1",
+                    (r[0],),
+                ).fetchone()[0]
+            out.append(SourceStatus(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7],
+                                    last_change, r[9]))
+        return out
+
+    def events(self, since: str | None = None) -> list[dict[str, Any]]:
+        sql = "SELECT * FROM events"
+        params: list[Any] = []
+        if since is not None:
+            sql += " WHERE detected_at >= ?"
+            params.append(since)
+        return [dict(row) for row in self.db.query(sql + " ORDER BY id", params)]
+
+
+def _with_error(check: CheckInput, kind: str, message: str) -> CheckInput:
+    from dataclasses import replace
+
+    return replace(check, error_kind=kind, error=message, not_modified=False)

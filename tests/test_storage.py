@@ -1,0 +1,172 @@
+"""Storage: dedupe of bodies, snapshot versions, the fetch log, and one transaction per check."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from storage import CheckInput, SourceRow, StorageError, Store
+from storage.schema import SCHEMA_VERSION
+
+T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    st = Store.open(tmp_path / "t.db")
+    st.sync_sources([SourceRow("a", "https://a.example/", "page", None),
+                     SourceRow("b", "https://b.example/", "page", "KG")], T0)
+    return st
+
+
+def ok(source: str, body: bytes, minutes: int = 0, **kw: object) -> CheckInput:
+    return CheckInput(source, f"https://{source}.example/", T0 + timedelta(minutes=minutes),
+                      0.25, http_status=200, body=body, **kw)  # type: ignore[arg-type]
+
+
+def count(store: Store, table: str) -> int:
+    return int(store.db.conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+
+
+def test_open_sets_wal_foreign_keys_and_schema_version(store: Store) -> None:
+    conn = store.db.conn
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert store.schema_version == SCHEMA_VERSION >= 1
+
+
+def test_reopening_does_not_reapply_migrations(tmp_path: Path) -> None:
+    Store.open(tmp_path / "x.db").close()
+    with Store.open(tmp_path / "x.db") as again:
+        assert again.schema_version == SCHEMA_VERSION
+
+
+def test_first_check_is_a_baseline_then_unchanged_moves_last_seen_only(store: Store) -> None:
+    first = store.record_check(ok("a", b"<p>v1</p>"))
+    assert first.outcome == "new" and first.event_ids == []
+    again = store.record_check(ok("a", b"<p>v1</p>", minutes=60))
+    assert again.outcome == "unchanged" and again.snapshot_id == first.snapshot_id
+    assert count(store, "snapshots") == 1 and count(store, "bodies") == 1
+    assert count(store, "fetch_log") == 2
+    snap = store.snapshot(first.snapshot_id or 0)
+    assert snap.first_seen == "2026-11-01T12:00:00Z" and snap.last_seen == "2026-11-01T13:00:00Z"
+    assert snap.body == b"<p>v1</p>"
+
+
+def test_not_modified_moves_last_seen(store: Store) -> None:
+    first = store.record_check(ok("a", b"x", etag='"1"'))
+    nm = store.record_check(CheckInput("a", "https://a.example/", T0 + timedelta(hours=2), 0.1,
+                                       http_status=304, not_modified=True))
+    assert nm.outcome == "not_modified" and nm.snapshot_id == first.snapshot_id
+    assert store.snapshot(first.snapshot_id or 0).last_seen == "2026-11-01T14:00:00Z"
+    assert store.latest_validators()["a"].etag == '"1"'
+
+
+def test_a_new_body_is_a_page_changed_event_with_both_snapshots(store: Store) -> None:
+    v1 = store.record_check(ok("a", b"one"))
+    v2 = store.record_check(ok("a", b"two", minutes=5))
+    assert v2.outcome == "changed" and len(v2.event_ids) == 1
+    (event,) = store.events()
+    assert event["kind"] == "page_changed"
+    assert (event["before_snapshot"], event["after_snapshot"]) == (v1.snapshot_id, v2.snapshot_id)
+    assert event["source_id"] == "a" and event["url"] == "https://a.example/"
+
+
+def test_identical_bodies_are_stored_once_across_sources_and_flips(store: Store) -> None:
+    store.record_check(ok("a", b"same" * 1000))
+    store.record_check(ok("b", b"same" * 1000))
+    store.record_check(ok("a", b"other", minutes=1))
+    store.record_check(ok("a", b"same" * 1000, minutes=2))  # flips back: a new version row
+    assert count(store, "bodies") == 2
+    assert count(store, "snapshots") == 4
+    size = store.db.conn.execute("SELECT size, length(data) FROM bodies "
+                                 "WHERE size = 4000").fetchone()
+    assert size[1] < size[0] / 10  # compressed
+
+
+def test_failure_writes_only_a_fetch_log_row(store: Store) -> None:
+    store.record_check(ok("a", b"one"))
+    failed = store.record_check(CheckInput("a", "https://a.example/", T0, 1.0, attempts=4,
+                                           error_kind="timeout", error="timed out after 30 s"))
+    assert failed.outcome == "failed" and failed.snapshot_id is None
+    assert count(store, "snapshots") == 1 and count(store, "events") == 0
+    (status,) = [s for s in store.statuses() if s.id == "a"]
+    assert status.consecutive_failures == 1 and status.last_error == "timed out after 30 s"
+    assert status.last_outcome == "failed" and status.snapshots == 1
+
+
+def test_status_counts_consecutive_failures_since_the_last_success(store: Store) -> None:
+    store.record_check(ok("b", b"x"))
+    for i in range(3):
+        store.record_check(CheckInput("b", "u", T0 + timedelta(minutes=i), 0.1,
+                                      error_kind="dns", error=f"e{i}"))
+    (status,) = [s for s in store.statuses() if s.id == "b"]
+    assert status.consecutive_failures == 3 and status.last_error == "e2"
+    store.record_check(ok("b", b"x", minutes=10))
+    (status,) = [s for s in store.statuses() if s.id == "b"]
+    assert status.consecutive_failures == 0 and status.last_outcome == "unchanged"
+
+
+def test_a_crash_mid_check_leaves_the_database_as_it_was(store: Store,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    store.record_check(ok("a", b"one"))
+    before = {t: count(store, t) for t in ("bodies", "snapshots", "fetch_log", "events")}
+
+    def boom(*args: object, **kwargs: object) -> int:
+        raise RuntimeError("disk on fire")
+
+    # the body and snapshot rows are written before the event: fail at the event
+    monkeypatch.setattr(store, "_insert_event", boom)
+    with pytest.raises(RuntimeError):
+        store.record_check(ok("a", b"two"))
+    after = {t: count(store, t) for t in before}
+    assert after == before
+    assert not store.db.conn.in_transaction
+
+
+def test_a_killed_process_mid_check_leaves_no_partial_rows(tmp_path: Path) -> None:
+    """Kill -9 between the body insert and the commit: the next open sees the old state."""
+    import subprocess
+    import sys
+    import textwrap
+
+    db = tmp_path / "k.db"
+    with Store.open(db) as st:
+        st.sync_sources([SourceRow("a", "https://a.example/", "page", None)], T0)
+        st.record_check(ok("a", b"one"))
+    script = textwrap.dedent(f"""
+        import os, signal
+        from datetime import datetime, UTC
+        from storage import Store, CheckInput
+        st = Store.open({str(db)!r})
+        def die(*a, **k):
+            os.kill(os.getpid(), signal.SIGKILL)
+        st._insert_event = die
+        st.record_check(CheckInput("a", "u", datetime.now(UTC), 0.1, body=b"two"))
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).parents[1],
+                          capture_output=True, timeout=60)
+    assert proc.returncode == -9, proc.stderr
+    with Store.open(db) as st:
+        assert count(st, "snapshots") == 1 and count(st, "fetch_log") == 1
+        assert count(st, "bodies") == 1
+
+
+def test_open_in_a_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(StorageError, match="does not exist"):
+        Store.open(tmp_path / "nope" / "x.db")
+
+
+def test_open_a_file_that_is_not_a_database(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.db"
+    bad.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StorageError, match="cannot open"):
+        Store.open(bad)
+
+
+def test_foreign_keys_are_enforced(store: Store) -> None:
+    with pytest.raises(sqlite3.IntegrityError):
+        store.record_check(ok("unknown-source", b"x"))
