@@ -81,6 +81,12 @@ def _positive(value: Any) -> float:
     return float(value)
 
 
+def _ratio(value: Any) -> float:
+    if not _is_num(value) or not 0 <= value <= 1:
+        raise ValueError(f"expected a number from 0 to 1, got {_show(value)}")
+    return float(value)
+
+
 def _non_negative_int(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"expected a whole number >= 0, got {_show(value)}")
@@ -194,6 +200,8 @@ _SOURCE_KEYS: dict[str, Check] = {
     "delegation": _delegation,
     "enabled": _bool,
     "confirm": _positive_int,
+    "failing_after": _positive_int,
+    "collapse_ratio": _ratio,
     "headers": _headers,
     "user_agent": _nonempty_str,
     "proxy": _proxy_url,

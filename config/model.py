@@ -99,7 +99,9 @@ class Source:
     schedule: Schedule = field(default_factory=lambda: Schedule.parse("6h"))
     delegation: str | None = None
     enabled: bool = True
-    confirm: int = 1
+    confirm: int = 1  # consecutive good checks before a change is reported
+    failing_after: int = 3  # consecutive failed checks before a source_failing alert
+    collapse_ratio: float = 0.5  # a member list shrinking below this share is a broken parse
     headers: dict[str, str] = field(default_factory=dict)
     user_agent: str | None = None
     proxy: str | None = None

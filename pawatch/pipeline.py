@@ -1,13 +1,16 @@
-"""One run: config -> fetch -> snapshot (-> parse -> facts/changes in later stages).
+"""One run: config -> fetch -> snapshot -> parse -> facts/changes (one transaction per check).
 
 ``check_sources`` fetches the given sources concurrently through one ``Fetcher`` and records
 each check in its own transaction as soon as it completes, so a failing source never holds
-back or spoils the others.
+back or spoils the others. A body is parsed only when it differs from the one parsed last
+time (or the parser changed); an unchanged page or a 304 costs no parsing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,12 +19,17 @@ from typing import Any
 import httpx
 
 from config import Settings, Source
+from scraper.charset import decode_body
 from scraper.errors import FetchError
 from scraper.fetch import Fetcher, FetchResult
 from scraper.fetch import Validators as HttpValidators
-from storage import CheckInput, CheckOutcome, SourceRow, Store, format_time
+from scraper.parsers import ParseError, ParserSpec, get_parser
+from scraper.parsers.records import NewsItem
+from storage import CheckInput, CheckOutcome, SourceRow, Store, Validators, format_time
+from storage.facts import NewsRow, ParseInput, Policy, Version
 
 OUTCOMES = ("new", "changed", "unchanged", "not_modified", "failed")
+log = logging.getLogger("pawatch.pipeline")
 
 
 def utcnow() -> datetime:
@@ -54,8 +62,42 @@ class RunSummary:
             "counts": {name: len(self.ids(name)) for name in OUTCOMES},
             "sources": {name: self.ids(name) for name in OUTCOMES},
             "events": sum(len(o.event_ids) for o in self.outcomes),
+            "event_ids": sorted(i for o in self.outcomes for i in o.event_ids),
             "errors": {o.source_id: o.error for o in self.failed},
         }
+
+
+def policy_for(source: Source) -> Policy:
+    watch = source.options.get("watch") or ()
+    return Policy(confirm=source.confirm, failing_after=source.failing_after,
+                  collapse_ratio=source.collapse_ratio,
+                  watch=tuple(watch) if isinstance(watch, list | tuple) else (str(watch),))
+
+
+def parse_body(source: Source, spec: ParserSpec, body: bytes, content_type: str | None,
+               url: str) -> ParseInput:
+    """Decode and parse one body; every failure becomes a ParseInput without facts."""
+    try:
+        decoded = decode_body(body, content_type, forced=source.encoding)
+    except FetchError as exc:
+        return ParseInput(spec.version, None, error=f"cannot decode the page: {exc}")
+    options = dict(source.options)
+    if "delegation" in spec.options:
+        options["delegation"] = source.delegation
+    try:
+        result = spec.func(decoded.text, url, options)
+    except ParseError as exc:
+        return ParseInput(spec.version, None, error=str(exc))
+    except Exception as exc:  # a parser bug must not look like a change in the world
+        log.exception("parser %s crashed on %s", spec.name, url)
+        return ParseInput(spec.version, None,
+                          error=f"parser {spec.name} crashed: {type(exc).__name__}: {exc}")
+    if not result.found:
+        reason = "; ".join(result.warnings) or f"the {spec.name} parser found nothing to read"
+        return ParseInput(spec.version, None, error=reason, warnings=result.warnings)
+    news = [NewsRow(r.url, r.title, r.date, r.date_text, r.summary, r.text)
+            for r in result.records if isinstance(r, NewsItem)]
+    return ParseInput(spec.version, result.facts(), warnings=result.warnings, news=news)
 
 
 def _check_from_result(source: Source, result: FetchResult) -> CheckInput:
@@ -78,24 +120,38 @@ def _check_from_result(source: Source, result: FetchResult) -> CheckInput:
 def _check_from_error(source: Source, started: datetime, error: Exception) -> CheckInput:
     duration = (utcnow() - started).total_seconds()
     if isinstance(error, FetchError):
-        return CheckInput(
-            source_id=source.id,
-            url=source.url,
-            started_at=started,
-            duration=duration,
-            attempts=error.attempts,
-            http_status=error.status,
-            error_kind=error.kind,
-            error=str(error),
-        )
-    return CheckInput(
-        source_id=source.id,
-        url=source.url,
-        started_at=started,
-        duration=duration,
-        error_kind="internal",
-        error=f"internal error: {type(error).__name__}: {error}",
-    )
+        return CheckInput(source_id=source.id, url=source.url, started_at=started,
+                          duration=duration, attempts=error.attempts, http_status=error.status,
+                          error_kind=error.kind, error=str(error))
+    log.exception("internal error while fetching %s", source.id)
+    return CheckInput(source_id=source.id, url=source.url, started_at=started,
+                      duration=duration, error_kind="internal",
+                      error=f"internal error: {type(error).__name__}: {error}")
+
+
+def _parse_if_needed(store: Store, source: Source, spec: ParserSpec,
+                     prev: Validators | None, result: FetchResult) -> ParseInput | None:
+    """Parse this check's body unless it is the body whose facts are already stored."""
+    if result.not_modified:
+        if prev is None or (prev.parsed and prev.parser_version == spec.version):
+            return None
+        stored = store.snapshot(prev.snapshot_id)
+        return parse_body(source, spec, stored.body, stored.content_type, stored.url)
+    if (prev is not None and prev.parsed and prev.parser_version == spec.version
+            and hashlib.sha256(result.body).hexdigest() == prev.sha256):
+        return None
+    return parse_body(source, spec, result.body, result.content_type, result.final_url)
+
+
+def reparse_source(store: Store, source: Source) -> int:
+    """Re-derive a source's facts from all its stored snapshots with the current parser."""
+    spec = get_parser(source.parser)
+    versions = []
+    for snapshot_id, first_seen, last_seen in store.snapshot_versions(source.id):
+        snap = store.snapshot(snapshot_id)
+        parsed = parse_body(source, spec, snap.body, snap.content_type, snap.url)
+        versions.append(Version(snapshot_id, first_seen, last_seen, parsed))
+    return store.rebuild_facts(source.id, versions, spec.version)
 
 
 async def check_sources(
@@ -112,6 +168,15 @@ async def check_sources(
         [SourceRow(s.id, s.url, s.parser, s.delegation) for s in sources], summary.started_at
     )
     previous = store.latest_validators()
+    specs = {s.id: get_parser(s.parser) for s in sources}
+    for source in sources:  # a parser whose code changed re-reads the history first, silently
+        prev = previous.get(source.id)
+        if prev and prev.parser_version is not None and prev.parser_version != specs[
+                source.id].version:
+            log.info("%s: parser %s changed (v%s -> v%s): re-deriving facts from snapshots",
+                     source.id, source.parser, prev.parser_version, specs[source.id].version)
+            reparse_source(store, source)
+    previous = store.latest_validators()
 
     async with Fetcher(settings.http, sources, transport=transport) as fetcher:
 
@@ -119,12 +184,14 @@ async def check_sources(
             prev = previous.get(source.id)
             validators = HttpValidators(prev.etag, prev.last_modified) if prev else None
             started = utcnow()
+            parse: ParseInput | None = None
             try:
                 result = await fetcher.fetch(source, validators)
                 check_input = _check_from_result(source, result)
+                parse = _parse_if_needed(store, source, specs[source.id], prev, result)
             except Exception as exc:  # every failure of one source is recorded, never raised
                 check_input = _check_from_error(source, started, exc)
-            outcome = store.record_check(check_input)
+            outcome = store.record_check(check_input, parse, policy_for(source))
             summary.outcomes.append(outcome)
             if on_outcome is not None:
                 on_outcome(outcome)

@@ -84,4 +84,143 @@ def _m0001(db: Database) -> None:
     )
 
 
+
+
+@migrations(name="0002_facts_state_news_views")
+def _m0002(db: Database) -> None:
+    db.executescript(
+        """
+        -- A fact read from a source's page, valid from first_seen until ended_at (the first
+        -- good parse of the same source that no longer had it). Snapshot ids prove each moment.
+        CREATE TABLE facts (
+            id INTEGER PRIMARY KEY,
+            source_id TEXT NOT NULL REFERENCES sources(id),
+            subject TEXT NOT NULL,
+            attribute TEXT NOT NULL,
+            key TEXT NOT NULL,
+            value TEXT NOT NULL,
+            first_seen TEXT NOT NULL,
+            last_seen TEXT NOT NULL,
+            ended_at TEXT,
+            first_snapshot INTEGER REFERENCES snapshots(id),
+            last_snapshot INTEGER REFERENCES snapshots(id),
+            end_snapshot INTEGER REFERENCES snapshots(id),
+            parser_version INTEGER NOT NULL
+        );
+        CREATE INDEX facts_open_by_source ON facts(source_id, ended_at);
+        CREATE INDEX facts_by_subject ON facts(subject, attribute, first_seen);
+
+        -- Per-source monitoring state: parse health, failure streaks, unconfirmed changes.
+        CREATE TABLE source_state (
+            source_id TEXT PRIMARY KEY REFERENCES sources(id),
+            parser_version INTEGER,
+            parsed_snapshot INTEGER REFERENCES snapshots(id),
+            baseline_at TEXT,
+            parse_status TEXT,
+            parse_error TEXT,
+            broken_since TEXT,
+            warnings TEXT,
+            consecutive_failures INTEGER NOT NULL DEFAULT 0,
+            failing_since TEXT,
+            failing_alerted INTEGER NOT NULL DEFAULT 0,
+            candidate TEXT,
+            candidate_count INTEGER NOT NULL DEFAULT 0,
+            candidate_since TEXT,
+            candidate_snapshot INTEGER REFERENCES snapshots(id)
+        );
+
+        ALTER TABLE fetch_log ADD COLUMN parse_status TEXT;
+        ALTER TABLE fetch_log ADD COLUMN parse_error TEXT;
+
+        CREATE TABLE news (
+            id INTEGER PRIMARY KEY,
+            source_id TEXT NOT NULL REFERENCES sources(id),
+            url TEXT NOT NULL,
+            title TEXT NOT NULL,
+            published TEXT,
+            date_text TEXT,
+            summary TEXT,
+            text TEXT,
+            first_seen TEXT NOT NULL,
+            snapshot_id INTEGER REFERENCES snapshots(id),
+            UNIQUE (source_id, url)
+        );
+        CREATE VIRTUAL TABLE news_fts USING fts5(
+            title, summary, text, content='news', content_rowid='id',
+            tokenize='unicode61 remove_diacritics 2'
+        );
+        CREATE TRIGGER news_ai AFTER INSERT ON news BEGIN
+            INSERT INTO news_fts(rowid, title, summary, text)
+            VALUES (new.id, new.title, new.summary, new.text);
+        END;
+        CREATE TRIGGER news_ad AFTER DELETE ON news BEGIN
+            INSERT INTO news_fts(news_fts, rowid, title, summary, text)
+            VALUES ('delete', old.id, old.title, old.summary, old.text);
+        END;
+        CREATE TRIGGER news_au AFTER UPDATE ON news BEGIN
+            INSERT INTO news_fts(news_fts, rowid, title, summary, text)
+            VALUES ('delete', old.id, old.title, old.summary, old.text);
+            INSERT INTO news_fts(rowid, title, summary, text)
+            VALUES (new.id, new.title, new.summary, new.text);
+        END;
+
+        CREATE VIEW current_composition AS
+        SELECT substr(subject, 12) AS delegation, source_id, substr(attribute, 7) AS chamber,
+               CAST(value AS INTEGER) AS seats, first_seen AS since, last_seen,
+               first_snapshot AS snapshot_id
+        FROM facts
+        WHERE ended_at IS NULL AND attribute LIKE 'seats:%' AND subject LIKE 'delegation:%';
+
+        CREATE VIEW composition_history AS
+        SELECT substr(subject, 12) AS delegation, source_id, substr(attribute, 7) AS chamber,
+               CAST(value AS INTEGER) AS seats, first_seen AS valid_from, ended_at AS valid_to,
+               last_seen, first_snapshot, end_snapshot
+        FROM facts
+        WHERE attribute LIKE 'seats:%' AND subject LIKE 'delegation:%';
+
+        CREATE VIEW representatives AS
+        SELECT substr(f.subject, 12) AS delegation, f.source_id, f.value AS name,
+               (SELECT r.value FROM facts r WHERE r.source_id = f.source_id
+                  AND r.subject = f.subject AND r.attribute = 'plenipotentiary_role'
+                  AND r.first_seen <= f.first_seen
+                  AND (r.ended_at IS NULL OR r.ended_at > f.first_seen)
+                ORDER BY r.first_seen DESC LIMIT 1) AS role,
+               f.first_seen AS valid_from, f.ended_at AS valid_to, f.last_seen,
+               f.first_snapshot, f.end_snapshot
+        FROM facts f
+        WHERE f.attribute = 'plenipotentiary' AND f.subject LIKE 'delegation:%';
+
+        CREATE VIEW members AS
+        SELECT substr(subject, 12) AS delegation, source_id, value AS name, key AS name_key,
+               first_seen AS valid_from, ended_at AS valid_to, last_seen,
+               first_snapshot, end_snapshot
+        FROM facts
+        WHERE attribute = 'member' AND subject LIKE 'delegation:%';
+
+        CREATE VIEW recent_changes AS
+        SELECT e.id, e.kind, e.detected_at, e.delegation, e.source_id, e.attribute, e.old,
+               e.new, e.url, e.before_snapshot, e.after_snapshot
+        FROM events e
+        WHERE e.detected_at >= strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '-30 days')
+        ORDER BY e.id DESC;
+
+        CREATE VIEW source_health AS
+        SELECT s.id AS source_id, s.url, s.parser, s.delegation,
+               (SELECT MAX(started_at) FROM fetch_log l WHERE l.source_id = s.id) AS last_check,
+               (SELECT MAX(started_at) FROM fetch_log l WHERE l.source_id = s.id
+                  AND l.outcome != 'failed') AS last_success,
+               COALESCE(st.consecutive_failures, 0) AS consecutive_failures,
+               st.failing_since,
+               (SELECT error FROM fetch_log l WHERE l.source_id = s.id AND l.outcome = 'failed'
+                  ORDER BY l.id DESC LIMIT 1) AS last_error,
+               st.parse_status, st.parse_error, st.broken_since,
+               CASE WHEN COALESCE(st.failing_alerted, 0) = 1 THEN 'failing'
+                    WHEN st.parse_status = 'broken' THEN 'broken'
+                    WHEN st.parse_status IS NULL THEN 'unknown'
+                    ELSE 'ok' END AS health
+        FROM sources s LEFT JOIN source_state st ON st.source_id = s.id;
+        """
+    )
+
+
 SCHEMA_VERSION = len(migrations._migrations)

@@ -9,9 +9,9 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from typing import Any
 import zstandard
 from sqlite_utils import Database
 
+from storage.facts import CheckContext, ParseInput, Policy, Version, apply_check, rebuild_facts
 from storage.schema import SCHEMA_VERSION, migrations
 
 _COMPRESSION = "zstd"
@@ -47,10 +48,18 @@ class SourceRow:
 
 @dataclass(frozen=True)
 class Validators:
+    """A source's latest snapshot, its HTTP validators, and what was parsed from it."""
+
     snapshot_id: int
     sha256: str
     etag: str | None
     last_modified: str | None
+    parsed_snapshot: int | None = None
+    parser_version: int | None = None
+
+    @property
+    def parsed(self) -> bool:
+        return self.parsed_snapshot == self.snapshot_id
 
 
 @dataclass(frozen=True)
@@ -189,28 +198,51 @@ class Store:
         """For every source, its latest snapshot's id, hash and HTTP validators."""
         rows = self.db.conn.execute(
             """
-            SELECT s.source_id, s.id, s.sha256, s.etag, s.last_modified
+            SELECT s.source_id, s.id, s.sha256, s.etag, s.last_modified, st.parsed_snapshot,
+                   st.parser_version
             FROM snapshots s
             JOIN (SELECT source_id, MAX(id) AS id FROM snapshots GROUP BY source_id) latest
               ON latest.id = s.id
+            LEFT JOIN source_state st ON st.source_id = s.source_id
             """
         )
-        return {r[0]: Validators(r[1], r[2], r[3], r[4]) for r in rows}
+        return {r[0]: Validators(*r[1:]) for r in rows}
 
     # ------------------------------------------------------------------ checks
 
     def record_check(
-        self, check: CheckInput, previous: Validators | None = None, *, lookup: bool = True
+        self, check: CheckInput, parse: ParseInput | None = None, policy: Policy | None = None
     ) -> CheckOutcome:
-        """Write one check (fetch-log row, body, snapshot, page_changed event) atomically.
+        """Write one check atomically: fetch-log row, body and snapshot, facts and events.
 
-        ``previous`` is the source's latest snapshot as read before the check; with
-        ``lookup=True`` (default) it is read here inside the transaction instead.
+        ``parse`` is what the parser read from this check's body; ``None`` when the body is
+        the one parsed last time (unchanged or 304) or the fetch failed.
         """
         with self.db.atomic():
-            if lookup:
-                previous = self._latest_validators(check.source_id)
-            return self._record(check, previous)
+            previous = self._latest_validators(check.source_id)
+            outcome = self._record(check, previous)
+            ctx = CheckContext(
+                source_id=check.source_id,
+                url=check.final_url or check.url,
+                stamp=format_time(check.started_at + timedelta(seconds=check.duration)),
+                snapshot_id=outcome.snapshot_id,
+                failed=outcome.outcome == "failed",
+                error=outcome.error,
+            )
+            apply_check(self.db.conn, ctx, parse, policy or Policy(), self._insert_event)
+            return replace(outcome, event_ids=ctx.event_ids)
+
+    def rebuild_facts(self, source_id: str, versions: Sequence[Version],
+                      parser_version: int) -> int:
+        """Re-derive a source's facts from re-parsed snapshots (one transaction, no events)."""
+        with self.db.atomic():
+            return rebuild_facts(self.db.conn, source_id, versions, parser_version)
+
+    def snapshot_versions(self, source_id: str) -> list[tuple[int, str, str]]:
+        """(id, first_seen, last_seen) of every snapshot of a source, oldest first."""
+        return [tuple(r) for r in self.db.conn.execute(  # type: ignore[misc]
+            "SELECT id, first_seen, last_seen FROM snapshots WHERE source_id = ? ORDER BY id",
+            (source_id,))]
 
     def _latest_validators(self, source_id: str) -> Validators | None:
         row = self.db.conn.execute(
@@ -225,7 +257,6 @@ class Store:
         finished = check.started_at + timedelta(seconds=check.duration)
         stamp = format_time(finished)
         snapshot_id: int | None = None
-        event_ids: list[int] = []
         if check.failed:
             outcome = "failed"
         elif check.not_modified:
@@ -275,19 +306,6 @@ class Store:
                     ),
                 )
                 snapshot_id = cur.lastrowid
-                if previous is not None:
-                    event_ids.append(
-                        self._insert_event(
-                            kind="page_changed",
-                            detected_at=stamp,
-                            source_id=check.source_id,
-                            attribute="page",
-                            url=check.final_url or check.url,
-                            before_snapshot=previous.snapshot_id,
-                            after_snapshot=snapshot_id,
-                            details={"sha256_before": previous.sha256, "sha256_after": digest},
-                        )
-                    )
         cur = conn.execute(
             "INSERT INTO fetch_log (source_id, url, started_at, duration_ms, outcome, "
             "http_status, error_kind, error, attempts, etag, last_modified, snapshot_id) "
@@ -313,7 +331,6 @@ class Store:
             outcome=outcome,
             fetch_id=cur.lastrowid,
             snapshot_id=snapshot_id,
-            event_ids=event_ids,
             error_kind=check.error_kind,
             error=check.error,
         )
@@ -416,6 +433,4 @@ class Store:
 
 
 def _with_error(check: CheckInput, kind: str, message: str) -> CheckInput:
-    from dataclasses import replace
-
     return replace(check, error_kind=kind, error=message, not_modified=False)

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from scraper.parsers.base import Fact
 from storage import CheckInput, SourceRow, StorageError, Store
+from storage.facts import ParseInput
 from storage.schema import SCHEMA_VERSION
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -65,14 +67,26 @@ def test_not_modified_moves_last_seen(store: Store) -> None:
     assert store.latest_validators()["a"].etag == '"1"'
 
 
-def test_a_new_body_is_a_page_changed_event_with_both_snapshots(store: Store) -> None:
-    v1 = store.record_check(ok("a", b"one"))
-    v2 = store.record_check(ok("a", b"two", minutes=5))
+def text(value: str) -> ParseInput:
+    return ParseInput(1, [Fact("page", "text", "", value)])
+
+
+def test_a_new_text_is_a_page_changed_event_with_both_snapshots(store: Store) -> None:
+    v1 = store.record_check(ok("a", b"one"), text("one"))
+    assert v1.event_ids == []  # the first good parse is the baseline
+    v2 = store.record_check(ok("a", b"two", minutes=5), text("two"))
     assert v2.outcome == "changed" and len(v2.event_ids) == 1
     (event,) = store.events()
-    assert event["kind"] == "page_changed"
+    assert event["kind"] == "page_changed" and (event["old"], event["new"]) == ("one", "two")
     assert (event["before_snapshot"], event["after_snapshot"]) == (v1.snapshot_id, v2.snapshot_id)
     assert event["source_id"] == "a" and event["url"] == "https://a.example/"
+    assert "-one" in event["details"] and "+two" in event["details"]
+
+
+def test_a_new_body_with_the_same_facts_is_no_event(store: Store) -> None:
+    store.record_check(ok("a", b"<p>one</p>"), text("one"))
+    again = store.record_check(ok("a", b"<p>one </p>", minutes=5), text("one"))
+    assert again.outcome == "changed" and again.event_ids == []
 
 
 def test_identical_bodies_are_stored_once_across_sources_and_flips(store: Store) -> None:
@@ -112,8 +126,9 @@ def test_status_counts_consecutive_failures_since_the_last_success(store: Store)
 
 def test_a_crash_mid_check_leaves_the_database_as_it_was(store: Store,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    store.record_check(ok("a", b"one"))
+    store.record_check(ok("a", b"one"), text("one"))
     before = {t: count(store, t) for t in ("bodies", "snapshots", "fetch_log", "events")}
+    before["facts"] = count(store, "facts")
 
     def boom(*args: object, **kwargs: object) -> int:
         raise RuntimeError("disk on fire")
@@ -121,7 +136,7 @@ def test_a_crash_mid_check_leaves_the_database_as_it_was(store: Store,
     # the body and snapshot rows are written before the event: fail at the event
     monkeypatch.setattr(store, "_insert_event", boom)
     with pytest.raises(RuntimeError):
-        store.record_check(ok("a", b"two"))
+        store.record_check(ok("a", b"two"), text("two"))
     after = {t: count(store, t) for t in before}
     assert after == before
     assert not store.db.conn.in_transaction
@@ -136,16 +151,19 @@ def test_a_killed_process_mid_check_leaves_no_partial_rows(tmp_path: Path) -> No
     db = tmp_path / "k.db"
     with Store.open(db) as st:
         st.sync_sources([SourceRow("a", "https://a.example/", "page", None)], T0)
-        st.record_check(ok("a", b"one"))
+        st.record_check(ok("a", b"one"), text("one"))
     script = textwrap.dedent(f"""
         import os, signal
         from datetime import datetime, UTC
         from storage import Store, CheckInput
+        from storage.facts import ParseInput
+        from scraper.parsers.base import Fact
         st = Store.open({str(db)!r})
         def die(*a, **k):
             os.kill(os.getpid(), signal.SIGKILL)
         st._insert_event = die
-        st.record_check(CheckInput("a", "u", datetime.now(UTC), 0.1, body=b"two"))
+        st.record_check(CheckInput("a", "u", datetime.now(UTC), 0.1, body=b"two"),
+                        ParseInput(1, [Fact("page", "text", "", "two")]))
     """)
     proc = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).parents[1],
                           capture_output=True, timeout=60)

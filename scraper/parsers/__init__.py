@@ -1,5 +1,6 @@
 """Parsers, registered by name. Importing this package registers all of them."""
 
+from scraper.parsers import delegation_page, delegations, news, page, roster  # noqa: F401
 from scraper.parsers.base import (
     PARSERS,
     Fact,
@@ -10,14 +11,28 @@ from scraper.parsers.base import (
     get_parser,
     register,
 )
+from scraper.parsers.records import (
+    ChamberSeats,
+    DelegationRecord,
+    NewsItem,
+    PageText,
+    RosterEntry,
+    Website,
+)
 
 __all__ = [
     "PARSERS",
+    "ChamberSeats",
+    "DelegationRecord",
     "Fact",
+    "NewsItem",
     "OptionSpec",
+    "PageText",
     "ParseError",
     "ParseResult",
     "ParserSpec",
+    "RosterEntry",
+    "Website",
     "get_parser",
     "register",
 ]

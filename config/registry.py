@@ -1,0 +1,265 @@
+"""The delegations registry: who sits in the Assembly, their parliaments and chambers.
+
+Read from ``config/delegations.toml``. Parsers use it to turn a parliament or chamber name as
+written ("Парламента Республики Казахстан", "Senate of the Parliament of Kazakhstan") into a
+stable id (``KZ``, ``senate``). A parliament the registry does not know gets a stable slug id
+(``x-parliament-of-narnia``) so that a new delegation can appear in the facts.
+
+This module also owns the small text folding used for matching and slugs (``fold_text``,
+``transliterate``, ``slugify``); the name normaliser reuses ``transliterate``.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+REGISTRY_FILE = "delegations.toml"
+
+# A simple, deterministic Cyrillic -> Latin table (Russian plus the letters of Belarusian,
+# Kazakh, Kyrgyz and Tajik). Lower case only: callers fold case first.
+_TRANSLIT: dict[str, str] = {
+    "а": "a", "б": "b", "в": "v", "г": "g", "д": "d", "е": "e", "ё": "e", "ж": "zh",
+    "з": "z", "и": "i", "й": "y", "к": "k", "л": "l", "м": "m", "н": "n", "о": "o",
+    "п": "p", "р": "r", "с": "s", "т": "t", "у": "u", "ф": "f", "х": "kh", "ц": "ts",
+    "ч": "ch", "ш": "sh", "щ": "shch", "ъ": "", "ы": "y", "ь": "", "э": "e", "ю": "yu",
+    "я": "ya", "і": "i", "ї": "i", "є": "e", "ў": "u", "ґ": "g", "ә": "a", "ғ": "g",
+    "қ": "k", "ң": "n", "ө": "o", "ұ": "u", "ү": "u", "һ": "h", "ӣ": "i", "ӯ": "u",
+    "ҳ": "h", "ҷ": "j", "ҹ": "ch", "ӊ": "n", "ҝ": "g",
+}  # fmt: skip
+_TRANSLIT_TABLE = str.maketrans(_TRANSLIT)
+
+# Latin letters that look like Cyrillic ones, and back: a word typed with mixed scripts is
+# folded to the script most of its letters use.
+_LATIN_TO_CYRILLIC = str.maketrans("aceopxykmthb", "асеорхукмтнв")
+_CYRILLIC_RE = re.compile(r"[\u0400-\u04ff]")
+_LATIN_RE = re.compile(r"[a-z]")
+
+_QUOTES_RE = re.compile(r"[\"'«»„“”‘’`´]")
+_PUNCT_RE = re.compile(r"[\s.,;:()\[\]/\\\-–—]+")
+
+
+def transliterate(text: str) -> str:
+    """Cyrillic letters to Latin with a simple fixed table; other characters unchanged.
+
+    Expects lower-case text (upper-case Cyrillic letters are folded first).
+    """
+    return text.lower().translate(_TRANSLIT_TABLE)
+
+
+def _fold_word_script(word: str) -> str:
+    """A word with both Cyrillic and Latin letters: Latin look-alikes become Cyrillic."""
+    if _CYRILLIC_RE.search(word) and _LATIN_RE.search(word):
+        return word.translate(_LATIN_TO_CYRILLIC)
+    return word
+
+
+def fold_text(text: str) -> str:
+    """Fold a name for matching: case, ё/е, quotes, punctuation, look-alikes, "the", spaces."""
+    text = _QUOTES_RE.sub("", text.casefold().replace("ё", "е"))
+    words = _PUNCT_RE.sub(" ", text).split()
+    return " ".join(_fold_word_script(w) for w in words if w != "the")
+
+
+def slugify(text: str) -> str:
+    """A stable ASCII slug: ``"the Parliament of Narnia"`` -> ``"parliament-of-narnia"``."""
+    latin = transliterate(fold_text(text))
+    return re.sub(r"[^a-z0-9]+", "-", latin).strip("-")[:60].strip("-") or "unnamed"
+
+
+def unknown_delegation_id(parliament: str) -> str:
+    """The id of a parliament the registry does not know: ``x-`` and its slug."""
+    return f"x-{slugify(parliament)}"
+
+
+@dataclass(frozen=True)
+class Chamber:
+    id: str
+    name_en: str
+    name_ru: str
+    aliases: tuple[str, ...]
+    website: str | None
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (self.name_en, self.name_ru, *self.aliases)
+
+
+@dataclass(frozen=True)
+class Delegation:
+    id: str
+    country_en: str
+    country_ru: str
+    parliament_en: str
+    parliament_ru: str
+    aliases: tuple[str, ...]
+    chambers: tuple[Chamber, ...]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (self.parliament_en, self.parliament_ru, *self.aliases)
+
+    def chamber(self, chamber_id: str) -> Chamber:
+        for chamber in self.chambers:
+            if chamber.id == chamber_id:
+                return chamber
+        raise KeyError(f"delegation {self.id} has no chamber {chamber_id!r}")
+
+
+class Registry:
+    """The known delegations, with name lookups that fold spelling noise."""
+
+    def __init__(self, delegations: tuple[Delegation, ...]) -> None:
+        self.delegations = delegations
+        self._by_id = {d.id: d for d in delegations}
+        self._delegation_names: list[tuple[str, str]] = sorted(
+            ((fold_text(name), d.id) for d in delegations for name in d.names),
+            key=lambda pair: -len(pair[0]),
+        )
+        self._chamber_names: dict[str, list[tuple[str, str]]] = {
+            d.id: sorted(
+                ((fold_text(name), c.id) for c in d.chambers for name in c.names),
+                key=lambda pair: -len(pair[0]),
+            )
+            for d in delegations
+        }
+
+    def delegation(self, delegation_id: str) -> Delegation:
+        """The delegation with this id; KeyError naming the known ids otherwise."""
+        try:
+            return self._by_id[delegation_id]
+        except KeyError:
+            known = ", ".join(self._by_id)
+            raise KeyError(f"unknown delegation {delegation_id!r}; known: {known}") from None
+
+    def has(self, delegation_id: str) -> bool:
+        return delegation_id in self._by_id
+
+    def match_delegation(self, text: str) -> str | None:
+        """The id of the parliament named in ``text``: an exact name, else the longest name
+        contained in it ("House of Representatives of the National Assembly of the Republic
+        of Belarus" -> ``BY``); None when no known parliament is named."""
+        folded = fold_text(text)
+        if not folded:
+            return None
+        for name, delegation_id in self._delegation_names:
+            if name == folded:
+                return delegation_id
+        padded = f" {folded} "
+        for name, delegation_id in self._delegation_names:  # longest first
+            if f" {name} " in padded:
+                return delegation_id
+        return None
+
+    def resolve_delegation(self, text: str) -> str:
+        """The registry id of the parliament in ``text``, or its stable ``x-<slug>`` id."""
+        return self.match_delegation(text) or unknown_delegation_id(text)
+
+    def match_chamber(self, delegation_id: str, text: str) -> str | None:
+        """The id of the chamber of ``delegation_id`` that ``text`` names or starts with."""
+        folded = fold_text(text)
+        names = self._chamber_names.get(delegation_id, [])
+        if not folded or not names:
+            return None
+        for name, chamber_id in names:
+            if name == folded:
+                return chamber_id
+        for name, chamber_id in names:  # longest first
+            if folded.startswith(name + " "):
+                return chamber_id
+        return None
+
+    def single_chamber(self, delegation_id: str) -> str | None:
+        """The chamber id of a one-chamber delegation; None for two chambers or unknown."""
+        delegation = self._by_id.get(delegation_id)
+        if delegation is not None and len(delegation.chambers) == 1:
+            return delegation.chambers[0].id
+        return None
+
+
+def _text(table: dict[str, Any], key: str, where: str) -> str:
+    value = table.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{REGISTRY_FILE}: {where}.{key}: expected a non-empty string")
+    return value
+
+
+def _texts(table: dict[str, Any], key: str, where: str) -> tuple[str, ...]:
+    value = table.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ValueError(f"{REGISTRY_FILE}: {where}.{key}: expected a list of strings")
+    return tuple(value)
+
+
+def _pair(table: dict[str, Any], key: str, where: str) -> tuple[str, str]:
+    value = table.get(key)
+    if not isinstance(value, dict):
+        raise ValueError(f"{REGISTRY_FILE}: {where}.{key}: expected a table with en and ru")
+    return _text(value, "en", f"{where}.{key}"), _text(value, "ru", f"{where}.{key}")
+
+
+def _read_chamber(raw: Any, where: str) -> Chamber:
+    if not isinstance(raw, dict):
+        raise ValueError(f"{REGISTRY_FILE}: {where}: expected a table")
+    name_en, name_ru = _pair(raw, "name", where)
+    website = raw.get("website")
+    if website is not None and not isinstance(website, str):
+        raise ValueError(f"{REGISTRY_FILE}: {where}.website: expected a string")
+    return Chamber(
+        id=_text(raw, "id", where),
+        name_en=name_en,
+        name_ru=name_ru,
+        aliases=_texts(raw, "aliases", where),
+        website=website,
+    )
+
+
+def _read_delegation(raw: Any, where: str) -> Delegation:
+    if not isinstance(raw, dict):
+        raise ValueError(f"{REGISTRY_FILE}: {where}: expected a table")
+    country_en, country_ru = _pair(raw, "country", where)
+    parliament_en, parliament_ru = _pair(raw, "parliament", where)
+    chambers_raw = raw.get("chambers")
+    if not isinstance(chambers_raw, list) or not chambers_raw:
+        raise ValueError(f"{REGISTRY_FILE}: {where}.chambers: expected at least one chamber")
+    return Delegation(
+        id=_text(raw, "id", where),
+        country_en=country_en,
+        country_ru=country_ru,
+        parliament_en=parliament_en,
+        parliament_ru=parliament_ru,
+        aliases=_texts(raw, "aliases", where),
+        chambers=tuple(
+            _read_chamber(c, f"{where}.chambers[{i}]") for i, c in enumerate(chambers_raw)
+        ),
+    )
+
+
+def registry_from_text(text: str) -> Registry:
+    """Build a registry from TOML text; ValueError naming the file and key when malformed."""
+    data = tomllib.loads(text)
+    raw = data.get("delegations")
+    if not isinstance(raw, list) or not raw:
+        raise ValueError(f"{REGISTRY_FILE}: expected [[delegations]] tables")
+    delegations = tuple(_read_delegation(d, f"delegations[{i}]") for i, d in enumerate(raw))
+    ids = [d.id for d in delegations]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"{REGISTRY_FILE}: duplicate delegation ids in {ids}")
+    for delegation in delegations:
+        chamber_ids = [c.id for c in delegation.chambers]
+        if len(set(chamber_ids)) != len(chamber_ids):
+            raise ValueError(
+                f"{REGISTRY_FILE}: delegation {delegation.id}: duplicate chamber ids {chamber_ids}"
+            )
+    return Registry(delegations)
+
+
+@cache
+def load_registry() -> Registry:
+    """The registry shipped with pawatch (read once, then cached)."""
+    text = resources.files("config").joinpath(REGISTRY_FILE).read_text(encoding="utf-8")
+    return registry_from_text(text)

@@ -1,0 +1,318 @@
+"""Reading the Assembly's delegation sentences, found by their text, in English and Russian.
+
+    Delegation of the <parliament> to the CSTO PA consists of 7 deputies from the <chamber A>
+        and 4 deputies from the <chamber B>.
+    Делегация <парламента> в ПА ОДКБ представлена 6 депутатами <палаты> и 3 членами <палаты>.
+    Plenipotentiary Representative of the <parliament>, <post>: <Name>
+    Website of the <chamber>: <url>
+
+``split_pieces`` cuts visible lines into such statements (a line may hold several, or carry a
+link path glued to its start); ``assemble`` turns them into ``DelegationRecord``s. Shared by
+the ``delegations`` and ``delegation-page`` parsers.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from config.registry import Registry, fold_text, slugify
+from scraper.parsers.names import clean_name, looks_like_name
+from scraper.parsers.numbers import COUNT_PATTERN, parse_count
+from scraper.parsers.records import ChamberSeats, DelegationRecord, Website
+from scraper.parsers.text import Link, normalize_space
+
+COMPOSITION = "composition"
+PLENIPOTENTIARY = "plenipotentiary"
+WEBSITE = "website"
+OTHER = "other"
+
+_DELEGATION_WORD = r"Delegation\s+(?:of|from)\b|Делегация\s"
+_PLENIPOTENTIARY_WORD = r"Plenipotentiary\s+[Rr]epresentative|Полномочн\w*\s+представител\w*"
+_WEBSITE_WORD = (
+    r"(?<!Official )(?:Official\s+)?[Ww]eb-?\s?site\s+of\b"
+    r"|(?<!фициальный )(?:[Оо]фициальный\s+)?(?:[Сс]айт|[Вв]еб-сайт)\s"
+)
+# Where a statement starts inside a line (a zero-width split point).
+_STATEMENT_START_RE = re.compile(
+    rf"(?=(?:{_DELEGATION_WORD}|{_PLENIPOTENTIARY_WORD}|{_WEBSITE_WORD}))"
+)
+# Cheap test that a line may hold a statement at all.
+KEYWORDS = ("Delegation", "Делегация", "lenipotentiary", "олномочн", "ebsite", "eb-site",
+            "Сайт", "сайт")  # fmt: skip
+
+_VERB_RE = re.compile(
+    r"\s(?:consists\s+of|is\s+represented\s+by|is\s+composed\s+of|comprises|includes|"
+    r"состоит\s+из|представлена|включает(?:\s+в\s+себя)?)\s"
+)
+_DELEGATION_RE = re.compile(rf"(?:{_DELEGATION_WORD})\s*(?:the\s+)?")
+_ASSEMBLY_RE = re.compile(
+    r"\s+(?:(?:to|in|at)\s+(?:the\s+)?(?:CSTO|PA\b|Parliamentary\s+Assembly)"
+    r"|в\s+(?:ПА|Парламентск\w+\s+[Аа]ссамбле\w+)\b).*$"
+)
+_NOUNS = (
+    r"deputies|deputy|members|member|senators|senator|MPs|parliamentarians|"
+    r"депутат(?:ов|ами|а|ы)?|член(?:ов|ами|а|ы)?|сенатор(?:ов|ами|а|ы)?|"
+    r"парламентари(?:ев|ями|я|и)"
+)
+_COUNT_RE = re.compile(
+    rf"(?<![^\W_])(?P<n>{COUNT_PATTERN})\s+(?P<noun>{_NOUNS})(?![^\W_])", re.IGNORECASE
+)
+_SENTENCE_END_RE = re.compile(r"\.(?:\s|$)")
+_CHAMBER_LEAD_RE = re.compile(r"^\s*(?:(?:from|of|in|из|от)\s+)?(?:the\s+)?", re.IGNORECASE)
+_CHAMBER_TAIL_RE = re.compile(r"(?:\s*(?:,|;|\band\b|\bи\b|\.))+\s*$", re.IGNORECASE)
+_PLENIPOTENTIARY_RE = re.compile(rf"^(?:{_PLENIPOTENTIARY_WORD})(?P<head>.*):(?P<name>[^:]*)$")
+_ROLE_SPLIT_RE = re.compile(r"\s*,\s+|\s+[-–—]\s+")
+_OF_THE_RE = re.compile(r"^\s*(?:of\s+)?(?:the\s+)?", re.IGNORECASE)
+_WEBSITE_RE = re.compile(rf"^(?P<label>(?:{_WEBSITE_WORD})[^:]*?)\s*:\s*(?P<rest>.*)$")
+_WEBSITE_LABEL_RE = re.compile(
+    r"^(?:Official\s+)?[Ww]eb-?\s?site\s+of\s+(?:the\s+)?|^(?:[Оо]фициальный\s+)?"
+    r"(?:[Сс]айт|[Вв]еб-сайт)\s+"
+)
+_URL_TEXT_RE = re.compile(r"^(?:https?://|www\.)\S+$|^[\w-]+(?:\.[\w-]+)*\.[a-z]{2,}(?:/\S*)?$")
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One statement (or other line) of the visible text, in page order."""
+
+    kind: str  # COMPOSITION, PLENIPOTENTIARY, WEBSITE or OTHER
+    text: str
+
+
+def _kind(text: str) -> str:
+    if text.startswith(("Delegation", "Делегация")) and _VERB_RE.search(text):
+        return COMPOSITION
+    if _PLENIPOTENTIARY_RE.match(text):
+        return PLENIPOTENTIARY
+    if _WEBSITE_RE.match(text):
+        return WEBSITE
+    return OTHER
+
+
+def split_pieces(lines: list[str]) -> list[Piece]:
+    """Cut lines into statements at their keywords and classify each piece."""
+    pieces: list[Piece] = []
+    joined = "\n".join(lines)
+    present = [word for word in KEYWORDS if word in joined]
+    for line in lines:
+        if not any(word in line for word in present):
+            pieces.append(Piece(OTHER, line))
+            continue
+        for part in _STATEMENT_START_RE.split(line):
+            part = part.strip()
+            if part:
+                pieces.append(Piece(_kind(part), part))
+    return pieces
+
+
+def has_statement_keyword(text: str) -> bool:
+    """True when ``text`` may contain a delegation statement (a fast pre-check)."""
+    return any(word in text for word in KEYWORDS)
+
+
+def _chamber_slug(chamber: str, parliament: str) -> str:
+    folded, folded_parliament = fold_text(chamber), fold_text(parliament)
+    if folded_parliament and folded.endswith(" " + folded_parliament):
+        folded = folded[: -len(folded_parliament)].strip().removesuffix(" of").strip()
+    return slugify(folded)
+
+
+def read_composition(text: str, registry: Registry, warnings: list[str]) -> DelegationRecord | None:
+    """A composition sentence -> a record with its seats (no representative, no websites)."""
+    verb = _VERB_RE.search(text)
+    if verb is None:
+        return None
+    leads = list(_DELEGATION_RE.finditer(text, 0, verb.start()))
+    if not leads:
+        return None
+    lead = leads[-1]  # the last "Delegation of" before the verb
+    parliament = _ASSEMBLY_RE.sub("", text[lead.end() : verb.start()]).strip(" ,")
+    if not parliament:
+        warnings.append(f"composition sentence names no parliament: {text[:160]!r}")
+        return None
+    rest = _SENTENCE_END_RE.split(text[verb.end() :], maxsplit=1)[0]
+    counts = list(_COUNT_RE.finditer(rest))
+    if not counts:
+        warnings.append(f"composition sentence has no readable count: {text[:160]!r}")
+        return None
+    delegation_id = registry.resolve_delegation(parliament)
+    chambers: list[ChamberSeats] = []
+    for index, match in enumerate(counts):
+        end = counts[index + 1].start() if index + 1 < len(counts) else len(rest)
+        chamber = _CHAMBER_TAIL_RE.sub("", _CHAMBER_LEAD_RE.sub("", rest[match.end() : end]))
+        chamber = chamber.strip()
+        seats = parse_count(match.group("n"))
+        if seats is None:  # the regex only matches counts parse_count reads
+            continue
+        chamber_id = _chamber_id(chamber, index, delegation_id, parliament, registry, warnings)
+        if any(c.chamber_id == chamber_id for c in chambers):
+            warnings.append(f"{delegation_id}: chamber {chamber_id!r} counted twice in {text!r}")
+            continue
+        chambers.append(ChamberSeats(chamber_id, chamber or None, seats, match.group("noun")))
+    return DelegationRecord(delegation_id, parliament, chambers, normalize_space(text))
+
+
+def _chamber_id(
+    chamber: str,
+    index: int,
+    delegation_id: str,
+    parliament: str,
+    registry: Registry,
+    warnings: list[str],
+) -> str:
+    if not chamber:
+        single = registry.single_chamber(delegation_id)
+        if index == 0:
+            return single or "main"
+        warnings.append(f"{delegation_id}: count {index + 1} names no chamber")
+        return f"main-{index + 1}"
+    found = registry.match_chamber(delegation_id, chamber)
+    if found is not None:
+        return found
+    if registry.has(delegation_id):
+        warnings.append(f"{delegation_id}: chamber {chamber!r} is not in the registry")
+    return _chamber_slug(chamber, parliament)
+
+
+@dataclass(frozen=True)
+class Representative:
+    parliament: str  # as written, "" when the line names none
+    role: str | None
+    name: str  # as written, "" when the line has none
+
+
+def read_plenipotentiary(text: str, next_line: str | None = None) -> Representative | None:
+    """A plenipotentiary line -> who, for which parliament, in which post. A name missing
+    after the colon is taken from ``next_line`` when that looks like a name."""
+    match = _PLENIPOTENTIARY_RE.match(text)
+    if match is None:
+        return None
+    head = _OF_THE_RE.sub("", match.group("head")).strip()
+    parts = _ROLE_SPLIT_RE.split(head, maxsplit=1)
+    parliament = parts[0].strip()
+    role = parts[1].strip(" ,") if len(parts) > 1 else None
+    name = clean_name(match.group("name"))
+    if not name and next_line is not None and looks_like_name(clean_name(next_line)):
+        name = clean_name(next_line)
+    return Representative(parliament, role or None, name)
+
+
+@dataclass(frozen=True)
+class WebsiteLine:
+    label: str  # the text before the colon
+    chamber: str  # the chamber the label names, as written
+    url: str | None  # None: a label without a URL (no website)
+
+
+def read_website(text: str, links: list[Link]) -> WebsiteLine | None:
+    """A website line -> its label, chamber and URL (the link's href when there is one)."""
+    match = _WEBSITE_RE.match(text)
+    if match is None:
+        return None
+    label = match.group("label").strip()
+    rest = match.group("rest").strip().rstrip(";,")
+    chamber = _WEBSITE_LABEL_RE.sub("", label).strip()
+    url: str | None = None
+    by_text = {link.text: link.href for link in links if link.text}
+    if rest and rest in by_text:
+        url = by_text[rest]
+    elif rest and _URL_TEXT_RE.match(rest):
+        url = rest
+    elif not rest and label in by_text:
+        url = by_text[label]
+    if url is not None and (not url.strip() or url.strip().startswith(("#", "javascript:"))):
+        url = None
+    return WebsiteLine(label, chamber, url)
+
+
+def assemble(
+    pieces: list[Piece], links: list[Link], registry: Registry, warnings: list[str]
+) -> list[DelegationRecord]:
+    """Records from the statements in ``pieces``: a composition sentence opens a delegation;
+    representative and website lines attach to the delegation they name, else to the one
+    whose sentence precedes them."""
+    records: dict[str, DelegationRecord] = {}
+    owners: list[DelegationRecord | None] = []  # the delegation whose sentence precedes
+    current: DelegationRecord | None = None
+    for piece in pieces:
+        if piece.kind == COMPOSITION:
+            record = read_composition(piece.text, registry, warnings)
+            if record is not None:
+                known = records.get(record.delegation_id)
+                if known is None:
+                    records[record.delegation_id] = record
+                    known = record
+                elif known.chambers != record.chambers:
+                    warnings.append(
+                        f"{record.delegation_id}: a second, different composition sentence "
+                        f"{piece.text[:160]!r}; kept the first"
+                    )
+                current = known
+        owners.append(current)
+    for index, piece in enumerate(pieces):
+        if piece.kind == PLENIPOTENTIARY:
+            following = pieces[index + 1].text if index + 1 < len(pieces) else None
+            _attach_representative(
+                piece.text, following, records, owners[index], registry, warnings
+            )
+        elif piece.kind == WEBSITE:
+            _attach_website(piece.text, links, records, owners[index], registry, warnings)
+    return list(records.values())
+
+
+def _attach_representative(
+    text: str,
+    following: str | None,
+    records: dict[str, DelegationRecord],
+    current: DelegationRecord | None,
+    registry: Registry,
+    warnings: list[str],
+) -> None:
+    rep = read_plenipotentiary(text, following)
+    if rep is None:
+        return
+    target = current
+    named = registry.match_delegation(rep.parliament) if rep.parliament else None
+    if named is not None:
+        target = records.get(named)
+    elif rep.parliament:
+        target = records.get(registry.resolve_delegation(rep.parliament), current)
+    if target is None:
+        warnings.append(f"representative line outside any delegation: {text[:160]!r}")
+        return
+    if not rep.name:
+        warnings.append(f"{target.delegation_id}: representative line without a name: {text!r}")
+        return
+    if target.plenipotentiary and target.plenipotentiary != rep.name:
+        warnings.append(
+            f"{target.delegation_id}: a second representative {rep.name!r}; kept "
+            f"{target.plenipotentiary!r}"
+        )
+        return
+    target.plenipotentiary = rep.name
+    target.plenipotentiary_role = rep.role
+
+
+def _attach_website(
+    text: str,
+    links: list[Link],
+    records: dict[str, DelegationRecord],
+    current: DelegationRecord | None,
+    registry: Registry,
+    warnings: list[str],
+) -> None:
+    line = read_website(text, links)
+    if line is None or line.url is None:
+        return  # a label with no URL: no website
+    target = current
+    named = registry.match_delegation(line.chamber)
+    if named is not None and named in records:
+        target = records[named]
+    if target is None:
+        warnings.append(f"website line outside any delegation: {text[:160]!r}")
+        return
+    chamber_id = registry.match_chamber(target.delegation_id, line.chamber)
+    if any(site.url == line.url for site in target.websites):
+        return
+    target.websites.append(Website(line.url, line.label, chamber_id))

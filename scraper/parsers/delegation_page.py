@@ -1,0 +1,243 @@
+"""Parser ``delegation-page``: the Assembly's page of one national delegation.
+
+The page states the composition sentence, the members (one comma-separated paragraph or one
+name per line/item), the plenipotentiary line, website lines and the head of the delegation.
+The page may also carry the sidebar block with every delegation's sentence: the sentence
+read is the one for the source's ``delegation`` (when configured) followed by member names.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from selectolax.lexbor import LexborNode
+
+from config.registry import load_registry
+from scraper.parsers.base import OptionSpec, ParseError, ParseResult, register
+from scraper.parsers.composition import (
+    COMPOSITION,
+    OTHER,
+    Piece,
+    assemble,
+    has_statement_keyword,
+    read_composition,
+    split_pieces,
+)
+from scraper.parsers.delegations import page_links
+from scraper.parsers.names import clean_name, looks_like_name, name_key
+from scraper.parsers.records import DelegationRecord
+from scraper.parsers.text import (
+    blocks_containing,
+    inline_text,
+    option_str,
+    parse_html,
+    select,
+    select_first,
+    visible_lines,
+)
+
+NAME = "delegation-page"
+_SENTENCE_WORDS = ("Delegation", "Делегация")
+
+_MEMBERS_LABEL_RE = re.compile(
+    r"^(?:(?:The\s+)?(?:members|composition)\s+of\s+the\s+delegation|Delegation\s+members|"
+    r"Members|Состав\s+делегации|Члены\s+делегации)\s*:?\s*",
+    re.IGNORECASE,
+)
+_HEAD_RE = re.compile(
+    r"^(?:Head\s+of\s+(?:the\s+)?[Dd]elegation|Руководитель\s+делегации|Глава\s+делегации)"
+    r"\s*[:\-–—]?\s*(?P<rest>.*)$",
+    re.IGNORECASE,
+)
+_LIST_SPLIT_RE = re.compile(r"\s*[,;]\s*")
+
+
+@dataclass
+class _Candidate:
+    index: int  # of the composition piece
+    record: DelegationRecord
+    members: list[str]
+    rejected: list[str]
+
+
+def read_member_names(lines: list[str]) -> tuple[list[str], list[str]]:
+    """Names from member lines (comma/semicolon lists or one per line), and the parts that
+    do not look like names."""
+    names: list[str] = []
+    rejected: list[str] = []
+    for line in lines:
+        line = _MEMBERS_LABEL_RE.sub("", line).strip()
+        for part in _LIST_SPLIT_RE.split(line) if line else []:
+            name = clean_name(part)
+            if looks_like_name(name):
+                names.append(name)
+            elif name:
+                rejected.append(part)
+    return names, rejected
+
+
+def _member_region(pieces: list[Piece], start: int) -> list[str]:
+    """The OTHER lines right after piece ``start``, up to the next statement or head line."""
+    lines: list[str] = []
+    for piece in pieces[start + 1 :]:
+        if piece.kind != OTHER or _HEAD_RE.match(piece.text):
+            break
+        lines.append(piece.text)
+    return lines
+
+
+def _read_head(pieces: list[Piece]) -> tuple[str | None, str | None]:
+    for index, piece in enumerate(pieces):
+        match = _HEAD_RE.match(piece.text) if piece.kind == OTHER else None
+        if match is None:
+            continue
+        following = [p.text for p in pieces[index + 1 : index + 3]]
+        rest = match.group("rest").strip()
+        if rest:
+            name, _, post = rest.partition(",")
+            post = post.strip() or (following[0] if following else "")
+            return clean_name(name) or None, post or None
+        if following and looks_like_name(clean_name(following[0])):
+            return clean_name(following[0]), following[1] if len(following) > 1 else None
+    return None, None
+
+
+def _candidates(pieces: list[Piece]) -> list[_Candidate]:
+    registry = load_registry()
+    out: list[_Candidate] = []
+    for index, piece in enumerate(pieces):
+        if piece.kind != COMPOSITION:
+            continue
+        record = read_composition(piece.text, registry, [])
+        if record is None:
+            continue
+        members, rejected = read_member_names(_member_region(pieces, index))
+        out.append(_Candidate(index, record, members, rejected))
+    return out
+
+
+def _choose(candidates: list[_Candidate], delegation: str | None) -> _Candidate:
+    pool = candidates
+    if delegation is not None:
+        pool = [c for c in candidates if c.record.delegation_id == delegation]
+        if not pool:
+            found = ", ".join(sorted({c.record.delegation_id for c in candidates}))
+            raise ParseError(
+                f"{NAME}: no composition sentence for delegation {delegation} (found: {found})"
+            )
+    with_members = [c for c in pool if c.members]
+    if with_members:  # the sentence followed by the most names (a sidebar has none)
+        return max(with_members, key=lambda c: len(c.members))
+    if len({c.record.delegation_id for c in pool}) > 1:
+        found = ", ".join(c.record.delegation_id for c in pool)
+        raise ParseError(
+            f"{NAME}: {len(pool)} delegations' sentences ({found}), none followed by member "
+            "names; set the source's delegation to choose"
+        )
+    return pool[0]
+
+
+@register(
+    NAME,
+    version=1,
+    description="A national delegation's page on the Assembly site: composition, members, "
+    "plenipotentiary, websites, head of delegation.",
+    options={
+        "delegation": OptionSpec(str, "the source's delegation id: which sentence to read"),
+        "select": OptionSpec(str, "CSS selector of the part of the page to read (default: all)"),
+        "members": OptionSpec(str, "CSS selector of the member names (default: found by text)"),
+    },
+)
+def parse_delegation_page(html: str, url: str, options: Mapping[str, Any]) -> ParseResult:
+    result = ParseResult(NAME)
+    if not has_statement_keyword(html):
+        result.found = False
+        result.warnings.append("no delegation composition on this page")
+        return result
+    tree = parse_html(html)
+    scope = tree.body
+    scope_selector = option_str(options, "select")
+    if scope_selector is not None and tree.root is not None:
+        scope = select_first(tree.root, scope_selector, "select")
+        if scope is None:
+            raise ParseError(f"{NAME}: select {scope_selector!r} matched nothing")
+    members_selector = option_str(options, "members")
+    selected_members: list[str] | None = None
+    if members_selector is not None and scope is not None:
+        nodes = select(scope, members_selector, "members")
+        if not nodes:
+            raise ParseError(f"{NAME}: members selector {members_selector!r} matched nothing")
+        selected_members, rejected = read_member_names([inline_text(n) for n in nodes])
+        result.warnings += [f"not read as a member name: {part!r}" for part in rejected]
+    if scope is None:
+        raise ParseError(f"{NAME}: the page has no body")
+    # First only the containers of the blocks holding a composition sentence (the members
+    # and other lines sit beside it); the whole scope when no sentence there has members.
+    containers = _outermost(
+        [block.parent or block for block in blocks_containing(scope, _SENTENCE_WORDS)]
+    )
+    pieces = split_pieces([line for c in containers for line in visible_lines(c)])
+    links = [link for c in containers for link in page_links(c, url)]
+    candidates = _candidates(pieces)
+    if not any(c.members for c in candidates):
+        pieces, links = split_pieces(visible_lines(scope)), page_links(scope, url)
+        candidates = _candidates(pieces)
+    if not candidates:
+        if any(piece.kind == COMPOSITION for piece in pieces):
+            raise ParseError(f"{NAME}: found a composition sentence but could not read it")
+        result.found = False
+        result.warnings.append("no delegation composition on this page")
+        return result
+    chosen = _choose(candidates, option_str(options, "delegation"))
+    following = [c.index for c in candidates if c.index > chosen.index]
+    section = pieces[chosen.index : following[0] if following else len(pieces)]
+    records = assemble(section, links, load_registry(), result.warnings)
+    if not records:
+        raise ParseError(f"{NAME}: could not read the composition sentence {section[0].text!r}")
+    record = records[0]
+    members = selected_members if selected_members is not None else chosen.members
+    if selected_members is None:
+        result.warnings += [f"not read as a member name: {part!r}" for part in chosen.rejected]
+    record.members = _unique_members(members, result.warnings)
+    record.head, record.head_post = _read_head(section)
+    if not record.members:
+        result.warnings.append(f"{record.delegation_id}: no member names found")
+    elif len(record.members) != record.total:
+        result.warnings.append(
+            f"{record.delegation_id}: the page states {record.total} seats but lists "
+            f"{len(record.members)} member names"
+        )
+    result.records = [record]
+    return result
+
+
+def _outermost(nodes: list[LexborNode]) -> list[LexborNode]:
+    """``nodes`` without duplicates and without those inside another one, in order."""
+    ids = {node.mem_id for node in nodes}
+    out: list[LexborNode] = []
+    seen: set[int] = set()
+    for node in nodes:
+        parent, inside = node.parent, False
+        while parent is not None and not inside:
+            inside = parent.mem_id in ids
+            parent = parent.parent
+        if not inside and node.mem_id not in seen:
+            seen.add(node.mem_id)
+            out.append(node)
+    return out
+
+
+def _unique_members(names: list[str], warnings: list[str]) -> list[str]:
+    seen: set[str] = set()
+    out: list[str] = []
+    for name in names:
+        key = name_key(name)
+        if key in seen:
+            warnings.append(f"member listed twice: {name!r}")
+            continue
+        seen.add(key)
+        out.append(name)
+    return out

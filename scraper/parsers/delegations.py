@@ -1,0 +1,84 @@
+"""Parser ``delegations``: the Assembly's block listing every national delegation.
+
+Found by its text (the composition sentences), wherever it sits: sidebar, list, table,
+``<br>``-separated paragraphs, in English or Russian.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from config.registry import load_registry
+from scraper.parsers.base import OptionSpec, ParseError, ParseResult, register
+from scraper.parsers.composition import (
+    COMPOSITION,
+    KEYWORDS,
+    assemble,
+    has_statement_keyword,
+    split_pieces,
+)
+from scraper.parsers.text import (
+    Link,
+    absolute_url,
+    blocks_containing,
+    links_in,
+    option_str,
+    parse_html,
+    select_first,
+    visible_lines,
+)
+
+NAME = "delegations"
+
+
+def page_links(node: Any, url: str) -> list[Link]:
+    """The links under ``node`` with absolute hrefs (links without a usable href dropped)."""
+    out: list[Link] = []
+    for link in links_in(node):
+        href = absolute_url(url, link.href)
+        if href is not None:
+            out.append(Link(link.text, href))
+    return out
+
+
+@register(
+    NAME,
+    version=1,
+    description="The Assembly's block of national delegations: seats per chamber, "
+    "plenipotentiary representatives, websites (English or Russian).",
+    options={
+        "select": OptionSpec(str, "CSS selector of the part of the page to read (default: all)"),
+    },
+)
+def parse_delegations(html: str, url: str, options: Mapping[str, Any]) -> ParseResult:
+    result = ParseResult(NAME)
+    if not has_statement_keyword(html):
+        result.found = False
+        result.warnings.append("no delegation block on this page")
+        return result
+    tree = parse_html(html)
+    scope_selector = option_str(options, "select")
+    scope = tree.body
+    if scope_selector is not None and tree.root is not None:
+        scope = select_first(tree.root, scope_selector, "select")
+        if scope is None:
+            raise ParseError(f"{NAME}: select {scope_selector!r} matched nothing")
+    if scope is None:
+        raise ParseError(f"{NAME}: the page has no body")
+    # Only the blocks whose text holds a statement keyword are read (not the whole page).
+    blocks = blocks_containing(scope, tuple(word for word in KEYWORDS if word in html))
+    links = [link for block in blocks for link in page_links(block, url)]
+    pieces = split_pieces([line for block in blocks for line in visible_lines(block)])
+    sentences = sum(1 for piece in pieces if piece.kind == COMPOSITION)
+    if sentences == 0:
+        result.found = False
+        result.warnings.append("no delegation block on this page")
+        return result
+    result.records = list(assemble(pieces, links, load_registry(), result.warnings))
+    if not result.records:
+        raise ParseError(
+            f"{NAME}: found {sentences} composition sentence(s) but could read none: "
+            + "; ".join(result.warnings[:3])
+        )
+    return result

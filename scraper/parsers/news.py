@@ -1,0 +1,171 @@
+"""Parser ``news-list``: news items from a list page, or one article page.
+
+List mode reads items by CSS selectors (defaults fit the Assembly's events list); article mode
+reads the title, date and text of a single article. ``mode = "auto"`` (the default) reads a
+list when the item selector matches and an article otherwise. ``strip`` removes noise first
+(the Duma's deputy tooltip cards, repeated photo captions); ``watch`` terms found in an item
+are kept on it for later filtering.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from selectolax.lexbor import LexborNode
+
+from config.registry import fold_text
+from scraper.parsers.base import OptionSpec, ParseError, ParseResult, register
+from scraper.parsers.dates import looks_like_date, parse_date
+from scraper.parsers.records import NewsItem
+from scraper.parsers.text import (
+    absolute_url,
+    inline_text,
+    option_list,
+    option_str,
+    parse_html,
+    remove_nodes,
+    select,
+    select_first,
+    visible_lines,
+)
+
+NAME = "news-list"
+
+DEFAULTS: dict[str, str] = {
+    "item": ".events-list .item, .news-list .item, .news-item, .event-item, .news__item",
+    "title": ".title, .name, h2, h3, h4",
+    "link": "a[href]",
+    "date": ".date, time, .news-date, .event-date",
+    "summary": ".preview, .announce, .anons, .summary, .description, .lead",
+    "article": "article, .article, .news-detail, .event-detail, main, #content, .content",
+    "article_title": "h1",
+    "article_date": ".date, time, .news-date, .event-date, .article-date",
+    "article_text": ".article-text, .news-text, .detail-text, .text, .entry-content",
+}
+_MODES = ("auto", "list", "article")
+_DATE_SCAN_LINES = 4  # article pages without a date element: look this far after the title
+
+
+def _date_of(node: LexborNode | None) -> tuple[str | None, str | None]:
+    """(ISO date, date as written) of a date element; the ``datetime`` attribute helps."""
+    if node is None:
+        return None, None
+    text = inline_text(node) or None
+    iso = parse_date(text or "")
+    if iso is None:
+        iso = parse_date(node.attributes.get("datetime") or "")
+    return iso, text
+
+
+def _watch_hits(terms: list[str], *texts: str | None) -> tuple[str, ...]:
+    if not terms:
+        return ()
+    haystack = fold_text(" ".join(t for t in texts if t))
+    return tuple(term for term in terms if fold_text(term) in haystack)
+
+
+def _read_list(
+    items: list[LexborNode], url: str, options: Mapping[str, Any], result: ParseResult
+) -> None:
+    sel = {key: option_str(options, key, DEFAULTS[key]) or DEFAULTS[key] for key in DEFAULTS}
+    watch = option_list(options, "watch")
+    seen: set[str] = set()
+    for number, item in enumerate(items, start=1):
+        link_node = item if item.tag == "a" else select_first(item, sel["link"], "link")
+        href = absolute_url(url, link_node.attributes.get("href") if link_node else None)
+        title_node = select_first(item, sel["title"], "title")
+        title = inline_text(title_node) or inline_text(link_node)
+        if href is None or not title:
+            result.warnings.append(f"item {number}: no {'link' if href is None else 'title'}")
+            continue
+        if href in seen:
+            continue
+        seen.add(href)
+        date, date_text = _date_of(select_first(item, sel["date"], "date"))
+        if date_text and date is None:
+            result.warnings.append(f"item {number}: unreadable date {date_text!r} kept as text")
+        summary = inline_text(select_first(item, sel["summary"], "summary")) or None
+        hits = _watch_hits(watch, title, summary)
+        result.records.append(NewsItem(href, title, date, date_text, summary, None, hits))
+
+
+def _read_article(root: LexborNode, url: str, options: Mapping[str, Any]) -> NewsItem:
+    sel = {key: option_str(options, key, DEFAULTS[key]) or DEFAULTS[key] for key in DEFAULTS}
+    container = select_first(root, sel["article"], "article") or root
+    title_node = select_first(container, sel["article_title"], "article_title")
+    if title_node is None and container is not root:
+        title_node = select_first(root, sel["article_title"], "article_title")
+    title = inline_text(title_node)
+    if not title:
+        raise ParseError(
+            f"{NAME}: no item matched and no article title ({sel['article_title']!r}) found"
+        )
+    date, date_text = _date_of(select_first(container, sel["article_date"], "article_date"))
+    text_node = select_first(container, sel["article_text"], "article_text")
+    lines = visible_lines(text_node if text_node is not None else container)
+    if title_node is not None and text_node is None:
+        lines = [line for line in lines if line != title]
+    if date_text is None:  # no date element: a date line near the top of the text
+        for line in lines[:_DATE_SCAN_LINES]:
+            if looks_like_date(line):
+                date, date_text = parse_date(line), line
+                break
+    if date_text is not None:
+        lines = [line for line in lines if line != date_text]
+    text = "\n".join(lines)
+    hits = _watch_hits(option_list(options, "watch"), title, text)
+    return NewsItem(url, title, date, date_text, None, text or None, hits)
+
+
+@register(
+    NAME,
+    version=1,
+    description="News items (title, URL, date, summary) from a list page, or one article "
+    "(title, date, text).",
+    options={
+        "mode": OptionSpec(str, "auto (default), list or article"),
+        "item": OptionSpec(str, "CSS selector of one news item in a list"),
+        "title": OptionSpec(str, "CSS selector of an item's title (inside the item)"),
+        "link": OptionSpec(str, "CSS selector of an item's link (inside the item)"),
+        "date": OptionSpec(str, "CSS selector of an item's date (inside the item)"),
+        "summary": OptionSpec(str, "CSS selector of an item's summary (inside the item)"),
+        "article": OptionSpec(str, "CSS selector of an article page's main block"),
+        "article_title": OptionSpec(str, "CSS selector of an article's title"),
+        "article_date": OptionSpec(str, "CSS selector of an article's date"),
+        "article_text": OptionSpec(str, "CSS selector of an article's text"),
+        "strip": OptionSpec((str, list), "CSS selectors of noise to remove first"),
+        "watch": OptionSpec((str, list), "terms to flag on items (kept for filtering)"),
+        "min_items": OptionSpec(int, "fewer items in a list is a parse error"),
+    },
+)
+def parse_news(html: str, url: str, options: Mapping[str, Any]) -> ParseResult:
+    result = ParseResult(NAME)
+    mode = option_str(options, "mode", "auto")
+    if mode not in _MODES:
+        raise ParseError(f"option mode: expected one of {', '.join(_MODES)}, got {mode!r}")
+    tree = parse_html(html)
+    remove_nodes(tree, option_list(options, "strip"))
+    root = tree.body
+    if root is None:
+        raise ParseError(f"{NAME}: the page has no body")
+    item_selector = option_str(options, "item", DEFAULTS["item"]) or DEFAULTS["item"]
+    items = select(root, item_selector, "item") if mode != "article" else []
+    if mode == "list" and not items:
+        raise ParseError(f"{NAME}: item selector {item_selector!r} matched nothing")
+    if items:
+        _read_list(items, url, options, result)
+        if not result.records:
+            raise ParseError(
+                f"{NAME}: {len(items)} items matched {item_selector!r} but none had a link "
+                "and a title"
+            )
+        minimum = options.get("min_items")
+        if isinstance(minimum, int) and len(result.records) < minimum:
+            raise ParseError(f"{NAME}: {len(result.records)} items, fewer than min_items={minimum}")
+        return result
+    article = _read_article(root, url, options)
+    if article.date_text and article.date is None:
+        result.warnings.append(f"unreadable date {article.date_text!r} kept as text")
+    result.records.append(article)
+    return result

@@ -1,0 +1,129 @@
+"""The typed records parsers return, and the facts each one states.
+
+Facts are what the change layer compares (see ``base.Fact``); everything else on a record
+(dates, summaries, roles, links, chamber names as written) is kept for reports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from scraper.parsers.base import Fact
+from scraper.parsers.names import name_key
+from scraper.parsers.text import normalize_url
+
+
+@dataclass(frozen=True)
+class ChamberSeats:
+    """One chamber's share of a delegation: "7 deputies from the House of Representatives"."""
+
+    chamber_id: str  # registry id, a slug for an unknown chamber, or "main"
+    chamber: str | None  # the chamber's name as written; None when the sentence names none
+    seats: int
+    noun: str  # "deputies", "members", "депутатами", ... as written
+
+
+@dataclass(frozen=True)
+class Website:
+    """A "Website of the <chamber>: <url>" line that has a URL."""
+
+    url: str  # as given (the link's href, else the URL written in the text)
+    label: str  # the text before the colon, as written
+    chamber_id: str | None  # the chamber the label names, when it names a known one
+
+
+@dataclass
+class DelegationRecord:
+    """A national delegation as one page states it (``delegations``, ``delegation-page``)."""
+
+    delegation_id: str  # registry id ("KG") or "x-<slug>" for an unknown parliament
+    parliament: str  # the parliament's name as written in the composition sentence
+    chambers: list[ChamberSeats]
+    sentence: str  # the composition sentence as written
+    plenipotentiary: str | None = None
+    plenipotentiary_role: str | None = None
+    websites: list[Website] = field(default_factory=list)
+    members: list[str] = field(default_factory=list)  # delegation-page: names as written
+    head: str | None = None  # delegation-page: head of the delegation, when stated
+    head_post: str | None = None
+
+    @property
+    def subject(self) -> str:
+        return f"delegation:{self.delegation_id}"
+
+    @property
+    def total(self) -> int:
+        return sum(c.seats for c in self.chambers)
+
+    def facts(self) -> list[Fact]:
+        subject = self.subject
+        out = [Fact(subject, "delegation", "", self.parliament)]
+        out += [Fact(subject, f"seats:{c.chamber_id}", "", str(c.seats)) for c in self.chambers]
+        out.append(Fact(subject, "seats:total", "", str(self.total)))
+        if self.plenipotentiary:
+            out.append(Fact(subject, "plenipotentiary", "", self.plenipotentiary))
+            if self.plenipotentiary_role:
+                out.append(Fact(subject, "plenipotentiary_role", "", self.plenipotentiary_role))
+        seen: set[str] = set()
+        for site in self.websites:
+            key = normalize_url(site.url)
+            if key not in seen:
+                seen.add(key)
+                out.append(Fact(subject, "website", key, site.url))
+        out += _member_facts(subject, self.members)
+        if self.head:
+            out.append(Fact(subject, "head", "", self.head))
+        return out
+
+
+@dataclass(frozen=True)
+class NewsItem:
+    """A news item from a list page, or an article page (then ``text`` is set)."""
+
+    url: str  # absolute
+    title: str
+    date: str | None  # ISO date, None when missing or unreadable
+    date_text: str | None  # the date as written
+    summary: str | None = None
+    text: str | None = None  # article pages: the article's text, normalised
+    watch_hits: tuple[str, ...] = ()  # the source's watch terms found in title/summary/text
+
+    def facts(self) -> list[Fact]:
+        return [Fact("news", "item", self.url, self.title)]
+
+
+@dataclass(frozen=True)
+class RosterEntry:
+    """One member of a national roster."""
+
+    name: str  # as written (whitespace normalised, run-together words split)
+    delegation: str | None  # the source's delegation id, when configured
+    role: str | None = None
+    chamber: str | None = None
+    link: str | None = None  # absolute URL of the member's page
+
+    def facts(self) -> list[Fact]:
+        subject = f"delegation:{self.delegation}" if self.delegation else "roster"
+        return [Fact(subject, "member", name_key(self.name), self.name)]
+
+
+@dataclass(frozen=True)
+class PageText:
+    """The readable text of a page (or of a CSS selection of it)."""
+
+    text: str
+    selector: str
+
+    def facts(self) -> list[Fact]:
+        return [Fact("page", "text", "", self.text)]
+
+
+def _member_facts(subject: str, members: list[str]) -> list[Fact]:
+    out: list[Fact] = []
+    seen: set[str] = set()
+    for name in members:
+        key = name_key(name)
+        if key and key not in seen:
+            seen.add(key)
+            out.append(Fact(subject, "member", key, name))
+    return out

@@ -1,0 +1,121 @@
+"""The CLI as a user runs it: subprocesses against a local server, exit codes, the database."""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+
+from pawatch.cli import cli
+from pawatch.localserver import LocalServer, Route
+from tests.conftest import source_block, write_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pawatch(*args: str, env: dict[str, str] | None = None,
+            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    import os
+
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("PAWATCH_")}
+    full_env.update({"PYTHONPATH": str(ROOT), **(env or {})})
+    return subprocess.run([sys.executable, "-m", "pawatch.cli", *args], capture_output=True,
+                          text=True, timeout=timeout, env=full_env, cwd=ROOT)
+
+
+def test_run_exit_codes_json_summary_and_database(tmp_path: Path, server: LocalServer) -> None:
+    server.set("/good", Route(body="<p>fine</p>"))
+    server.set("/bad", Route(status=503))
+    cfg = write_config(tmp_path, source_block("good", server.url("/good")) +
+                       source_block("bad", server.url("/bad")))
+    proc = pawatch("--config", str(cfg), "run", "--format", "json")
+    assert proc.returncode == 1, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["counts"]["new"] == 1 and summary["counts"]["failed"] == 1
+    assert summary["sources"]["failed"] == ["bad"]
+    assert "503" in summary["errors"]["bad"]
+    assert "Traceback" not in proc.stderr
+    # one log line per check when stderr is not a terminal
+    assert re.search(r"good: new \(snapshot 1", proc.stderr)
+    assert re.search(r"bad: FAILED \(http_status\)", proc.stderr)
+    with sqlite3.connect(tmp_path / "pawatch.db") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM fetch_log").fetchone()[0] == 2
+
+    only_good = pawatch("--config", str(cfg), "run", "--source", "good")
+    assert only_good.returncode == 0, only_good.stderr
+    assert "Checked 1 source(s): 0 new, 0 changed, 1 unchanged, 0 failed" in only_good.stdout
+
+
+def test_status_and_sources_commands(tmp_path: Path, server: LocalServer) -> None:
+    server.set("/a", Route(body="<p>a</p>"))
+    cfg = write_config(tmp_path, source_block("alpha", server.url("/a"), schedule="30m"))
+    assert pawatch("--config", str(cfg), "run").returncode == 0
+    status = pawatch("--config", str(cfg), "status", "--format", "json")
+    assert status.returncode == 0
+    (row,) = json.loads(status.stdout)
+    assert row["id"] == "alpha" and row["snapshots"] == 1 and row["consecutive_failures"] == 0
+    text = pawatch("--config", str(cfg), "status").stdout
+    assert "alpha" in text and "new" in text
+    listing = pawatch("--config", str(cfg), "sources")
+    assert listing.returncode == 0 and "alpha" in listing.stdout and "30m" in listing.stdout
+
+
+def test_db_option_and_env_override_the_storage_path(tmp_path: Path, server: LocalServer) -> None:
+    server.set("/a", Route(body="<p>a</p>"))
+    cfg = write_config(tmp_path, source_block("alpha", server.url("/a")))
+    other = tmp_path / "other.db"
+    assert pawatch("--config", str(cfg), "--db", str(other), "run").returncode == 0
+    assert other.exists()
+    env_db = tmp_path / "env.db"
+    assert pawatch("run", env={"PAWATCH_CONFIG": str(cfg),
+                               "PAWATCH_DB": str(env_db)}).returncode == 0
+    assert env_db.exists()
+
+
+def test_config_and_usage_errors_exit_2_with_one_clear_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[sources]]\nid = "x"\nurl = "gopher://old.example/"\nparser = "page"\n')
+    proc = pawatch("--config", str(bad), "run")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"pawatch: config error: {bad}: sources[0] (x).url: expected an http:// or https:// "
+        "URL with a host, got 'gopher://old.example/'"]
+    good = write_config(tmp_path, source_block("a", "http://127.0.0.1:9/"))
+    unknown = pawatch("--config", str(good), "run", "--source", "nope")
+    assert unknown.returncode == 2 and "unknown source id(s): nope" in unknown.stderr
+    assert pawatch("--config", str(good), "run", "--bogus").returncode == 2
+    missing_dir = pawatch("--config", str(good), "--db", str(tmp_path / "no" / "x.db"), "status")
+    assert missing_dir.returncode == 2 and "does not exist" in missing_dir.stderr
+
+
+def test_refused_connection_is_a_failure_not_a_crash(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, source_block("down", "http://127.0.0.1:9/"))
+    proc = pawatch("--config", str(cfg), "run")
+    assert proc.returncode == 1
+    assert "failed: down:" in proc.stdout and "Traceback" not in proc.stderr
+
+
+def test_every_cli_command_is_documented_in_the_readme() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert isinstance(cli, click.Group)
+    for name, command in cli.commands.items():
+        assert f"`pawatch {name}" in readme, f"README does not document `pawatch {name}`"
+        assert command.help, f"`pawatch {name}` has no help text"
+        for param in command.params:
+            if isinstance(param, click.Option):
+                assert param.help, f"`pawatch {name} {param.opts[0]}` has no help"
+
+
+def test_readme_quick_start_commands_exist_in_the_makefile() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    for target in ("demo", "test"):
+        assert f"make {target}" in readme
+        assert re.search(rf"^{target}:", makefile, re.M)
+    assert "make test" in ci

@@ -1,0 +1,312 @@
+"""Parsers against fixture pages: each ``<case>.html`` (or ``.json``) beside its
+``<case>.expected.json`` (meta: url, options, encoding; then found, warnings, facts, records,
+or error: the ParseError message)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from scraper.parsers import PARSERS, ParseError, ParseResult, get_parser
+from scraper.parsers.dates import parse_date
+from scraper.parsers.numbers import parse_count
+from scraper.parsers.text import normalize_url, visible_lines
+
+FIXTURES = Path(__file__).parent / "fixtures" / "parsers"
+CASES = sorted(FIXTURES.glob("*/*.expected.json"))
+
+
+def _input_for(expected: Path) -> Path:
+    stem = expected.name.removesuffix(".expected.json")
+    found = [p for p in expected.parent.glob(f"{stem}.*") if p != expected]
+    assert len(found) == 1, f"{expected}: expected one input file, found {found}"
+    return found[0]
+
+
+def _run(parser: str, text: str, meta: dict[str, Any]) -> ParseResult:
+    options = dict(meta.get("options", {}))
+    options.setdefault("delegation", None)  # the pipeline always passes it
+    return get_parser(parser).func(text, meta.get("url", "https://pacsto.org/"), options)
+
+
+def test_fixture_cases_cover_every_parser() -> None:
+    assert {case.parent.name for case in CASES} == set(PARSERS)
+    assert len(CASES) >= 20
+
+
+@pytest.mark.parametrize("expected_path", CASES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_fixture(expected_path: Path) -> None:
+    expected = json.loads(expected_path.read_text(encoding="utf-8"))
+    meta = expected["meta"]
+    text = _input_for(expected_path).read_bytes().decode(meta.get("encoding", "utf-8"))
+    parser = expected_path.parent.name
+    if "error" in expected:
+        with pytest.raises(ParseError) as info:
+            _run(parser, text, meta)
+        assert str(info.value) == expected["error"]
+        return
+    result = _run(parser, text, meta)
+    assert result.parser == parser
+    assert result.found == expected["found"]
+    assert result.warnings == expected["warnings"]
+    assert [[f.subject, f.attribute, f.key, f.value] for f in result.facts()] == expected["facts"]
+    records = json.loads(json.dumps([dataclasses.asdict(r) for r in result.records]))
+    assert records == expected["records"]
+
+
+def test_cp1251_fixtures_are_real_cp1251_bytes() -> None:
+    cases = [c for c in CASES if json.loads(c.read_text())["meta"].get("encoding") == "cp1251"]
+    assert len(cases) >= 2
+    for case in cases:
+        raw = _input_for(case).read_bytes()
+        with pytest.raises(UnicodeDecodeError):
+            raw.decode("utf-8")
+        assert "Делегация" in raw.decode("cp1251")
+
+
+# --- delegations: phrasing variants one by one -------------------------------------------
+
+
+def _delegations(html: str) -> ParseResult:
+    return get_parser("delegations").func(html, "https://pacsto.org/", {"delegation": None})
+
+
+def _facts(result: ParseResult) -> dict[tuple[str, str, str], str]:
+    return {(f.subject, f.attribute, f.key): f.value for f in result.facts()}
+
+
+@pytest.mark.parametrize(
+    ("sentence", "chambers"),
+    [
+        (
+            "Delegation of the Parliament of the Republic of Kazakhstan to the CSTO PA is "
+            "represented by 8 deputies from the Mazhilis of the Parliament of the Republic of "
+            "Kazakhstan and 8 members of the Senate of the Parliament of Kazakhstan.",
+            {"mazhilis": "8", "senate": "8", "total": "16"},
+        ),
+        (
+            "Делегация Федерального Собрания Российской Федерации в ПА ОДКБ представлена "
+            "десятью депутатами Государственной Думы и двенадцатью членами Совета Федерации.",
+            {"state-duma": "10", "federation-council": "12", "total": "22"},
+        ),
+        (
+            "Делегация Жогорку Кенеша Кыргызской Республики в ПА ОДКБ состоит из семи депутатов.",
+            {"supreme-council": "7", "total": "7"},
+        ),
+        (
+            "Delegation of the Supreme Council of the Kyrgyz Republic to the CSTO PA consists "
+            "of Seven deputies.",
+            {"supreme-council": "7", "total": "7"},
+        ),
+        (
+            "Delegation of the Federal Assembly of the Russian Federation to the CSTO PA "
+            "consists of 10 deputies of the State Duma and 12 senators of the Federation "
+            "Council.",
+            {"state-duma": "10", "federation-council": "12", "total": "22"},
+        ),
+    ],
+)
+def test_composition_variants(sentence: str, chambers: dict[str, str]) -> None:
+    result = _delegations(f"<div><p>{sentence}</p></div>")
+    assert len(result.records) == 1
+    subject = result.records[0].subject
+    seats = {
+        attr.removeprefix("seats:"): value
+        for (subj, attr, _), value in _facts(result).items()
+        if subj == subject and attr.startswith("seats:")
+    }
+    assert seats == chambers
+    assert result.warnings == []
+
+
+@pytest.mark.parametrize(
+    ("line", "name", "role"),
+    [
+        ("Plenipotentiary representative of the Supreme Council of the Kyrgyz Republic: "
+         "Shabdanbek Alishev", "Shabdanbek Alishev", None),
+        ("Plenipotentiary Representative of the Supreme Council of the Kyrgyz Republic, "
+         "deputy Executive Secretary of the CSTO Parliamentary Assembly:Alishev Shabdanbek",
+         "Alishev Shabdanbek", "deputy Executive Secretary of the CSTO Parliamentary Assembly"),
+        ("Plenipotentiary representative of the Supreme Council of the Kyrgyz Republic - "
+         "Deputy Speaker: Shabdanbek Alishev", "Shabdanbek Alishev", "Deputy Speaker"),
+        ("Полномочный представитель Жогорку Кенеша Кыргызской Республики: Алишев Шабданбек "
+         "Ибраимович", "Алишев Шабданбек Ибраимович", None),
+    ],
+)  # fmt: skip
+def test_plenipotentiary_variants(line: str, name: str, role: str | None) -> None:
+    html = (
+        "<div>Delegation of the Supreme Council of the Kyrgyz Republic to the CSTO PA "
+        f"consists of 7 deputies.<br>{line}</div>"
+    )
+    record = _delegations(html).records[0]
+    assert (record.plenipotentiary, record.plenipotentiary_role) == (name, role)
+
+
+def test_unknown_chamber_of_known_delegation_is_slugged_with_a_warning() -> None:
+    result = _delegations(
+        "<p>Delegation of the Parliament of the Republic of Kazakhstan to the CSTO PA consists "
+        "of 8 deputies from the Upper House of the Parliament of the Republic of Kazakhstan.</p>"
+    )
+    assert ("delegation:KZ", "seats:upper-house", "") in _facts(result)
+    assert result.warnings == [
+        "KZ: chamber 'Upper House of the Parliament of the Republic of Kazakhstan' is not in "
+        "the registry"
+    ]
+
+
+def test_block_found_but_unreadable_is_a_parse_error() -> None:
+    with pytest.raises(ParseError, match="could read none"):
+        _delegations("<p>Delegation of the Parliament of Narnia consists of many deputies.</p>")
+
+
+def test_page_without_block_is_not_found_never_empty_records() -> None:
+    result = _delegations("<p>The delegation visited Minsk.</p>")
+    assert result.found is False
+    assert result.records == [] and result.warnings
+    assert result.facts() == []
+
+
+def test_website_label_without_url_gives_no_website() -> None:
+    result = _delegations(
+        "<p>Delegation of the Supreme Council of the Kyrgyz Republic to the CSTO PA consists of "
+        "7 deputies.</p><p>Website of the Supreme Council of the Kyrgyz Republic:</p>"
+    )
+    assert result.records[0].websites == []
+
+
+def test_select_option_that_matches_nothing_is_a_parse_error() -> None:
+    with pytest.raises(ParseError, match="#sidebar"):
+        get_parser("delegations").func(
+            "<p>Delegation of the X consists of 7 deputies.</p>", "https://pacsto.org/",
+            {"select": "#sidebar"},
+        )  # fmt: skip
+
+
+# --- delegation-page ---------------------------------------------------------------------
+
+
+def test_delegation_page_for_another_delegation_is_a_parse_error() -> None:
+    html = (FIXTURES / "delegation-page" / "tj_country_page.html").read_text()
+    with pytest.raises(ParseError, match="no composition sentence for delegation KG"):
+        get_parser("delegation-page").func(html, "https://pacsto.org/", {"delegation": "KG"})
+
+
+def test_delegation_page_members_selector() -> None:
+    html = (FIXTURES / "delegation-page" / "tj_country_page.html").read_text()
+    result = get_parser("delegation-page").func(
+        html, "https://pacsto.org/", {"delegation": "TJ", "members": ".country__members p"}
+    )
+    assert len(result.records[0].members) == 12
+    assert result.records[0].head == "Rustam Emomali"
+
+
+# --- news, roster, page --------------------------------------------------------------------
+
+
+def test_news_mode_must_be_known() -> None:
+    with pytest.raises(ParseError, match="option mode"):
+        get_parser("news-list").func("<p>x</p>", "https://pacsto.org/", {"mode": "feed"})
+
+
+def test_news_article_without_title_is_a_parse_error() -> None:
+    with pytest.raises(ParseError, match="no article title"):
+        get_parser("news-list").func("<div>text only</div>", "https://pacsto.org/", {})
+
+
+def test_roster_above_max_items_is_a_parse_error() -> None:
+    html = "<ul>" + "".join(f"<li><b>Member Number{chr(65 + i)}</b></li>" for i in range(6))
+    with pytest.raises(ParseError, match="more than max_items=5"):
+        get_parser("roster").func(html, "https://x.kz/", {"name": "li b", "max_items": 5})
+
+
+def test_roster_json_that_is_not_json_is_a_parse_error() -> None:
+    with pytest.raises(ParseError, match="not JSON"):
+        get_parser("roster").func("<html></html>", "https://kenesh.kg/api", {
+            "name": "x", "json_items": "content", "json_name": "lastName"})  # fmt: skip
+
+
+def test_roster_html_mode_needs_a_name_selector() -> None:
+    with pytest.raises(ParseError, match="option name"):
+        get_parser("roster").func("<ul><li>Viktor Kogut</li></ul>", "https://x/", {"item": "li"})
+
+
+def test_roster_without_delegation_uses_roster_subject() -> None:
+    result = get_parser("roster").func(
+        "<ul><li>Viktor Kogut</li></ul>", "https://house.gov.by/", {"name": "li"}
+    )
+    assert [(f.subject, f.key) for f in result.facts()] == [("roster", "kogut viktor")]
+
+
+def test_bad_css_selector_is_a_parse_error_naming_the_option() -> None:
+    with pytest.raises(ParseError, match="option item: invalid CSS selector"):
+        get_parser("roster").func("<p>x</p>", "https://x/", {"name": "p", "item": "p["})
+
+
+def test_page_bad_ignore_regex_is_a_parse_error() -> None:
+    with pytest.raises(ParseError, match="bad regex"):
+        get_parser("page").func("<p>x</p>", "https://x/", {"ignore": "("})
+
+
+def test_page_text_ignores_markup_noise() -> None:
+    a = get_parser("page").func("<p>A  b</p><p>c</p>", "https://x/", {})
+    b = get_parser("page").func("<div>\n<p>A b</p>\n<p>c </p></div>", "https://x/", {})
+    assert a.facts() == b.facts() == [a.facts()[0]]
+    assert a.facts()[0].value == "A b\nc"
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "iso"),
+    [
+        ("15 June 2021", "2021-06-15"),
+        ("June 15, 2021", "2021-06-15"),
+        ("08 December 2023", "2023-12-08"),
+        ("15 июня 2021", "2021-06-15"),
+        ("15.06.2021", "2021-06-15"),
+        ("15:21 01 March 2024", "2024-03-01"),
+        ("27.01.2022 10:39:00", "2022-01-27"),
+        ("21:16, 15 декабря 2020", "2020-12-15"),
+        ("30 Июня 2023, 09:36", "2023-06-30"),
+        ("17 Ноябр 2021, Чоршанбе", "2021-11-17"),
+        ("10 февраля, 2021 10:27", "2021-02-10"),
+        ("2021-жылдын 15-июну", "2021-06-15"),
+        ("15 маусым 2021", "2021-06-15"),
+        ("08 December ", None),
+        ("YEREVAN, March 11.", None),
+        ("31.02.2021", None),
+        ("", None),
+    ],
+)
+def test_parse_date(text: str, iso: str | None) -> None:
+    assert parse_date(text) == iso
+
+
+@pytest.mark.parametrize(
+    ("word", "n"),
+    [("7", 7), ("seven", 7), ("Twelve", 12), ("семь", 7), ("семью", 7), ("семи", 7),
+     ("шестью", 6), ("тремя", 3), ("трём", 3), ("двенадцатью", 12), ("восьми", 8),
+     ("двадцати", 20), ("one", 1), ("many", None), ("", None)],
+)  # fmt: skip
+def test_parse_count(word: str, n: int | None) -> None:
+    assert parse_count(word) == n
+
+
+def test_visible_lines_breaks_blocks_and_hides_scripts() -> None:
+    from scraper.parsers.text import parse_html
+
+    tree = parse_html(
+        "<div>a<p>b <i>c</i></p>d<br>e<table><tr><td>f</td><td>g</td></tr></table>"
+        "<script>x</script><style>y</style></div>"
+    )
+    assert visible_lines(tree.body) == ["a", "b c", "d", "e", "f", "g"]
+
+
+def test_normalize_url() -> None:
+    assert normalize_url("HTTP://WWW.Kenesh.KG") == "http://kenesh.kg/"
+    assert normalize_url("https://duma.gov.ru:443/news#top") == "https://duma.gov.ru/news"

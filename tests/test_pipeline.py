@@ -1,0 +1,96 @@
+"""The pipeline end to end against a real HTTP server on 127.0.0.1 and a real SQLite file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from config import load_config
+from pawatch.localserver import LocalServer, Route
+from pawatch.pipeline import run_once
+from storage import Store
+from tests.conftest import source_block, write_config
+
+PAGE = "<html><body><h1>Delegations</h1><p>Version {n}</p></body></html>"
+
+
+def rows(store: Store, sql: str) -> list[tuple[object, ...]]:
+    return [tuple(r) for r in store.db.conn.execute(sql).fetchall()]
+
+
+def test_faults_become_typed_failures_and_spare_the_other_sources(
+    tmp_path: Path, server: LocalServer
+) -> None:
+    server.set("/ok", Route(body=PAGE.format(n=1)))
+    server.set("/flaky", Route(sequence=[Route(status=500), Route(body=PAGE.format(n=1))]))
+    server.set("/gone", Route(status=404))
+    server.set("/slow", Route(body="late", delay=3))
+    server.set("/reset", Route(fault="reset"))
+    server.set("/truncated", Route(body="x" * 1000, fault="truncate"))
+    server.set("/huge", Route(fault="huge"))
+    server.set("/loop", Route(fault="redirect_loop"))
+    server.set("/private/page", Route(body="secret"))
+    server.set("/robots.txt", Route(body="User-agent: *\nDisallow: /private/\n",
+                                    content_type="text/plain"))
+    server.set("/empty", Route(body=b""))
+    server.set("/cp1251", Route(body="<html><head><meta charset=windows-1251></head><body>"
+                                "Делегация</body></html>".encode("cp1251")))
+    names = ["ok", "flaky", "gone", "slow", "reset", "truncated", "huge", "loop", "empty",
+             "cp1251"]
+    sources = "".join(source_block(n, server.url(f"/{n}")) for n in names)
+    sources += source_block("private", server.url("/private/page"))
+    cfg = write_config(tmp_path, sources, max_bytes=100000, timeout=1)
+    settings = load_config(cfg)
+    with Store.open(settings.storage.path) as store:
+        summary = run_once(settings, settings.sources, store)
+        by_id = {o.source_id: o for o in summary.outcomes}
+        assert {k: v.outcome for k, v in by_id.items() if v.outcome != "failed"} == {
+            "ok": "new", "flaky": "new", "cp1251": "new"}
+        assert {k: v.error_kind for k, v in by_id.items() if v.outcome == "failed"} == {
+            "gone": "http_status", "slow": "timeout", "reset": "connection",
+            "truncated": "connection", "huge": "too_large", "loop": "redirect",
+            "empty": "empty", "private": "robots"}
+        assert summary.exit_code == 1
+        assert server.hits("/private/page") == 0
+        assert rows(store, "SELECT attempts FROM fetch_log WHERE source_id = 'flaky'") == [(2,)]
+        assert rows(store, "SELECT COUNT(*) FROM snapshots") == [(3,)]
+        assert rows(store, "SELECT COUNT(*) FROM fetch_log") == [(len(names) + 1,)]
+        errors = rows(store, "SELECT error FROM fetch_log WHERE outcome = 'failed'")
+        assert all("\n" not in str(e) and "Traceback" not in str(e) for (e,) in errors)
+
+
+def test_second_run_sends_validators_and_records_304_and_changes(
+    tmp_path: Path, server: LocalServer
+) -> None:
+    server.set("/a", Route(body=PAGE.format(n=1), etag='"a1"'))
+    server.set("/b", Route(body=PAGE.format(n=1), last_modified="Wed, 01 Oct 2025 10:00:00 GMT"))
+    server.set("/c", Route(body=PAGE.format(n=1)))
+    cfg = write_config(tmp_path, "".join(source_block(n, server.url(f"/{n}")) for n in "abc"))
+    settings = load_config(cfg)
+    with Store.open(settings.storage.path) as store:
+        first = run_once(settings, settings.sources, store)
+        assert first.ids("new") == ["a", "b", "c"] and first.exit_code == 0
+        server.set("/c", Route(body=PAGE.format(n=2)))
+        second = run_once(settings, settings.sources, store)
+        assert second.ids("not_modified") == ["a", "b"]
+        assert second.ids("changed") == ["c"]
+        requests = [r for r in server.requests if r.path == "/a"]
+        assert requests[-1].headers.get("if-none-match") == '"a1"'
+        requests = [r for r in server.requests if r.path == "/b"]
+        assert requests[-1].headers.get("if-modified-since") == "Wed, 01 Oct 2025 10:00:00 GMT"
+        assert rows(store, "SELECT COUNT(*) FROM snapshots") == [(4,)]
+        assert rows(store, "SELECT outcome, COUNT(*) FROM fetch_log GROUP BY outcome "
+                    "ORDER BY outcome") == [("changed", 1), ("new", 3), ("not_modified", 2)]
+
+
+def test_unchanged_pages_replayed_many_times_add_no_snapshots(
+    tmp_path: Path, server: LocalServer
+) -> None:
+    server.set("/a", Route(body=PAGE.format(n=1)))  # no validators: full body each time
+    cfg = write_config(tmp_path, source_block("a", server.url("/a")))
+    settings = load_config(cfg)
+    with Store.open(settings.storage.path) as store:
+        for _ in range(25):
+            run_once(settings, settings.sources, store)
+        assert rows(store, "SELECT COUNT(*), MAX(seen_count) FROM snapshots") == [(1, 25)]
+        assert rows(store, "SELECT outcome, COUNT(*) FROM fetch_log GROUP BY outcome "
+                    "ORDER BY outcome") == [("new", 1), ("unchanged", 24)]
