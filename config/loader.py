@@ -249,8 +249,11 @@ def _check_options(file: str, where: str, parser: str, options: dict[str, Any]) 
     for key, value in options.items():
         if key not in spec.options:
             known = ", ".join(sorted(spec.options)) or "none"
-            raise ConfigError(file, f"{where}.options.{key}", f"unknown option for parser "
-                              f"{parser!r}; expected one of: {known}")
+            raise ConfigError(
+                file,
+                f"{where}.options.{key}",
+                f"unknown option for parser {parser!r}; expected one of: {known}",
+            )
         expected = spec.options[key].type
         if isinstance(value, bool) and bool not in (
             expected if isinstance(expected, tuple) else (expected,)
@@ -264,12 +267,14 @@ def _check_options(file: str, where: str, parser: str, options: dict[str, Any]) 
                 if isinstance(expected, tuple)
                 else expected.__name__
             )
-            raise ConfigError(file, f"{where}.options.{key}", f"expected {names}, "
-                              f"got {_show(value)}")
+            raise ConfigError(
+                file, f"{where}.options.{key}", f"expected {names}, got {_show(value)}"
+            )
     for key, opt in spec.options.items():
         if opt.required and key not in options:
-            raise ConfigError(file, f"{where}.options.{key}", f"required by parser {parser!r}: "
-                              f"{opt.help}")
+            raise ConfigError(
+                file, f"{where}.options.{key}", f"required by parser {parser!r}: {opt.help}"
+            )
 
 
 def _parse_source(file: str, base: Path | None, index: int, raw: Any) -> Source:
@@ -281,14 +286,18 @@ def _parse_source(file: str, base: Path | None, index: int, raw: Any) -> Source:
     values = _check_table(file, where, raw, _SOURCE_KEYS)
     for key in _SOURCE_REQUIRED:
         if key not in values:
-            raise ConfigError(file, f"{where}.{key}", "missing; every source needs id, url "
-                              "and parser")
+            raise ConfigError(
+                file, f"{where}.{key}", "missing; every source needs id, url and parser"
+            )
     for key in ("ca_bundle",):
         if key in values:
             values[key] = _resolve_path(base, values[key])
             if not Path(values[key]).is_file():
-                raise ConfigError(file, f"{where}.{key}", f"expected an existing file, "
-                                  f"{values[key]!r} does not exist")
+                raise ConfigError(
+                    file,
+                    f"{where}.{key}",
+                    f"expected an existing file, {values[key]!r} does not exist",
+                )
     _check_options(file, where, values["parser"], values.get("options", {}))
     return Source(**values)
 
@@ -311,7 +320,8 @@ def parse_config(
     """Apply one parsed TOML document over ``defaults``; raise ConfigError on any problem."""
     for key in data:
         if key not in _TOP_KEYS:
-            raise ConfigError(file, key, f"unknown key; expected one of {', '.join(sorted(_TOP_KEYS))}")
+            expected = ", ".join(sorted(_TOP_KEYS))
+            raise ConfigError(file, key, f"unknown key; expected one of {expected}")
     settings = defaults
     if "storage" in data:
         values = _check_table(file, "storage", _table_at(file, "storage", data), _STORAGE_KEYS)
@@ -331,8 +341,9 @@ def parse_config(
             raise ConfigError(file, "sources", "expected an array of [[sources]] tables")
         extend = data.get("include_default_sources", False)
         if not isinstance(extend, bool):
-            raise ConfigError(file, "include_default_sources", f"expected true or false, "
-                              f"got {_show(extend)}")
+            raise ConfigError(
+                file, "include_default_sources", f"expected true or false, got {_show(extend)}"
+            )
         sources = [_parse_source(file, base, i, raw) for i, raw in enumerate(raw_sources)]
         if extend:
             own = {s.id for s in sources}
@@ -340,8 +351,11 @@ def parse_config(
         seen: dict[str, int] = {}
         for i, src in enumerate(sources):
             if src.id in seen:
-                raise ConfigError(file, f"sources[{i}].id", f"duplicate source id {src.id!r} "
-                                  f"(already used by sources[{seen[src.id]}])")
+                raise ConfigError(
+                    file,
+                    f"sources[{i}].id",
+                    f"duplicate source id {src.id!r} (already used by sources[{seen[src.id]}])",
+                )
             seen[src.id] = i
         settings = replace(settings, sources=tuple(sources))
     return replace(settings, config_files=(*settings.config_files, file))
@@ -360,8 +374,11 @@ def _timezone(file: str, value: Any) -> str:
     try:
         ZoneInfo(_str(value))
     except (ValueError, ZoneInfoNotFoundError):
-        raise ConfigError(file, "timezone", f"expected an IANA time zone like 'UTC' or "
-                          f"'Europe/Moscow', got {_show(value)}") from None
+        raise ConfigError(
+            file,
+            "timezone",
+            f"expected an IANA time zone like 'UTC' or 'Europe/Moscow', got {_show(value)}",
+        ) from None
     return str(value)
 
 
@@ -377,7 +394,7 @@ def load_default() -> Settings:
 
 
 def load_config(path: str | os.PathLike[str] | None = None, *, db: str | None = None) -> Settings:
-    """Defaults, then the user file (``path`` or ``$PAWATCH_CONFIG``), then ``db``/``$PAWATCH_DB``."""
+    """Defaults, then the user file (``path``/``$PAWATCH_CONFIG``), then ``db``/``$PAWATCH_DB``."""
     settings = load_default()
     path = path if path is not None else os.environ.get(ENV_CONFIG) or None
     if path is not None:

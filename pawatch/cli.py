@@ -59,8 +59,9 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
 def _setup_logging(verbosity: int) -> None:
     level = {-1: logging.WARNING, 0: logging.INFO}.get(verbosity, logging.DEBUG)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s",
-                                           "%Y-%m-%dT%H:%M:%S"))
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S")
+    )
     root = logging.getLogger("pawatch")
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -68,16 +69,25 @@ def _setup_logging(verbosity: int) -> None:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--config", "config", metavar="PATH", envvar="PAWATCH_CONFIG",
-              help="TOML config file over the bundled default (also $PAWATCH_CONFIG).")
-@click.option("--db", "db", metavar="PATH", envvar="PAWATCH_DB",
-              help="SQLite database file (also $PAWATCH_DB); overrides [storage] path.")
+@click.option(
+    "--config",
+    "config",
+    metavar="PATH",
+    envvar="PAWATCH_CONFIG",
+    help="TOML config file over the bundled default (also $PAWATCH_CONFIG).",
+)
+@click.option(
+    "--db",
+    "db",
+    metavar="PATH",
+    envvar="PAWATCH_DB",
+    help="SQLite database file (also $PAWATCH_DB); overrides [storage] path.",
+)
 @click.option("-v", "--verbose", count=True, help="More log output (-v: debug).")
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr.")
 @click.version_option(package_name="pawatch")
 @click.pass_context
-def cli(ctx: click.Context, config: str | None, db: str | None, verbose: int,
-        quiet: bool) -> None:
+def cli(ctx: click.Context, config: str | None, db: str | None, verbose: int, quiet: bool) -> None:
     """pawatch: monitor the national delegations to the CSTO Parliamentary Assembly.
 
     Exit codes: 0 success, 1 some sources failed, 2 usage or config error.
@@ -125,10 +135,21 @@ def _progress(total: int) -> Iterator[Callable[[CheckOutcome], None]]:
 
 
 @cli.command()
-@click.option("--source", "source_ids", multiple=True, metavar="ID",
-              help="Check only this source (repeatable); named sources run even if disabled.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
-              show_default=True, help="Summary format on stdout.")
+@click.option(
+    "--source",
+    "source_ids",
+    multiple=True,
+    metavar="ID",
+    help="Check only this source (repeatable); named sources run even if disabled.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Summary format on stdout.",
+)
 @click.pass_obj
 def run(obj: Context, source_ids: tuple[str, ...], fmt: str) -> None:
     """Check the enabled sources once and print a summary.
@@ -168,8 +189,14 @@ def _summary_text(data: dict[str, Any], db_path: str) -> str:
 
 
 @cli.command()
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
-              show_default=True, help="Output format.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Output format.",
+)
 @click.pass_obj
 def status(obj: Context, fmt: str) -> None:
     """Each source's last check, last success, consecutive failures, last error, last change
@@ -184,8 +211,15 @@ def status(obj: Context, fmt: str) -> None:
         return
     header = ("SOURCE", "LAST CHECK", "OUTCOME", "LAST SUCCESS", "FAILS", "LAST CHANGE", "SNAPS")
     table = [header] + [
-        (r.id, r.last_check or "-", r.last_outcome or "-", r.last_success or "-",
-         str(r.consecutive_failures), r.last_change or "-", str(r.snapshots))
+        (
+            r.id,
+            r.last_check or "-",
+            r.last_outcome or "-",
+            r.last_success or "-",
+            str(r.consecutive_failures),
+            r.last_change or "-",
+            str(r.snapshots),
+        )
         for r in rows
     ]
     click.echo(_format_table(table))
@@ -203,33 +237,58 @@ def _format_table(rows: Sequence[Sequence[str]]) -> str:
 
 
 @cli.command()
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
-              show_default=True, help="Output format.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Output format.",
+)
 @click.pass_obj
 def sources(obj: Context, fmt: str) -> None:
     """List the configured sources (after validation) and where the config came from."""
     settings = obj.settings
     if fmt == "json":
-        click.echo(json.dumps([
-            {"id": s.id, "url": s.url, "parser": s.parser, "delegation": s.delegation,
-             "schedule": s.schedule.text, "enabled": s.enabled}
-            for s in settings.sources
-        ], ensure_ascii=False, indent=2))
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "id": s.id,
+                        "url": s.url,
+                        "parser": s.parser,
+                        "delegation": s.delegation,
+                        "schedule": s.schedule.text,
+                        "enabled": s.enabled,
+                    }
+                    for s in settings.sources
+                ],
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
         return
     table = [("ID", "PARSER", "DELEG", "SCHEDULE", "ON", "URL")] + [
-        (s.id, s.parser, s.delegation or "-", s.schedule.text, "yes" if s.enabled else "no",
-         s.url)
+        (s.id, s.parser, s.delegation or "-", s.schedule.text, "yes" if s.enabled else "no", s.url)
         for s in settings.sources
     ]
     click.echo(_format_table(table))
-    click.echo(f"{len(settings.sources)} source(s), {len(settings.enabled_sources)} enabled; "
-               f"config: {' + '.join(settings.config_files)}; database: "
-               f"{settings.storage.path}")
+    click.echo(
+        f"{len(settings.sources)} source(s), {len(settings.enabled_sources)} enabled; "
+        f"config: {' + '.join(settings.config_files)}; database: "
+        f"{settings.storage.path}"
+    )
 
 
 @cli.command()
-@click.option("--dir", "out_dir", metavar="DIR", default="demo-output", show_default=True,
-              help="Folder for the demo database and files.")
+@click.option(
+    "--dir",
+    "out_dir",
+    metavar="DIR",
+    default="demo-output",
+    show_default=True,
+    help="Folder for the demo database and files.",
+)
 @click.pass_obj
 def demo(obj: Context, out_dir: str) -> None:
     """Run pawatch offline against a bundled example site served on 127.0.0.1.

@@ -133,8 +133,10 @@ def run_demo(out_dir: str) -> int:
         config_file = out / "pawatch-demo.toml"
         config_file.write_text(config_text, encoding="utf-8")
         settings = config_from_text(config_text, str(config_file))
-        click.echo(f"Example sites: {assembly.base_url} (Assembly), {national.base_url} "
-                   f"(national parliament)")
+        click.echo(
+            f"Example sites: {assembly.base_url} (Assembly), {national.base_url} "
+            f"(national parliament)"
+        )
         with Store.open(db_path) as store:
             exit_code = 0
             for version in ("v1", "v2"):
@@ -147,9 +149,11 @@ def run_demo(out_dir: str) -> int:
             events = store.events()
             click.echo(f"\nWhat changed ({len(events)} event(s)):")
             for event in events:
-                click.echo(f"  #{event['id']} {event['kind']}: {event['source_id']} "
-                           f"({event['url']}), snapshot {event['before_snapshot']} -> "
-                           f"{event['after_snapshot']}")
+                click.echo(
+                    f"  #{event['id']} {event['kind']}: {event['source_id']} "
+                    f"({event['url']}), snapshot {event['before_snapshot']} -> "
+                    f"{event['after_snapshot']}"
+                )
     click.echo(f"""
 Database: {db_path}
 Config:   {config_file}

@@ -69,13 +69,17 @@ class RunSummary:
 
 def policy_for(source: Source) -> Policy:
     watch = source.options.get("watch") or ()
-    return Policy(confirm=source.confirm, failing_after=source.failing_after,
-                  collapse_ratio=source.collapse_ratio,
-                  watch=tuple(watch) if isinstance(watch, list | tuple) else (str(watch),))
+    return Policy(
+        confirm=source.confirm,
+        failing_after=source.failing_after,
+        collapse_ratio=source.collapse_ratio,
+        watch=tuple(watch) if isinstance(watch, list | tuple) else (str(watch),),
+    )
 
 
-def parse_body(source: Source, spec: ParserSpec, body: bytes, content_type: str | None,
-               url: str) -> ParseInput:
+def parse_body(
+    source: Source, spec: ParserSpec, body: bytes, content_type: str | None, url: str
+) -> ParseInput:
     """Decode and parse one body; every failure becomes a ParseInput without facts."""
     try:
         decoded = decode_body(body, content_type, forced=source.encoding)
@@ -90,13 +94,17 @@ def parse_body(source: Source, spec: ParserSpec, body: bytes, content_type: str 
         return ParseInput(spec.version, None, error=str(exc))
     except Exception as exc:  # a parser bug must not look like a change in the world
         log.exception("parser %s crashed on %s", spec.name, url)
-        return ParseInput(spec.version, None,
-                          error=f"parser {spec.name} crashed: {type(exc).__name__}: {exc}")
+        return ParseInput(
+            spec.version, None, error=f"parser {spec.name} crashed: {type(exc).__name__}: {exc}"
+        )
     if not result.found:
         reason = "; ".join(result.warnings) or f"the {spec.name} parser found nothing to read"
         return ParseInput(spec.version, None, error=reason, warnings=result.warnings)
-    news = [NewsRow(r.url, r.title, r.date, r.date_text, r.summary, r.text)
-            for r in result.records if isinstance(r, NewsItem)]
+    news = [
+        NewsRow(r.url, r.title, r.date, r.date_text, r.summary, r.text)
+        for r in result.records
+        if isinstance(r, NewsItem)
+    ]
     return ParseInput(spec.version, result.facts(), warnings=result.warnings, news=news)
 
 
@@ -120,25 +128,42 @@ def _check_from_result(source: Source, result: FetchResult) -> CheckInput:
 def _check_from_error(source: Source, started: datetime, error: Exception) -> CheckInput:
     duration = (utcnow() - started).total_seconds()
     if isinstance(error, FetchError):
-        return CheckInput(source_id=source.id, url=source.url, started_at=started,
-                          duration=duration, attempts=error.attempts, http_status=error.status,
-                          error_kind=error.kind, error=str(error))
+        return CheckInput(
+            source_id=source.id,
+            url=source.url,
+            started_at=started,
+            duration=duration,
+            attempts=error.attempts,
+            http_status=error.status,
+            error_kind=error.kind,
+            error=str(error),
+        )
     log.exception("internal error while fetching %s", source.id)
-    return CheckInput(source_id=source.id, url=source.url, started_at=started,
-                      duration=duration, error_kind="internal",
-                      error=f"internal error: {type(error).__name__}: {error}")
+    return CheckInput(
+        source_id=source.id,
+        url=source.url,
+        started_at=started,
+        duration=duration,
+        error_kind="internal",
+        error=f"internal error: {type(error).__name__}: {error}",
+    )
 
 
-def _parse_if_needed(store: Store, source: Source, spec: ParserSpec,
-                     prev: Validators | None, result: FetchResult) -> ParseInput | None:
+def _parse_if_needed(
+    store: Store, source: Source, spec: ParserSpec, prev: Validators | None, result: FetchResult
+) -> ParseInput | None:
     """Parse this check's body unless it is the body whose facts are already stored."""
     if result.not_modified:
         if prev is None or (prev.parsed and prev.parser_version == spec.version):
             return None
         stored = store.snapshot(prev.snapshot_id)
         return parse_body(source, spec, stored.body, stored.content_type, stored.url)
-    if (prev is not None and prev.parsed and prev.parser_version == spec.version
-            and hashlib.sha256(result.body).hexdigest() == prev.sha256):
+    if (
+        prev is not None
+        and prev.parsed
+        and prev.parser_version == spec.version
+        and hashlib.sha256(result.body).hexdigest() == prev.sha256
+    ):
         return None
     return parse_body(source, spec, result.body, result.content_type, result.final_url)
 
@@ -171,10 +196,18 @@ async def check_sources(
     specs = {s.id: get_parser(s.parser) for s in sources}
     for source in sources:  # a parser whose code changed re-reads the history first, silently
         prev = previous.get(source.id)
-        if prev and prev.parser_version is not None and prev.parser_version != specs[
-                source.id].version:
-            log.info("%s: parser %s changed (v%s -> v%s): re-deriving facts from snapshots",
-                     source.id, source.parser, prev.parser_version, specs[source.id].version)
+        if (
+            prev
+            and prev.parser_version is not None
+            and prev.parser_version != specs[source.id].version
+        ):
+            log.info(
+                "%s: parser %s changed (v%s -> v%s): re-deriving facts from snapshots",
+                source.id,
+                source.parser,
+                prev.parser_version,
+                specs[source.id].version,
+            )
             reparse_source(store, source)
     previous = store.latest_validators()
 

@@ -80,7 +80,11 @@ _REMOVED = {
 
 def _single(attribute: str) -> bool:
     return attribute.startswith("seats:") or attribute in (
-        "plenipotentiary", "plenipotentiary_role", "head", "text")
+        "plenipotentiary",
+        "plenipotentiary_role",
+        "head",
+        "text",
+    )
 
 
 def diff_facts(old: Iterable[Fact], new: Iterable[Fact]) -> list[Change]:
@@ -90,11 +94,21 @@ def diff_facts(old: Iterable[Fact], new: Iterable[Fact]) -> list[Change]:
     subjects_after = {s for s, a, _ in after if a == "delegation"}
     changes: list[Change] = []
     for subject in sorted(subjects_after - subjects_before):
-        changes.append(Change("delegation_added", subject, "delegation", None,
-                              after[(subject, "delegation", "")]))
+        changes.append(
+            Change(
+                "delegation_added", subject, "delegation", None, after[(subject, "delegation", "")]
+            )
+        )
     for subject in sorted(subjects_before - subjects_after):
-        changes.append(Change("delegation_removed", subject, "delegation",
-                              before[(subject, "delegation", "")], None))
+        changes.append(
+            Change(
+                "delegation_removed",
+                subject,
+                "delegation",
+                before[(subject, "delegation", "")],
+                None,
+            )
+        )
     skip = (subjects_after - subjects_before) | (subjects_before - subjects_after)
 
     removed: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
@@ -127,11 +141,11 @@ def diff_facts(old: Iterable[Fact], new: Iterable[Fact]) -> list[Change]:
             gone, came, renames = _pair_renames(gone, came)
             changes.extend(Change("member_renamed", subject, attribute, o, n) for o, n in renames)
         if attribute in _REMOVED:
-            changes.extend(Change(_REMOVED[attribute], subject, attribute, v, None)
-                           for _, v in gone)
+            changes.extend(
+                Change(_REMOVED[attribute], subject, attribute, v, None) for _, v in gone
+            )
         if attribute in _ADDED:
-            changes.extend(Change(_ADDED[attribute], subject, attribute, None, v)
-                           for _, v in came)
+            changes.extend(Change(_ADDED[attribute], subject, attribute, None, v) for _, v in came)
     return changes
 
 

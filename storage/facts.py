@@ -89,8 +89,9 @@ def _state(conn: sqlite3.Connection, source_id: str) -> dict[str, Any]:
 def _update_state(conn: sqlite3.Connection, source_id: str, **values: Any) -> None:
     if values:
         assigns = ", ".join(f"{k} = ?" for k in values)
-        conn.execute(f"UPDATE source_state SET {assigns} WHERE source_id = ?",
-                     (*values.values(), source_id))
+        conn.execute(
+            f"UPDATE source_state SET {assigns} WHERE source_id = ?", (*values.values(), source_id)
+        )
 
 
 def open_facts(conn: sqlite3.Connection, source_id: str) -> list[tuple[int, Fact, int | None]]:
@@ -113,8 +114,11 @@ def apply_check(
     state = _state(conn, ctx.source_id)
 
     def event(kind: str, **kw: Any) -> None:
-        ctx.event_ids.append(write_event(kind=kind, detected_at=ctx.stamp,
-                                         source_id=ctx.source_id, url=ctx.url, **kw))
+        ctx.event_ids.append(
+            write_event(
+                kind=kind, detected_at=ctx.stamp, source_id=ctx.source_id, url=ctx.url, **kw
+            )
+        )
 
     if ctx.failed:
         failures = state["consecutive_failures"] + 1
@@ -122,19 +126,30 @@ def apply_check(
         if failures == 1:
             updates["failing_since"] = ctx.stamp
         if failures >= policy.failing_after and not state["failing_alerted"]:
-            event("source_failing", attribute="fetch", new=ctx.error,
-                  details={"consecutive_failures": failures,
-                           "since": state["failing_since"] or ctx.stamp})
+            event(
+                "source_failing",
+                attribute="fetch",
+                new=ctx.error,
+                details={
+                    "consecutive_failures": failures,
+                    "since": state["failing_since"] or ctx.stamp,
+                },
+            )
             updates["failing_alerted"] = 1
         _update_state(conn, ctx.source_id, **updates)
         return
 
     if state["failing_alerted"]:
-        event("source_recovered", attribute="fetch", old=_last_error(conn, ctx.source_id),
-              details={"failing_since": state["failing_since"]})
+        event(
+            "source_recovered",
+            attribute="fetch",
+            old=_last_error(conn, ctx.source_id),
+            details={"failing_since": state["failing_since"]},
+        )
     if state["consecutive_failures"] or state["failing_alerted"]:
-        _update_state(conn, ctx.source_id, consecutive_failures=0, failing_since=None,
-                      failing_alerted=0)
+        _update_state(
+            conn, ctx.source_id, consecutive_failures=0, failing_since=None, failing_alerted=0
+        )
 
     current = open_facts(conn, ctx.source_id)
     if parse is None:
@@ -148,129 +163,249 @@ def apply_check(
     if facts is not None and state["baseline_at"] is not None:
         before, after = count_members(f for _, f, _ in current), count_members(facts)
         if before >= policy.collapse_min and after < before * policy.collapse_ratio:
-            facts, error = None, (f"member list collapsed from {before} to {after} names "
-                                  f"(below {policy.collapse_ratio:.0%} of the last good parse)")
-    common = {"parser_version": parse.parser_version, "parsed_snapshot": ctx.snapshot_id,
-              "warnings": json.dumps(list(parse.warnings), ensure_ascii=False) or None}
-    conn.execute("UPDATE fetch_log SET parse_status = ?, parse_error = ? WHERE id = "
-                 "(SELECT MAX(id) FROM fetch_log WHERE source_id = ?)",
-                 ("broken" if facts is None else "ok", error, ctx.source_id))
+            facts, error = (
+                None,
+                (
+                    f"member list collapsed from {before} to {after} names "
+                    f"(below {policy.collapse_ratio:.0%} of the last good parse)"
+                ),
+            )
+    common = {
+        "parser_version": parse.parser_version,
+        "parsed_snapshot": ctx.snapshot_id,
+        "warnings": json.dumps(list(parse.warnings), ensure_ascii=False) or None,
+    }
+    conn.execute(
+        "UPDATE fetch_log SET parse_status = ?, parse_error = ? WHERE id = "
+        "(SELECT MAX(id) FROM fetch_log WHERE source_id = ?)",
+        ("broken" if facts is None else "ok", error, ctx.source_id),
+    )
     if facts is None:
         if state["parse_status"] != "broken":
-            event("parse_broken", attribute="parse", new=error,
-                  after_snapshot=ctx.snapshot_id)
-            _update_state(conn, ctx.source_id, parse_status="broken", parse_error=error,
-                          broken_since=ctx.stamp, **common)
+            event("parse_broken", attribute="parse", new=error, after_snapshot=ctx.snapshot_id)
+            _update_state(
+                conn,
+                ctx.source_id,
+                parse_status="broken",
+                parse_error=error,
+                broken_since=ctx.stamp,
+                **common,
+            )
         else:
             _update_state(conn, ctx.source_id, parse_error=error, **common)
         return
 
     if state["parse_status"] == "broken":
-        event("parse_recovered", attribute="parse", old=state["parse_error"],
-              before_snapshot=state["parsed_snapshot"], after_snapshot=ctx.snapshot_id,
-              details={"broken_since": state["broken_since"]})
-    _update_state(conn, ctx.source_id, parse_status="ok", parse_error=None, broken_since=None,
-                  **common)
+        event(
+            "parse_recovered",
+            attribute="parse",
+            old=state["parse_error"],
+            before_snapshot=state["parsed_snapshot"],
+            after_snapshot=ctx.snapshot_id,
+            details={"broken_since": state["broken_since"]},
+        )
+    _update_state(
+        conn, ctx.source_id, parse_status="ok", parse_error=None, broken_since=None, **common
+    )
     _store_news(conn, ctx, parse.news)
 
     if state["baseline_at"] is None:
         _open(conn, ctx, facts, ctx.stamp, ctx.snapshot_id, parse.parser_version)
-        _update_state(conn, ctx.source_id, baseline_at=ctx.stamp, candidate=None,
-                      candidate_count=0, candidate_since=None, candidate_snapshot=None)
+        _update_state(
+            conn,
+            ctx.source_id,
+            baseline_at=ctx.stamp,
+            candidate=None,
+            candidate_count=0,
+            candidate_since=None,
+            candidate_snapshot=None,
+        )
         return
 
     encoded = _facts_json(facts)
     if encoded == _facts_json([f for _, f, _ in current]):
         _touch(conn, ctx)
         if state["candidate"] is not None:  # flipped back inside the confirm window
-            _update_state(conn, ctx.source_id, candidate=None, candidate_count=0,
-                          candidate_since=None, candidate_snapshot=None)
+            _update_state(
+                conn,
+                ctx.source_id,
+                candidate=None,
+                candidate_count=0,
+                candidate_since=None,
+                candidate_snapshot=None,
+            )
         return
     if state["candidate"] is not None and _digest(state["candidate"]) == _digest(encoded):
-        count, since, snap = (state["candidate_count"] + 1, state["candidate_since"],
-                              state["candidate_snapshot"])
+        count, since, snap = (
+            state["candidate_count"] + 1,
+            state["candidate_since"],
+            state["candidate_snapshot"],
+        )
     else:
         count, since, snap = 1, ctx.stamp, ctx.snapshot_id
     if count >= policy.confirm:
-        _apply_change(conn, ctx, current, facts, since, snap, parse.parser_version, policy,
-                      event)
-        _update_state(conn, ctx.source_id, candidate=None, candidate_count=0,
-                      candidate_since=None, candidate_snapshot=None)
+        _apply_change(conn, ctx, current, facts, since, snap, parse.parser_version, policy, event)
+        _update_state(
+            conn,
+            ctx.source_id,
+            candidate=None,
+            candidate_count=0,
+            candidate_since=None,
+            candidate_snapshot=None,
+        )
     else:
-        _update_state(conn, ctx.source_id, candidate=encoded, candidate_count=count,
-                      candidate_since=since, candidate_snapshot=snap)
+        _update_state(
+            conn,
+            ctx.source_id,
+            candidate=encoded,
+            candidate_count=count,
+            candidate_since=since,
+            candidate_snapshot=snap,
+        )
 
 
-def _seen_again(conn: sqlite3.Connection, ctx: CheckContext, state: dict[str, Any],
-                current: list[tuple[int, Fact, int | None]], policy: Policy,
-                event: Callable[..., None]) -> None:
+def _seen_again(
+    conn: sqlite3.Connection,
+    ctx: CheckContext,
+    state: dict[str, Any],
+    current: list[tuple[int, Fact, int | None]],
+    policy: Policy,
+    event: Callable[..., None],
+) -> None:
     if state["candidate"] is None:
         _touch(conn, ctx)
         return
     count = state["candidate_count"] + 1
     if count >= policy.confirm:
-        _apply_change(conn, ctx, current, _facts_from_json(state["candidate"]),
-                      state["candidate_since"], state["candidate_snapshot"],
-                      state["parser_version"] or 0, policy, event)
-        _update_state(conn, ctx.source_id, candidate=None, candidate_count=0,
-                      candidate_since=None, candidate_snapshot=None)
+        _apply_change(
+            conn,
+            ctx,
+            current,
+            _facts_from_json(state["candidate"]),
+            state["candidate_since"],
+            state["candidate_snapshot"],
+            state["parser_version"] or 0,
+            policy,
+            event,
+        )
+        _update_state(
+            conn,
+            ctx.source_id,
+            candidate=None,
+            candidate_count=0,
+            candidate_since=None,
+            candidate_snapshot=None,
+        )
     else:
         _update_state(conn, ctx.source_id, candidate_count=count)
 
 
 def _touch(conn: sqlite3.Connection, ctx: CheckContext) -> None:
-    conn.execute("UPDATE facts SET last_seen = ?, last_snapshot = ? "
-                 "WHERE source_id = ? AND ended_at IS NULL",
-                 (ctx.stamp, ctx.snapshot_id, ctx.source_id))
-
-
-def _open(conn: sqlite3.Connection, ctx: CheckContext, facts: Sequence[Fact], since: str,
-          snapshot: int | None, parser_version: int) -> None:
-    conn.executemany(
-        "INSERT INTO facts (source_id, subject, attribute, key, value, first_seen, last_seen, "
-        "first_snapshot, last_snapshot, parser_version) VALUES (?,?,?,?,?,?,?,?,?,?)",
-        [(ctx.source_id, f.subject, f.attribute, f.key, f.value, since, ctx.stamp, snapshot,
-          ctx.snapshot_id, parser_version) for f in facts],
+    conn.execute(
+        "UPDATE facts SET last_seen = ?, last_snapshot = ? "
+        "WHERE source_id = ? AND ended_at IS NULL",
+        (ctx.stamp, ctx.snapshot_id, ctx.source_id),
     )
 
 
-def _apply_change(conn: sqlite3.Connection, ctx: CheckContext,
-                  current: list[tuple[int, Fact, int | None]], new: Sequence[Fact], since: str,
-                  snapshot: int | None, parser_version: int, policy: Policy,
-                  event: Callable[..., None]) -> None:
+def _open(
+    conn: sqlite3.Connection,
+    ctx: CheckContext,
+    facts: Sequence[Fact],
+    since: str,
+    snapshot: int | None,
+    parser_version: int,
+) -> None:
+    conn.executemany(
+        "INSERT INTO facts (source_id, subject, attribute, key, value, first_seen, last_seen, "
+        "first_snapshot, last_snapshot, parser_version) VALUES (?,?,?,?,?,?,?,?,?,?)",
+        [
+            (
+                ctx.source_id,
+                f.subject,
+                f.attribute,
+                f.key,
+                f.value,
+                since,
+                ctx.stamp,
+                snapshot,
+                ctx.snapshot_id,
+                parser_version,
+            )
+            for f in facts
+        ],
+    )
+
+
+def _apply_change(
+    conn: sqlite3.Connection,
+    ctx: CheckContext,
+    current: list[tuple[int, Fact, int | None]],
+    new: Sequence[Fact],
+    since: str,
+    snapshot: int | None,
+    parser_version: int,
+    policy: Policy,
+    event: Callable[..., None],
+) -> None:
     """Close the facts that ended, open the new ones, and write one event per change."""
     new_set = set(new)
     old_set = {f for _, f, _ in current}
     before_snapshot = max((s for _, _, s in current if s is not None), default=None)
     ended = [fid for fid, f, _ in current if f not in new_set]
-    conn.executemany("UPDATE facts SET ended_at = ?, end_snapshot = ? WHERE id = ?",
-                     [(since, snapshot, fid) for fid in ended])
+    conn.executemany(
+        "UPDATE facts SET ended_at = ?, end_snapshot = ? WHERE id = ?",
+        [(since, snapshot, fid) for fid in ended],
+    )
     _open(conn, ctx, [f for f in new if f not in old_set], since, snapshot, parser_version)
     summaries = _news_summaries(conn, ctx.source_id)
     for change in diff_facts([f for _, f, _ in current], new):
-        if change.kind == "news" and policy.watch and not matches_watch(
-            f"{change.new or ''} {summaries.get(change.new or '', '')}", policy.watch
+        if (
+            change.kind == "news"
+            and policy.watch
+            and not matches_watch(
+                f"{change.new or ''} {summaries.get(change.new or '', '')}", policy.watch
+            )
         ):
             continue
         details = _details(change)
-        event(change.kind, delegation=change.delegation, attribute=change.attribute,
-              old=change.old, new=change.new, before_snapshot=before_snapshot,
-              after_snapshot=snapshot, details=details)
+        event(
+            change.kind,
+            delegation=change.delegation,
+            attribute=change.attribute,
+            old=change.old,
+            new=change.new,
+            before_snapshot=before_snapshot,
+            after_snapshot=snapshot,
+            details=details,
+        )
 
 
 def _details(change: Change) -> dict[str, Any] | None:
     if change.kind != "page_changed":
         return {"subject": change.subject}
-    diff = difflib.unified_diff((change.old or "").splitlines(), (change.new or "").splitlines(),
-                                "before", "after", lineterm="", n=1)
+    diff = difflib.unified_diff(
+        (change.old or "").splitlines(),
+        (change.new or "").splitlines(),
+        "before",
+        "after",
+        lineterm="",
+        n=1,
+    )
     lines = list(diff)
-    return {"subject": change.subject, "diff": "\n".join(lines[:200]),
-            "diff_truncated": len(lines) > 200}
+    return {
+        "subject": change.subject,
+        "diff": "\n".join(lines[:200]),
+        "diff_truncated": len(lines) > 200,
+    }
 
 
 def _news_summaries(conn: sqlite3.Connection, source_id: str) -> dict[str, str]:
-    rows = conn.execute("SELECT title, COALESCE(summary, '') || ' ' || COALESCE(text, '') "
-                        "FROM news WHERE source_id = ?", (source_id,))
+    rows = conn.execute(
+        "SELECT title, COALESCE(summary, '') || ' ' || COALESCE(text, '') "
+        "FROM news WHERE source_id = ?",
+        (source_id,),
+    )
     return {r[0]: r[1] for r in rows}
 
 
@@ -284,14 +419,29 @@ def _store_news(conn: sqlite3.Connection, ctx: CheckContext, news: Sequence[News
         "published = COALESCE(excluded.published, news.published) "
         "WHERE news.title IS NOT excluded.title OR news.summary IS NOT excluded.summary "
         "OR news.text IS NOT excluded.text",
-        [(ctx.source_id, n.url, n.title, n.published, n.date_text, n.summary, n.text, ctx.stamp,
-          ctx.snapshot_id) for n in news],
+        [
+            (
+                ctx.source_id,
+                n.url,
+                n.title,
+                n.published,
+                n.date_text,
+                n.summary,
+                n.text,
+                ctx.stamp,
+                ctx.snapshot_id,
+            )
+            for n in news
+        ],
     )
 
 
 def _last_error(conn: sqlite3.Connection, source_id: str) -> str | None:
-    row = conn.execute("SELECT error FROM fetch_log WHERE source_id = ? AND outcome = 'failed' "
-                       "ORDER BY id DESC LIMIT 1", (source_id,)).fetchone()
+    row = conn.execute(
+        "SELECT error FROM fetch_log WHERE source_id = ? AND outcome = 'failed' "
+        "ORDER BY id DESC LIMIT 1",
+        (source_id,),
+    ).fetchone()
     return row[0] if row else None
 
 
@@ -305,8 +455,9 @@ class Version:
     parse: ParseInput
 
 
-def rebuild_facts(conn: sqlite3.Connection, source_id: str, versions: Sequence[Version],
-                  parser_version: int) -> int:
+def rebuild_facts(
+    conn: sqlite3.Connection, source_id: str, versions: Sequence[Version], parser_version: int
+) -> int:
     """Re-derive a source's fact intervals from its snapshots, oldest first; no events.
 
     Used when a parser's code changed what it extracts: the history is rebuilt as the new
@@ -322,30 +473,50 @@ def rebuild_facts(conn: sqlite3.Connection, source_id: str, versions: Sequence[V
             continue
         new = set(facts)
         for fact in [f for f in open_ids if f not in new]:
-            conn.execute("UPDATE facts SET ended_at = ?, end_snapshot = ? WHERE id = ?",
-                         (version.first_seen, version.snapshot_id, open_ids.pop(fact)))
+            conn.execute(
+                "UPDATE facts SET ended_at = ?, end_snapshot = ? WHERE id = ?",
+                (version.first_seen, version.snapshot_id, open_ids.pop(fact)),
+            )
         for fact in sorted(new - open_ids.keys(), key=lambda f: (f.subject, f.attribute, f.key)):
             cur = conn.execute(
                 "INSERT INTO facts (source_id, subject, attribute, key, value, first_seen, "
                 "last_seen, first_snapshot, last_snapshot, parser_version) "
                 "VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (source_id, fact.subject, fact.attribute, fact.key, fact.value,
-                 version.first_seen, version.last_seen, version.snapshot_id,
-                 version.snapshot_id, parser_version))
+                (
+                    source_id,
+                    fact.subject,
+                    fact.attribute,
+                    fact.key,
+                    fact.value,
+                    version.first_seen,
+                    version.last_seen,
+                    version.snapshot_id,
+                    version.snapshot_id,
+                    parser_version,
+                ),
+            )
             assert cur.lastrowid is not None
             open_ids[fact] = cur.lastrowid
             written += 1
-        conn.execute("UPDATE facts SET last_seen = ?, last_snapshot = ? "
-                     "WHERE source_id = ? AND ended_at IS NULL",
-                     (version.last_seen, version.snapshot_id, source_id))
+        conn.execute(
+            "UPDATE facts SET last_seen = ?, last_snapshot = ? "
+            "WHERE source_id = ? AND ended_at IS NULL",
+            (version.last_seen, version.snapshot_id, source_id),
+        )
         last_good = version.snapshot_id
     state = _state(conn, source_id)
     last_ok = bool(versions) and versions[-1].parse.facts is not None
-    _update_state(conn, source_id, parser_version=parser_version,
-                  parsed_snapshot=versions[-1].snapshot_id if versions else None,
-                  parse_status=("ok" if last_ok else "broken") if versions else None,
-                  baseline_at=state["baseline_at"] or (versions[0].first_seen
-                                                       if last_good is not None else None),
-                  candidate=None, candidate_count=0, candidate_since=None,
-                  candidate_snapshot=None)
+    _update_state(
+        conn,
+        source_id,
+        parser_version=parser_version,
+        parsed_snapshot=versions[-1].snapshot_id if versions else None,
+        parse_status=("ok" if last_ok else "broken") if versions else None,
+        baseline_at=state["baseline_at"]
+        or (versions[0].first_seen if last_good is not None else None),
+        candidate=None,
+        candidate_count=0,
+        candidate_since=None,
+        candidate_snapshot=None,
+    )
     return written

@@ -84,8 +84,6 @@ def _m0001(db: Database) -> None:
     )
 
 
-
-
 @migrations(name="0002_facts_state_news_views")
 def _m0002(db: Database) -> None:
     db.executescript(

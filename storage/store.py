@@ -232,17 +232,20 @@ class Store:
             apply_check(self.db.conn, ctx, parse, policy or Policy(), self._insert_event)
             return replace(outcome, event_ids=ctx.event_ids)
 
-    def rebuild_facts(self, source_id: str, versions: Sequence[Version],
-                      parser_version: int) -> int:
+    def rebuild_facts(
+        self, source_id: str, versions: Sequence[Version], parser_version: int
+    ) -> int:
         """Re-derive a source's facts from re-parsed snapshots (one transaction, no events)."""
         with self.db.atomic():
             return rebuild_facts(self.db.conn, source_id, versions, parser_version)
 
     def snapshot_versions(self, source_id: str) -> list[tuple[int, str, str]]:
         """(id, first_seen, last_seen) of every snapshot of a source, oldest first."""
-        return [tuple(r) for r in self.db.conn.execute(  # type: ignore[misc]
+        rows = self.db.conn.execute(
             "SELECT id, first_seen, last_seen FROM snapshots WHERE source_id = ? ORDER BY id",
-            (source_id,))]
+            (source_id,),
+        )
+        return [(r[0], r[1], r[2]) for r in rows]
 
     def _latest_validators(self, source_id: str) -> Validators | None:
         row = self.db.conn.execute(
@@ -269,8 +272,7 @@ class Store:
                 outcome = "not_modified"
                 snapshot_id = previous.snapshot_id
                 conn.execute(
-                    "UPDATE snapshots SET last_seen = ?, seen_count = seen_count + 1 "
-                    "WHERE id = ?",
+                    "UPDATE snapshots SET last_seen = ?, seen_count = seen_count + 1 WHERE id = ?",
                     (stamp, snapshot_id),
                 )
         else:
@@ -381,8 +383,16 @@ class Store:
         ).fetchone()
         if row is None:
             raise KeyError(snapshot_id)
-        body = self._decompress(row[7], row[8])
-        return Snapshot(*row[:7], body=body)
+        return Snapshot(
+            id=row[0],
+            source_id=row[1],
+            url=row[2],
+            sha256=row[3],
+            content_type=row[4],
+            first_seen=row[5],
+            last_seen=row[6],
+            body=self._decompress(row[7], row[8]),
+        )
 
     def _decompress(self, compression: str, data: bytes) -> bytes:
         if compression != _COMPRESSION:
@@ -415,12 +425,12 @@ class Store:
             last_change = None
             if r[8]:
                 last_change = self.db.conn.execute(
-                    "SELECT first_seen FROM snapshots WHERE source_id = ? ORDER BY id DESC "
-                    "LIMIT 1",
+                    "SELECT first_seen FROM snapshots WHERE source_id = ? ORDER BY id DESC LIMIT 1",
                     (r[0],),
                 ).fetchone()[0]
-            out.append(SourceStatus(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7],
-                                    last_change, r[9]))
+            out.append(
+                SourceStatus(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], last_change, r[9])
+            )
         return out
 
     def events(self, since: str | None = None) -> list[dict[str, Any]]:

@@ -24,13 +24,23 @@ def server() -> Iterator[LocalServer]:
 def source_block(source_id: str, url: str, parser: str = "page", **extra: object) -> str:
     lines = ["[[sources]]", f'id = "{source_id}"', f'url = "{url}"', f'parser = "{parser}"']
     for key, value in extra.items():
-        lines.append(f"{key} = {value!r}".replace("'", '"') if isinstance(value, str)
-                     else f"{key} = {str(value).lower() if isinstance(value, bool) else value}")
+        lines.append(
+            f"{key} = {value!r}".replace("'", '"')
+            if isinstance(value, str)
+            else f"{key} = {str(value).lower() if isinstance(value, bool) else value}"
+        )
     return "\n".join(lines) + "\n"
 
 
-TEST_HTTP = {"per_host_delay": 0, "per_host_concurrency": 4, "retries": 1,
-             "backoff_base": 0.05, "timeout": 5, "connect_timeout": 2, "read_timeout": 3}
+TEST_HTTP = {
+    "per_host_delay": 0,
+    "per_host_concurrency": 4,
+    "retries": 1,
+    "backoff_base": 0.05,
+    "timeout": 5,
+    "connect_timeout": 2,
+    "read_timeout": 3,
+}
 
 
 def write_config(tmp_path: Path, sources: str, **http: float) -> Path:

@@ -18,21 +18,30 @@ from tests.conftest import source_block, write_config
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def pawatch(*args: str, env: dict[str, str] | None = None,
-            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def pawatch(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     import os
 
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("PAWATCH_")}
     full_env.update({"PYTHONPATH": str(ROOT), **(env or {})})
-    return subprocess.run([sys.executable, "-m", "pawatch.cli", *args], capture_output=True,
-                          text=True, timeout=timeout, env=full_env, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "pawatch.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+        cwd=ROOT,
+    )
 
 
 def test_run_exit_codes_json_summary_and_database(tmp_path: Path, server: LocalServer) -> None:
     server.set("/good", Route(body="<p>fine</p>"))
     server.set("/bad", Route(status=503))
-    cfg = write_config(tmp_path, source_block("good", server.url("/good")) +
-                       source_block("bad", server.url("/bad")))
+    cfg = write_config(
+        tmp_path,
+        source_block("good", server.url("/good")) + source_block("bad", server.url("/bad")),
+    )
     proc = pawatch("--config", str(cfg), "run", "--format", "json")
     assert proc.returncode == 1, proc.stderr
     summary = json.loads(proc.stdout)
@@ -72,8 +81,9 @@ def test_db_option_and_env_override_the_storage_path(tmp_path: Path, server: Loc
     assert pawatch("--config", str(cfg), "--db", str(other), "run").returncode == 0
     assert other.exists()
     env_db = tmp_path / "env.db"
-    assert pawatch("run", env={"PAWATCH_CONFIG": str(cfg),
-                               "PAWATCH_DB": str(env_db)}).returncode == 0
+    assert (
+        pawatch("run", env={"PAWATCH_CONFIG": str(cfg), "PAWATCH_DB": str(env_db)}).returncode == 0
+    )
     assert env_db.exists()
 
 
@@ -84,7 +94,8 @@ def test_config_and_usage_errors_exit_2_with_one_clear_line(tmp_path: Path) -> N
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         f"pawatch: config error: {bad}: sources[0] (x).url: expected an http:// or https:// "
-        "URL with a host, got 'gopher://old.example/'"]
+        "URL with a host, got 'gopher://old.example/'"
+    ]
     good = write_config(tmp_path, source_block("a", "http://127.0.0.1:9/"))
     unknown = pawatch("--config", str(good), "run", "--source", "nope")
     assert unknown.returncode == 2 and "unknown source id(s): nope" in unknown.stderr

@@ -27,12 +27,27 @@ def write(tmp_path: Path, text: str, name: str = "pawatch.toml") -> Path:
 def test_bundled_default_lists_the_real_sources() -> None:
     settings = load_default()
     urls = " ".join(s.url for s in settings.sources)
-    for host in ("pacsto.org", "paodkb.org", "house.gov.by", "sovrep.gov.by", "parlam.kz",
-                 "kenesh.kg", "duma.gov.ru", "council.gov.ru", "majmilli.tj", "parlament.tj",
-                 "parliament.am"):
+    for host in (
+        "pacsto.org",
+        "paodkb.org",
+        "house.gov.by",
+        "sovrep.gov.by",
+        "parlam.kz",
+        "kenesh.kg",
+        "duma.gov.ru",
+        "council.gov.ru",
+        "majmilli.tj",
+        "parlament.tj",
+        "parliament.am",
+    ):
         assert host in urls, host
     assert {s.parser for s in settings.sources} == {
-        "delegations", "delegation-page", "news-list", "roster", "page"}
+        "delegations",
+        "delegation-page",
+        "news-list",
+        "roster",
+        "page",
+    }
     assert len({s.id for s in settings.sources}) == len(settings.sources)
     assert settings.http.per_host_concurrency == 2 and settings.http.per_host_delay == 1.0
 
@@ -61,8 +76,9 @@ def test_user_settings_override_and_paths_resolve_against_the_file(tmp_path: Pat
     assert settings.http.per_host_concurrency == 2  # untouched keys keep defaults
 
 
-def test_env_variables_choose_config_and_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-                                             ) -> None:
+def test_env_variables_choose_config_and_db(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("PAWATCH_CONFIG", str(write(tmp_path, MINIMAL)))
     monkeypatch.setenv("PAWATCH_DB", str(tmp_path / "env.db"))
     settings = load_config()
@@ -76,30 +92,74 @@ BAD = [
     ("wrong type", "[http]\ntimeout = 'soon'\n", "http.timeout", "expected a number > 0"),
     ("bool is not a number", "[http]\nmax_bytes = true\n", "http.max_bytes", "whole number"),
     ("negative delay", "[http]\nper_host_delay = -1\n", "http.per_host_delay", ">= 0"),
-    ("bad url scheme", "[[sources]]\nid='a'\nurl='ftp://x.org/'\nparser='page'\n",
-     "sources[0] (a).url", "http:// or https://"),
-    ("bad schedule", "[[sources]]\nid='a'\nurl='https://x.org/'\nparser='page'\n"
-     "schedule='6 hours'\n", "sources[0] (a).schedule", "interval like '30m'"),
-    ("bad cron", "[[sources]]\nid='a'\nurl='https://x.org/'\nparser='page'\n"
-     "schedule='61 * * * *'\n", "sources[0] (a).schedule", "cron"),
-    ("unknown parser", "[[sources]]\nid='a'\nurl='https://x.org/'\nparser='magic'\n",
-     "sources[0] (a).parser", "expected one of delegations"),
+    (
+        "bad url scheme",
+        "[[sources]]\nid='a'\nurl='ftp://x.org/'\nparser='page'\n",
+        "sources[0] (a).url",
+        "http:// or https://",
+    ),
+    (
+        "bad schedule",
+        "[[sources]]\nid='a'\nurl='https://x.org/'\nparser='page'\nschedule='6 hours'\n",
+        "sources[0] (a).schedule",
+        "interval like '30m'",
+    ),
+    (
+        "bad cron",
+        "[[sources]]\nid='a'\nurl='https://x.org/'\nparser='page'\nschedule='61 * * * *'\n",
+        "sources[0] (a).schedule",
+        "cron",
+    ),
+    (
+        "unknown parser",
+        "[[sources]]\nid='a'\nurl='https://x.org/'\nparser='magic'\n",
+        "sources[0] (a).parser",
+        "expected one of delegations",
+    ),
     ("missing url", "[[sources]]\nid='a'\nparser='page'\n", "sources[0] (a).url", "missing"),
-    ("unknown source key", "[[sources]]\nid='a'\nurl='https://x.org/'\nparser='page'\n"
-     "shedule='6h'\n", "sources[0] (a).shedule", "unknown key"),
-    ("duplicate id", "[[sources]]\nid='a'\nurl='https://x.org/'\nparser='page'\n"
-     "[[sources]]\nid='a'\nurl='https://y.org/'\nparser='page'\n", "sources[1].id",
-     "duplicate source id 'a'"),
-    ("bad id", "[[sources]]\nid='Has Space'\nurl='https://x.org/'\nparser='page'\n",
-     "sources[0] (Has Space).id", "lowercase"),
-    ("bad encoding", "[[sources]]\nid='a'\nurl='https://x.org/'\nparser='page'\n"
-     "encoding='klingon'\n", "sources[0] (a).encoding", "character encoding"),
-    ("bad header", "[[sources]]\nid='a'\nurl='https://x.org/'\nparser='page'\n"
-     "headers={'Accept'=1}\n", "sources[0] (a).headers", "one-line string"),
-    ("bad delegation", "[[sources]]\nid='a'\nurl='https://x.org/'\nparser='page'\n"
-     "delegation='kyrgyzstan'\n", "sources[0] (a).delegation", "like 'KG'"),
-    ("missing ca bundle", "[[sources]]\nid='a'\nurl='https://x.org/'\nparser='page'\n"
-     "ca_bundle='nope.pem'\n", "sources[0] (a).ca_bundle", "does not exist"),
+    (
+        "unknown source key",
+        "[[sources]]\nid='a'\nurl='https://x.org/'\nparser='page'\nshedule='6h'\n",
+        "sources[0] (a).shedule",
+        "unknown key",
+    ),
+    (
+        "duplicate id",
+        "[[sources]]\nid='a'\nurl='https://x.org/'\nparser='page'\n"
+        "[[sources]]\nid='a'\nurl='https://y.org/'\nparser='page'\n",
+        "sources[1].id",
+        "duplicate source id 'a'",
+    ),
+    (
+        "bad id",
+        "[[sources]]\nid='Has Space'\nurl='https://x.org/'\nparser='page'\n",
+        "sources[0] (Has Space).id",
+        "lowercase",
+    ),
+    (
+        "bad encoding",
+        "[[sources]]\nid='a'\nurl='https://x.org/'\nparser='page'\nencoding='klingon'\n",
+        "sources[0] (a).encoding",
+        "character encoding",
+    ),
+    (
+        "bad header",
+        "[[sources]]\nid='a'\nurl='https://x.org/'\nparser='page'\nheaders={'Accept'=1}\n",
+        "sources[0] (a).headers",
+        "one-line string",
+    ),
+    (
+        "bad delegation",
+        "[[sources]]\nid='a'\nurl='https://x.org/'\nparser='page'\ndelegation='kyrgyzstan'\n",
+        "sources[0] (a).delegation",
+        "like 'KG'",
+    ),
+    (
+        "missing ca bundle",
+        "[[sources]]\nid='a'\nurl='https://x.org/'\nparser='page'\nca_bundle='nope.pem'\n",
+        "sources[0] (a).ca_bundle",
+        "does not exist",
+    ),
     ("bad timezone", "timezone = 'Mars/Olympus'\n", "timezone", "IANA time zone"),
     ("not toml", "[http\n", "", "not valid TOML"),
     ("sources not array", "sources = 3\n", "sources", "array"),
@@ -125,8 +185,9 @@ def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
         load_config(tmp_path / "absent.toml")
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("30m", 1800), ("6h", 21600), ("1d", 86400),
-                                                ("45s", 45), ("2w", 1209600)])
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("30m", 1800), ("6h", 21600), ("1d", 86400), ("45s", 45), ("2w", 1209600)]
+)
 def test_interval_schedules(text: str, seconds: int) -> None:
     assert Schedule.parse(text).interval == timedelta(seconds=seconds)
 

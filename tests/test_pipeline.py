@@ -29,13 +29,18 @@ def test_faults_become_typed_failures_and_spare_the_other_sources(
     server.set("/huge", Route(fault="huge"))
     server.set("/loop", Route(fault="redirect_loop"))
     server.set("/private/page", Route(body="secret"))
-    server.set("/robots.txt", Route(body="User-agent: *\nDisallow: /private/\n",
-                                    content_type="text/plain"))
+    server.set(
+        "/robots.txt", Route(body="User-agent: *\nDisallow: /private/\n", content_type="text/plain")
+    )
     server.set("/empty", Route(body=b""))
-    server.set("/cp1251", Route(body="<html><head><meta charset=windows-1251></head><body>"
-                                "Делегация</body></html>".encode("cp1251")))
-    names = ["ok", "flaky", "gone", "slow", "reset", "truncated", "huge", "loop", "empty",
-             "cp1251"]
+    server.set(
+        "/cp1251",
+        Route(
+            body="<html><head><meta charset=windows-1251></head><body>"
+            "Делегация</body></html>".encode("cp1251")
+        ),
+    )
+    names = ["ok", "flaky", "gone", "slow", "reset", "truncated", "huge", "loop", "empty", "cp1251"]
     sources = "".join(source_block(n, server.url(f"/{n}")) for n in names)
     sources += source_block("private", server.url("/private/page"))
     cfg = write_config(tmp_path, sources, max_bytes=100000, timeout=1)
@@ -44,11 +49,20 @@ def test_faults_become_typed_failures_and_spare_the_other_sources(
         summary = run_once(settings, settings.sources, store)
         by_id = {o.source_id: o for o in summary.outcomes}
         assert {k: v.outcome for k, v in by_id.items() if v.outcome != "failed"} == {
-            "ok": "new", "flaky": "new", "cp1251": "new"}
+            "ok": "new",
+            "flaky": "new",
+            "cp1251": "new",
+        }
         assert {k: v.error_kind for k, v in by_id.items() if v.outcome == "failed"} == {
-            "gone": "http_status", "slow": "timeout", "reset": "connection",
-            "truncated": "connection", "huge": "too_large", "loop": "redirect",
-            "empty": "empty", "private": "robots"}
+            "gone": "http_status",
+            "slow": "timeout",
+            "reset": "connection",
+            "truncated": "connection",
+            "huge": "too_large",
+            "loop": "redirect",
+            "empty": "empty",
+            "private": "robots",
+        }
         assert summary.exit_code == 1
         assert server.hits("/private/page") == 0
         assert rows(store, "SELECT attempts FROM fetch_log WHERE source_id = 'flaky'") == [(2,)]
@@ -78,8 +92,9 @@ def test_second_run_sends_validators_and_records_304_and_changes(
         requests = [r for r in server.requests if r.path == "/b"]
         assert requests[-1].headers.get("if-modified-since") == "Wed, 01 Oct 2025 10:00:00 GMT"
         assert rows(store, "SELECT COUNT(*) FROM snapshots") == [(4,)]
-        assert rows(store, "SELECT outcome, COUNT(*) FROM fetch_log GROUP BY outcome "
-                    "ORDER BY outcome") == [("changed", 1), ("new", 3), ("not_modified", 2)]
+        assert rows(
+            store, "SELECT outcome, COUNT(*) FROM fetch_log GROUP BY outcome ORDER BY outcome"
+        ) == [("changed", 1), ("new", 3), ("not_modified", 2)]
 
 
 def test_unchanged_pages_replayed_many_times_add_no_snapshots(
@@ -92,5 +107,6 @@ def test_unchanged_pages_replayed_many_times_add_no_snapshots(
         for _ in range(25):
             run_once(settings, settings.sources, store)
         assert rows(store, "SELECT COUNT(*), MAX(seen_count) FROM snapshots") == [(1, 25)]
-        assert rows(store, "SELECT outcome, COUNT(*) FROM fetch_log GROUP BY outcome "
-                    "ORDER BY outcome") == [("new", 1), ("unchanged", 24)]
+        assert rows(
+            store, "SELECT outcome, COUNT(*) FROM fetch_log GROUP BY outcome ORDER BY outcome"
+        ) == [("new", 1), ("unchanged", 24)]

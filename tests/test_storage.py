@@ -19,14 +19,26 @@ T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 @pytest.fixture
 def store(tmp_path: Path) -> Store:
     st = Store.open(tmp_path / "t.db")
-    st.sync_sources([SourceRow("a", "https://a.example/", "page", None),
-                     SourceRow("b", "https://b.example/", "page", "KG")], T0)
+    st.sync_sources(
+        [
+            SourceRow("a", "https://a.example/", "page", None),
+            SourceRow("b", "https://b.example/", "page", "KG"),
+        ],
+        T0,
+    )
     return st
 
 
 def ok(source: str, body: bytes, minutes: int = 0, **kw: object) -> CheckInput:
-    return CheckInput(source, f"https://{source}.example/", T0 + timedelta(minutes=minutes),
-                      0.25, http_status=200, body=body, **kw)  # type: ignore[arg-type]
+    return CheckInput(
+        source,
+        f"https://{source}.example/",
+        T0 + timedelta(minutes=minutes),
+        0.25,
+        http_status=200,
+        body=body,
+        **kw,
+    )  # type: ignore[arg-type]
 
 
 def count(store: Store, table: str) -> int:
@@ -60,8 +72,16 @@ def test_first_check_is_a_baseline_then_unchanged_moves_last_seen_only(store: St
 
 def test_not_modified_moves_last_seen(store: Store) -> None:
     first = store.record_check(ok("a", b"x", etag='"1"'))
-    nm = store.record_check(CheckInput("a", "https://a.example/", T0 + timedelta(hours=2), 0.1,
-                                       http_status=304, not_modified=True))
+    nm = store.record_check(
+        CheckInput(
+            "a",
+            "https://a.example/",
+            T0 + timedelta(hours=2),
+            0.1,
+            http_status=304,
+            not_modified=True,
+        )
+    )
     assert nm.outcome == "not_modified" and nm.snapshot_id == first.snapshot_id
     assert store.snapshot(first.snapshot_id or 0).last_seen == "2026-11-01T14:00:00Z"
     assert store.latest_validators()["a"].etag == '"1"'
@@ -96,15 +116,25 @@ def test_identical_bodies_are_stored_once_across_sources_and_flips(store: Store)
     store.record_check(ok("a", b"same" * 1000, minutes=2))  # flips back: a new version row
     assert count(store, "bodies") == 2
     assert count(store, "snapshots") == 4
-    size = store.db.conn.execute("SELECT size, length(data) FROM bodies "
-                                 "WHERE size = 4000").fetchone()
+    size = store.db.conn.execute(
+        "SELECT size, length(data) FROM bodies WHERE size = 4000"
+    ).fetchone()
     assert size[1] < size[0] / 10  # compressed
 
 
 def test_failure_writes_only_a_fetch_log_row(store: Store) -> None:
     store.record_check(ok("a", b"one"))
-    failed = store.record_check(CheckInput("a", "https://a.example/", T0, 1.0, attempts=4,
-                                           error_kind="timeout", error="timed out after 30 s"))
+    failed = store.record_check(
+        CheckInput(
+            "a",
+            "https://a.example/",
+            T0,
+            1.0,
+            attempts=4,
+            error_kind="timeout",
+            error="timed out after 30 s",
+        )
+    )
     assert failed.outcome == "failed" and failed.snapshot_id is None
     assert count(store, "snapshots") == 1 and count(store, "events") == 0
     (status,) = [s for s in store.statuses() if s.id == "a"]
@@ -115,8 +145,9 @@ def test_failure_writes_only_a_fetch_log_row(store: Store) -> None:
 def test_status_counts_consecutive_failures_since_the_last_success(store: Store) -> None:
     store.record_check(ok("b", b"x"))
     for i in range(3):
-        store.record_check(CheckInput("b", "u", T0 + timedelta(minutes=i), 0.1,
-                                      error_kind="dns", error=f"e{i}"))
+        store.record_check(
+            CheckInput("b", "u", T0 + timedelta(minutes=i), 0.1, error_kind="dns", error=f"e{i}")
+        )
     (status,) = [s for s in store.statuses() if s.id == "b"]
     assert status.consecutive_failures == 3 and status.last_error == "e2"
     store.record_check(ok("b", b"x", minutes=10))
@@ -124,8 +155,9 @@ def test_status_counts_consecutive_failures_since_the_last_success(store: Store)
     assert status.consecutive_failures == 0 and status.last_outcome == "unchanged"
 
 
-def test_a_crash_mid_check_leaves_the_database_as_it_was(store: Store,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_crash_mid_check_leaves_the_database_as_it_was(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store.record_check(ok("a", b"one"), text("one"))
     before = {t: count(store, t) for t in ("bodies", "snapshots", "fetch_log", "events")}
     before["facts"] = count(store, "facts")
@@ -165,8 +197,12 @@ def test_a_killed_process_mid_check_leaves_no_partial_rows(tmp_path: Path) -> No
         st.record_check(CheckInput("a", "u", datetime.now(UTC), 0.1, body=b"two"),
                         ParseInput(1, [Fact("page", "text", "", "two")]))
     """)
-    proc = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).parents[1],
-                          capture_output=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=Path(__file__).parents[1],
+        capture_output=True,
+        timeout=60,
+    )
     assert proc.returncode == -9, proc.stderr
     with Store.open(db) as st:
         assert count(st, "snapshots") == 1 and count(st, "fetch_log") == 1
