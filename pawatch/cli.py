@@ -301,6 +301,9 @@ def demo(obj: Context, out_dir: str) -> None:
     sys.exit(run_demo(out_dir))
 
 
+# Commands defined in their own modules register themselves on `cli` when imported.
+from pawatch import cli_delivery, cli_query  # noqa: E402,F401
+
 def main() -> None:
     cli(prog_name="pawatch")
 

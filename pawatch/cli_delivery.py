@@ -1,0 +1,1 @@
+"""Delivery commands (reports, email): registered on the main `cli` group."""

@@ -1,0 +1,1 @@
+"""Query commands (changes, history, show, diff, export, reparse): registered on `cli`."""
