@@ -1,1 +1,434 @@
-"""Query commands (changes, history, show, diff, export, reparse): registered on `cli`."""
+"""Query commands: changes, history, show, diff, export, reparse (registered on `cli`)."""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import io
+import json
+import re
+import sys
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import click
+
+from pawatch.cli import Context, cli, fail
+from storage import format_time
+from storage.queries import (
+    delegation_ids,
+    delegations_overview,
+    event_json,
+    facts_as_of,
+    memberships,
+    select_events,
+)
+
+_RELATIVE = re.compile(r"^(\d+)\s*([mhdw])$")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_moment(text: str, *, end_of_day: bool, now: datetime | None = None) -> str:
+    """``7d``/``24h`` (ago), ``2026-11-27`` or an ISO 8601 time -> a stored-time string."""
+    now = now or datetime.now(UTC)
+    text = text.strip()
+    match = _RELATIVE.match(text)
+    if match:
+        return format_time(now - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))}))
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            day = datetime.fromisoformat(text).replace(tzinfo=UTC)
+            return format_time(day + timedelta(days=1, seconds=-1) if end_of_day else day)
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(
+            f"expected a duration like 7d / 24h / 30m, a date like 2026-11-27, or an ISO 8601 "
+            f"time, got {text!r}"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return format_time(moment)
+
+
+def event_line(e: dict[str, Any]) -> str:
+    change = ""
+    if e["old"] is not None or e["new"] is not None:
+        old = "-" if e["old"] is None else _short(e["old"])
+        new = "-" if e["new"] is None else _short(e["new"])
+        change = f" {old} -> {new}"
+    where = f"{e['delegation']} " if e["delegation"] else ""
+    attr = f"{e['attribute']}" if e["attribute"] else ""
+    snaps = ""
+    if e["before_snapshot"] or e["after_snapshot"]:
+        snaps = f" [snapshots {e['before_snapshot'] or '-'} -> {e['after_snapshot'] or '-'}]"
+    return (
+        f"#{e['id']} {e['detected_at']} {e['kind']}: {where}{attr}{change} "
+        f"({e['source_id']}){snaps}"
+    )
+
+
+def _short(text: str, limit: int = 80) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@cli.command()
+@click.option(
+    "--since",
+    metavar="WHEN",
+    help="Only events detected since: 7d, 24h, a date "
+    "(2026-11-01) or an ISO 8601 time. Default: all.",
+)
+@click.option("--delegation", metavar="ID", help="Only this delegation (e.g. KG).")
+@click.option(
+    "--kind",
+    "kinds",
+    multiple=True,
+    metavar="K",
+    help="Only events of this kind (repeatable), e.g. composition, member_added.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Output format; json is a stable array of objects.",
+)
+@click.pass_obj
+def changes(
+    obj: Context, since: str | None, delegation: str | None, kinds: tuple[str, ...], fmt: str
+) -> None:
+    """List change and health events, oldest first."""
+    since_at = parse_moment(since, end_of_day=False) if since else None
+    with obj.store() as store:
+        rows = select_events(store.db, since=since_at, delegation=delegation, kinds=kinds)
+    if fmt == "json":
+        click.echo(json.dumps([event_json(r) for r in rows], ensure_ascii=False, indent=2))
+        return
+    if not rows:
+        click.echo("No events.")
+    for row in rows:
+        click.echo(event_line(row))
+
+
+def _group_by_source(facts: list[Any]) -> dict[str, dict[str, list[Any]]]:
+    grouped: dict[str, dict[str, list[Any]]] = defaultdict(lambda: defaultdict(list))
+    for fact in facts:
+        grouped[fact.source_id][fact.attribute].append(fact)
+    return grouped
+
+
+@cli.command()
+@click.argument("delegation")
+@click.option(
+    "--as-of",
+    "as_of",
+    metavar="WHEN",
+    help="State at this date (end of that day) or ISO 8601 time, or 7d ago. Default: now.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Output format.",
+)
+@click.pass_obj
+def history(obj: Context, delegation: str, as_of: str | None, fmt: str) -> None:
+    """A delegation's composition, representative and members at a date, and its timeline."""
+    delegation = delegation.upper() if len(delegation) == 2 else delegation
+    at = parse_moment(as_of, end_of_day=True) if as_of else format_time(datetime.now(UTC))
+    with obj.store() as store:
+        known = delegation_ids(store.db)
+        if delegation not in known:
+            fail(
+                f"no facts recorded for delegation {delegation!r}; known: "
+                f"{', '.join(known) or 'none yet'}",
+                2,
+            )
+        facts = facts_as_of(store.db, delegation, at)
+        timeline = [
+            r for r in select_events(store.db, delegation=delegation) if r["detected_at"] <= at
+        ]
+    by_source = _group_by_source(facts)
+    if fmt == "json":
+        click.echo(
+            json.dumps(
+                {
+                    "delegation": delegation,
+                    "as_of": at,
+                    "sources": {
+                        source: {
+                            "parliament": _one(attrs.get("delegation")),
+                            "seats": {
+                                f.attribute.split(":", 1)[1]: int(f.value)
+                                for a, fs in attrs.items()
+                                if a.startswith("seats:")
+                                for f in fs
+                            },
+                            "plenipotentiary": _one(attrs.get("plenipotentiary")),
+                            "plenipotentiary_role": _one(attrs.get("plenipotentiary_role")),
+                            "head": _one(attrs.get("head")),
+                            "websites": [f.value for f in attrs.get("website", [])],
+                            "members": [
+                                {"name": f.value, "since": f.valid_from}
+                                for f in attrs.get("member", [])
+                            ],
+                        }
+                        for source, attrs in sorted(by_source.items())
+                    },
+                    "timeline": [event_json(r) for r in timeline],
+                },
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
+        return
+    click.echo(f"{delegation} as of {at}")
+    if not by_source:
+        click.echo("  (nothing known at that time)")
+    for source, attrs in sorted(by_source.items()):
+        click.echo(f"\n{source}: {_one(attrs.get('delegation')) or ''}")
+        seats = [
+            (a.split(":", 1)[1], fs[0]) for a, fs in sorted(attrs.items()) if a.startswith("seats:")
+        ]
+        if seats:
+            click.echo(
+                "  seats: " + ", ".join(f"{c} {f.value} (since {f.valid_from})" for c, f in seats)
+            )
+        rep = _one(attrs.get("plenipotentiary"))
+        if rep:
+            role = _one(attrs.get("plenipotentiary_role"))
+            click.echo(f"  plenipotentiary: {rep}" + (f" ({role})" if role else ""))
+        if attrs.get("head"):
+            click.echo(f"  head of delegation: {_one(attrs.get('head'))}")
+        for website in attrs.get("website", []):
+            click.echo(f"  website: {website.value}")
+        members = attrs.get("member", [])
+        if members:
+            click.echo(f"  members ({len(members)}): " + ", ".join(f.value for f in members))
+    click.echo("\nTimeline:")
+    if not timeline:
+        click.echo("  (no changes recorded)")
+    for row in timeline:
+        click.echo("  " + event_line(row))
+
+
+def _one(facts: list[Any] | None) -> str | None:
+    return facts[0].value if facts else None
+
+
+def _decoded(obj: Context, snapshot_id: int) -> tuple[Any, str]:
+    from scraper.charset import decode_body
+    from scraper.errors import FetchError
+
+    with obj.store() as store:
+        try:
+            snap = store.snapshot(snapshot_id)
+        except KeyError:
+            fail(f"no snapshot {snapshot_id}", 2)
+    try:
+        text = decode_body(snap.body, snap.content_type).text
+    except FetchError as exc:
+        fail(f"snapshot {snapshot_id} cannot be decoded: {exc}", 1)
+    return snap, text
+
+
+@cli.command()
+@click.argument("snapshot_id", type=int)
+@click.option("--text", "as_text", is_flag=True, help="Readable text instead of the HTML.")
+@click.pass_obj
+def show(obj: Context, snapshot_id: int, as_text: bool) -> None:
+    """Print a stored page (decoded to text) with its source, URL and times."""
+    snap, text = _decoded(obj, snapshot_id)
+    click.echo(f"# snapshot {snap.id} of {snap.source_id}: {snap.url}", err=True)
+    click.echo(f"# seen {snap.first_seen} .. {snap.last_seen}, sha256 {snap.sha256}", err=True)
+    click.echo(_readable(text) if as_text else text)
+
+
+def _readable(html: str) -> str:
+    from scraper.parsers.text import parse_html, visible_lines
+
+    return "\n".join(visible_lines(parse_html(html)))
+
+
+@cli.command()
+@click.argument("snapshot_a", type=int)
+@click.argument("snapshot_b", type=int)
+@click.option("--html", "raw", is_flag=True, help="Diff the HTML instead of the readable text.")
+@click.pass_obj
+def diff(obj: Context, snapshot_a: int, snapshot_b: int, raw: bool) -> None:
+    """Unified diff between two stored pages (readable text by default)."""
+    snap_a, text_a = _decoded(obj, snapshot_a)
+    snap_b, text_b = _decoded(obj, snapshot_b)
+    if not raw:
+        text_a, text_b = _readable(text_a), _readable(text_b)
+    lines = difflib.unified_diff(
+        text_a.splitlines(),
+        text_b.splitlines(),
+        f"snapshot {snap_a.id} ({snap_a.first_seen})",
+        f"snapshot {snap_b.id} ({snap_b.first_seen})",
+        lineterm="",
+    )
+    output = "\n".join(lines)
+    click.echo(output or "No differences.")
+
+
+def _popolo(rows: list[dict[str, Any]], overview: list[dict[str, Any]]) -> dict[str, Any]:
+    from scraper.parsers.names import name_key
+
+    organizations: dict[str, dict[str, Any]] = {}
+    for row in overview:
+        if row["attribute"] == "delegation":
+            organizations.setdefault(
+                row["delegation"],
+                {
+                    "id": f"delegation/{row['delegation']}",
+                    "name": row["value"],
+                    "classification": "delegation to the CSTO Parliamentary Assembly",
+                },
+            )
+    persons: dict[str, dict[str, Any]] = {}
+    memberships_out = []
+    for row in rows:
+        key = row["key"] if row["attribute"] == "member" else name_key(row["value"])
+        person_id = f"person/{key.replace(' ', '-')}"
+        persons.setdefault(person_id, {"id": person_id, "name": row["value"]})
+        organizations.setdefault(
+            row["delegation"],
+            {
+                "id": f"delegation/{row['delegation']}",
+                "name": row["delegation"],
+                "classification": "delegation to the CSTO Parliamentary Assembly",
+            },
+        )
+        memberships_out.append(
+            {
+                "person_id": person_id,
+                "organization_id": f"delegation/{row['delegation']}",
+                "role": {
+                    "member": "member",
+                    "head": "head of delegation",
+                    "plenipotentiary": "plenipotentiary representative",
+                }[row["attribute"]],
+                "start_date": row["first_seen"][:10],
+                "end_date": row["ended_at"][:10] if row["ended_at"] else None,
+                "sources": [
+                    {
+                        "note": f"pawatch source {row['source_id']}, snapshots "
+                        f"{row['first_snapshot']}-{row['end_snapshot'] or 'current'}"
+                    }
+                ],
+            }
+        )
+    return {
+        "persons": list(persons.values()),
+        "organizations": list(organizations.values()),
+        "memberships": memberships_out,
+    }
+
+
+@cli.command()
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["json", "csv", "popolo"]),
+    default="json",
+    show_default=True,
+    help="json: delegations and memberships; csv: memberships; "
+    "popolo: Popolo persons, organizations and memberships.",
+)
+@click.pass_obj
+def export(obj: Context, fmt: str) -> None:
+    """Export delegations and memberships (members, plenipotentiaries) with start/end dates."""
+    with obj.store() as store:
+        rows = memberships(store.db)
+        overview = delegations_overview(store.db)
+    if fmt == "popolo":
+        click.echo(json.dumps(_popolo(rows, overview), ensure_ascii=False, indent=2))
+    elif fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(
+            [
+                "delegation",
+                "role",
+                "name",
+                "start",
+                "end",
+                "source",
+                "first_snapshot",
+                "end_snapshot",
+            ]
+        )
+        for r in rows:
+            writer.writerow(
+                [
+                    r["delegation"],
+                    r["attribute"],
+                    r["value"],
+                    r["first_seen"],
+                    r["ended_at"] or "",
+                    r["source_id"],
+                    r["first_snapshot"],
+                    r["end_snapshot"] or "",
+                ]
+            )
+        sys.stdout.write(buffer.getvalue())
+    else:
+        current: dict[str, dict[str, Any]] = defaultdict(dict)
+        for row in overview:
+            entry = current[row["delegation"]].setdefault(row["source_id"], {"seats": {}})
+            if row["attribute"] == "delegation":
+                entry["parliament"] = row["value"]
+            else:
+                entry["seats"][row["attribute"].split(":", 1)[1]] = int(row["value"])
+        click.echo(
+            json.dumps(
+                {
+                    "delegations": current,
+                    "memberships": [
+                        {
+                            "delegation": r["delegation"],
+                            "role": r["attribute"],
+                            "name": r["value"],
+                            "start": r["first_seen"],
+                            "end": r["ended_at"],
+                            "source": r["source_id"],
+                        }
+                        for r in rows
+                    ],
+                },
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
+
+
+@cli.command()
+@click.option(
+    "--source",
+    "source_ids",
+    multiple=True,
+    metavar="ID",
+    help="Only this source (repeatable). Default: every configured source.",
+)
+@click.pass_obj
+def reparse(obj: Context, source_ids: tuple[str, ...]) -> None:
+    """Re-derive facts from the stored snapshots with the current parsers (no events).
+
+    Use after a parser changed what it extracts: the history is rebuilt as the new parser
+    reads it, so the change in code is never reported as a change in the world.
+    """
+    from pawatch.cli import _select_sources
+    from pawatch.pipeline import reparse_source
+
+    settings = obj.settings
+    sources = _select_sources(settings, source_ids) if source_ids else list(settings.sources)
+    with obj.store() as store:
+        for source in sources:
+            written = reparse_source(store, source)
+            click.echo(f"{source.id}: {written} fact interval(s) from stored snapshots")

@@ -17,6 +17,7 @@ from pathlib import Path
 import click
 
 from config import config_from_text
+from pawatch.cli_query import event_line
 from pawatch.localserver import LocalServer, Route
 from pawatch.pipeline import RunSummary, run_once
 from storage import Store
@@ -147,19 +148,18 @@ def run_demo(out_dir: str) -> int:
                 _show(summary, store)
                 exit_code = max(exit_code, summary.exit_code)
             events = store.events()
-            click.echo(f"\nWhat changed ({len(events)} event(s)):")
+            click.echo(f"\nWhat changed between the two versions ({len(events)} event(s)):")
             for event in events:
-                click.echo(
-                    f"  #{event['id']} {event['kind']}: {event['source_id']} "
-                    f"({event['url']}), snapshot {event['before_snapshot']} -> "
-                    f"{event['after_snapshot']}"
-                )
+                click.echo("  " + event_line(event))
     click.echo(f"""
 Database: {db_path}
 Config:   {config_file}
-Try:
+Query it (see README, "The database"):
+  pawatch --db {db_path} changes --kind composition --kind representative
+  pawatch --db {db_path} history KG
+  pawatch --db {db_path} changes --format json
   pawatch --config {config_file} status
-  pawatch --config {config_file} sources
-  sqlite3 {db_path} "SELECT id, kind, source_id, detected_at FROM events"
+  sqlite-utils {db_path} "SELECT * FROM current_composition WHERE delegation = 'KG'" --table
+  sqlite3 {db_path} "SELECT delegation, name, valid_from, valid_to FROM representatives"
 """)
     return exit_code
