@@ -34,6 +34,7 @@ the second cycle. A profiled cycle is slower than a plain one; its exit code is 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -60,53 +61,84 @@ OUTCOMES = ("new", "changed", "unchanged", "not_modified", "failed")
 
 # ----------------------------------------------------------------------------- page text
 
-_RU = (
+
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
+_RU = _words(
     "Парламентская Ассамблея Организации Договора о коллективной безопасности провела "
     "заседание Постоянной комиссии по вопросам обороны и безопасности в Санкт-Петербурге "
-    "участники обсудили проекты модельных законов о противодействии терроризму и экстремизму "
-    "миграции информационной безопасности а также план мероприятий на следующий год "
-    "делегация Национального собрания Республики Беларусь Парламента Республики Казахстан "
-    "Жогорку Кенеша Кыргызской Республики Федерального Собрания Российской Федерации "
-    "Маджлиси Оли Республики Таджикистан Национального Собрания Республики Армения "
-    "председатель комиссии отметил важность гармонизации национального законодательства "
-    "государств членов в сфере военного сотрудничества пограничной политики и подготовки "
-    "кадров депутаты приняли рекомендации по сближению законодательства и обменялись мнениями "
-    "о ситуации в Центральной Азии на Южном Кавказе и в Восточной Европе по итогам встречи "
-    "подписано совместное заявление пресс служба сообщает что следующее заседание состоится "
-    "весной экспертный совет рассмотрел доклад о мониторинге правоприменительной практики "
-    "генеральный секретарь выступил с приветственным словом представители министерств "
-    "иностранных дел обороны внутренних дел приняли участие в работе круглого стола "
-    "программа включает пленарное заседание секции брифинг для журналистов и посещение музея"
-).split()
-_EN = (
-    "The Parliamentary Assembly of the Collective Security Treaty Organization held a meeting "
-    "of the Standing Commission on defence and security issues in Saint Petersburg where the "
-    "participants discussed draft model laws on countering terrorism and extremism migration "
-    "information security and the plan of events for the next year the delegation of the "
-    "National Assembly of the Republic of Belarus the Parliament of Kazakhstan the Jogorku "
-    "Kenesh of the Kyrgyz Republic the Federal Assembly of the Russian Federation the Majlisi "
-    "Oli of Tajikistan and the National Assembly of Armenia took part chairman noted the "
-    "importance of harmonising national legislation of member states in military cooperation "
-    "border policy and training of personnel deputies adopted recommendations exchanged views "
-    "on the situation in Central Asia South Caucasus and Eastern Europe a joint statement was "
-    "signed press service reports next session will take place in spring expert council "
-    "considered report monitoring law enforcement practice secretary general delivered welcome "
-    "speech representatives of ministries foreign affairs defence interior round table"
-).split()
+    "участники обсудили проекты модельных законов о противодействии терроризму и "
+    "экстремизму миграции информационной безопасности а также план мероприятий на следующий "
+    "год делегация Национального собрания Республики Беларусь Парламента Республики "
+    "Казахстан Жогорку Кенеша Кыргызской Республики Федерального Собрания Российской "
+    "Федерации Маджлиси Оли Республики Таджикистан Национального Собрания Республики "
+    "Армения председатель комиссии отметил важность гармонизации национального "
+    "законодательства государств членов в сфере военного сотрудничества пограничной "
+    "политики и подготовки кадров депутаты приняли рекомендации по сближению "
+    "законодательства и обменялись мнениями о ситуации в Центральной Азии на Южном Кавказе "
+    "и в Восточной Европе по итогам встречи подписано совместное заявление пресс служба "
+    "сообщает что следующее заседание состоится весной экспертный совет рассмотрел доклад о "
+    "мониторинге правоприменительной практики генеральный секретарь выступил с "
+    "приветственным словом представители министерств иностранных дел обороны внутренних дел "
+    "приняли участие в работе круглого стола программа включает пленарное заседание секции "
+    "брифинг для журналистов и посещение музея"
+)
+_EN = _words(
+    "The Parliamentary Assembly of the Collective Security Treaty Organization held a "
+    "meeting of the Standing Commission on defence and security issues in Saint Petersburg "
+    "where the participants discussed draft model laws on countering terrorism and "
+    "extremism migration information security and the plan of events for the next year the "
+    "delegation of the National Assembly of the Republic of Belarus the Parliament of "
+    "Kazakhstan the Jogorku Kenesh of the Kyrgyz Republic the Federal Assembly of the "
+    "Russian Federation the Majlisi Oli of Tajikistan and the National Assembly of Armenia "
+    "took part chairman noted the importance of harmonising national legislation of member "
+    "states in military cooperation border policy and training of personnel deputies "
+    "adopted recommendations exchanged views on the situation in Central Asia South "
+    "Caucasus and Eastern Europe a joint statement was signed press service reports next "
+    "session will take place in spring expert council considered report monitoring law "
+    "enforcement practice secretary general delivered welcome speech representatives of "
+    "ministries foreign affairs defence interior round table"
+)
 _NAMES = (
-    "Виктор Когут", "Наталья Кочанова", "Маулен Ашимбаев", "Ерлан Кошанов", "Нурланбек "
-    "Шакиев", "Вячеслав Володин", "Валентина Матвиенко", "Рустами Эмомали", "Ален Симонян",
-    "Sergey Pospelov", "Andrey Kartapolov", "Kanybek Imanaliev", "Aidar Beisenov",
-    "Konstantin Kosachev", "Mahmadtoir Zokirzoda", "Hakob Arshakyan", "Olga Timofeeva",
+    "Виктор Когут",
+    "Наталья Кочанова",
+    "Маулен Ашимбаев",
+    "Ерлан Кошанов",
+    "Нурланбек Шакиев",
+    "Вячеслав Володин",
+    "Валентина Матвиенко",
+    "Рустами Эмомали",
+    "Ален Симонян",
+    "Sergey Pospelov",
+    "Andrey Kartapolov",
+    "Kanybek Imanaliev",
+    "Aidar Beisenov",
+    "Konstantin Kosachev",
+    "Mahmadtoir Zokirzoda",
+    "Hakob Arshakyan",
+    "Olga Timofeeva",
 )
 _SECTIONS = (
-    ("Главная", "/"), ("Новости", "/news"), ("События", "/events"), ("Документы", "/docs"),
-    ("Модельное законодательство", "/model-laws"), ("Совет Ассамблеи", "/council"),
-    ("Постоянные комиссии", "/commissions"), ("Делегации", "/countries"),
-    ("Секретариат", "/secretariat"), ("Фотогалерея", "/photo"), ("Видео", "/video"),
-    ("Контакты", "/contacts"), ("English", "/en"), ("Мониторинг", "/monitoring"),
-    ("Экспертно-консультативный совет", "/expert-council"), ("Молодежная парламентская "
-    "ассамблея", "/youth"), ("Наблюдение за выборами", "/elections"), ("Архив", "/archive"),
+    ("Главная", "/"),
+    ("Новости", "/news"),
+    ("События", "/events"),
+    ("Документы", "/docs"),
+    ("Модельное законодательство", "/model-laws"),
+    ("Совет Ассамблеи", "/council"),
+    ("Постоянные комиссии", "/commissions"),
+    ("Делегации", "/countries"),
+    ("Секретариат", "/secretariat"),
+    ("Фотогалерея", "/photo"),
+    ("Видео", "/video"),
+    ("Контакты", "/contacts"),
+    ("English", "/en"),
+    ("Мониторинг", "/monitoring"),
+    ("Экспертно-консультативный совет", "/expert-council"),
+    ("Молодежная парламентская ассамблея", "/youth"),
+    ("Наблюдение за выборами", "/elections"),
+    ("Архив", "/archive"),
 )
 _COUNTRIES = (
     ("Республика Беларусь", "belarus", "house.gov.by"),
@@ -116,8 +148,20 @@ _COUNTRIES = (
     ("Республика Таджикистан", "tajikistan", "majmilli.tj"),
     ("Республика Армения", "armenia", "parliament.am"),
 )
-_MONTHS = ("января", "февраля", "марта", "апреля", "мая", "июня", "июля", "августа",
-           "сентября", "октября", "ноября", "декабря")
+_MONTHS = (
+    "января",
+    "февраля",
+    "марта",
+    "апреля",
+    "мая",
+    "июня",
+    "июля",
+    "августа",
+    "сентября",
+    "октября",
+    "ноября",
+    "декабря",
+)
 PAGE_BYTES = 60_000
 CP1251_EVERY = 5  # pages 5, 10, 15, ... are windows-1251 (declared in <meta> only)
 
@@ -135,8 +179,10 @@ def _sentence(rng: random.Random, words: list[str], weights: list[float]) -> str
     if rng.random() < 0.3:
         picked.insert(rng.randrange(len(picked)), rng.choice(_NAMES))
     if rng.random() < 0.3:
-        picked.insert(rng.randrange(len(picked)), f"{rng.randint(1, 28)} {rng.choice(_MONTHS)} "
-                      f"{rng.randint(2015, 2026)} года")
+        picked.insert(
+            rng.randrange(len(picked)),
+            f"{rng.randint(1, 28)} {rng.choice(_MONTHS)} {rng.randint(2015, 2026)} года",
+        )
     if rng.random() < 0.15:
         picked.insert(rng.randrange(len(picked)), f"№ {rng.randint(1, 99)}-{rng.randint(1, 30)}")
     text = " ".join(picked)
@@ -170,14 +216,14 @@ def make_page(index: int, version: int, charset: str) -> bytes:
         for name, slug, site in _COUNTRIES
     )
     head = (
-        "<!DOCTYPE html>\n<html lang=\"ru\">\n<head>\n"
+        '<!DOCTYPE html>\n<html lang="ru">\n<head>\n'
         f'<meta charset="{charset}">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{title} | ПА ОДКБ</title>\n"
         '<link rel="stylesheet" href="/static/css/main.css?v=2.4.1">\n'
         '<link rel="icon" href="/favicon.ico">\n'
-        f'<script>window.dataLayer=window.dataLayer||[];var pageId={index};</script>\n'
-        "</head>\n<body class=\"page-template-default\">\n"
+        f"<script>window.dataLayer=window.dataLayer||[];var pageId={index};</script>\n"
+        '</head>\n<body class="page-template-default">\n'
         '<header class="site-header"><div class="container"><a class="logo" href="/">'
         '<img src="/static/img/logo.svg" alt="Парламентская Ассамблея ОДКБ"></a>'
         '<form class="search" action="/search"><input type="text" name="q" '
@@ -267,11 +313,13 @@ def serve(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(obj) + "\n")
         sys.stdout.flush()
 
-    reply({
-        "hosts": [s.base_url for s in servers],
-        "generate_s": round(time.perf_counter() - t0, 2),
-        "avg_page_bytes": raw_bytes // max(1, args.pages),
-    })
+    reply(
+        {
+            "hosts": [s.base_url for s in servers],
+            "generate_s": round(time.perf_counter() - t0, 2),
+            "avg_page_bytes": raw_bytes // max(1, args.pages),
+        }
+    )
     rng = random.Random(12345)
     for line in sys.stdin:
         cmd = json.loads(line)
@@ -282,13 +330,15 @@ def serve(args: argparse.Namespace) -> int:
             for s in servers:
                 with s._lock:  # keep routes, drop the request log
                     s._requests.clear()
-            reply({
-                "cpu_s": ru.ru_utime + ru.ru_stime,
-                "requests": len(reqs),
-                "conditional": sum(1 for r in reqs if "if-none-match" in r.headers),
-                "robots": sum(1 for r in reqs if r.path == "/robots.txt"),
-                "connections": sum(s.connections for s in servers),
-            })
+            reply(
+                {
+                    "cpu_s": ru.ru_utime + ru.ru_stime,
+                    "requests": len(reqs),
+                    "conditional": sum(1 for r in reqs if "if-none-match" in r.headers),
+                    "robots": sum(1 for r in reqs if r.path == "/robots.txt"),
+                    "connections": sum(s.connections for s in servers),
+                }
+            )
         elif op == "change":
             picked = sorted(rng.sample(range(1, args.pages + 1), cmd["count"]))
             for i in picked:
@@ -304,10 +354,18 @@ def serve(args: argparse.Namespace) -> int:
 
 class ServerProcess:
     def __init__(self, args: argparse.Namespace) -> None:
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--serve",
-               "--pages", str(args.pages), "--hosts", str(args.hosts)]
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     text=True, bufsize=1)
+        cmd = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--serve",
+            "--pages",
+            str(args.pages),
+            "--hosts",
+            str(args.hosts),
+        ]
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1
+        )
         self.hello = self._read()
 
     def _read(self) -> dict[str, Any]:
@@ -315,7 +373,8 @@ class ServerProcess:
         line = self.proc.stdout.readline()
         if not line:
             raise SystemExit(f"bench: the page server exited (code {self.proc.wait()})")
-        return json.loads(line)
+        reply: dict[str, Any] = json.loads(line)
+        return reply
 
     def call(self, op: str, **kw: Any) -> dict[str, Any]:
         assert self.proc.stdin is not None
@@ -325,10 +384,8 @@ class ServerProcess:
 
     def close(self) -> None:
         if self.proc.poll() is None:
-            try:
+            with contextlib.suppress(OSError, SystemExit, ValueError):
                 self.call("quit")
-            except (OSError, SystemExit, ValueError):
-                pass
             try:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
@@ -398,8 +455,9 @@ class Cycle:
     profile: Path | None = None
 
 
-def run_pawatch(name: str, cfg: Path, folder: Path, pages: int,
-                profile: Path | None = None) -> Cycle:
+def run_pawatch(
+    name: str, cfg: Path, folder: Path, pages: int, profile: Path | None = None
+) -> Cycle:
     args = ["--config", str(cfg), "-q", "run", "--format", "json"]
     if profile is not None:
         cmd = [sys.executable, "-m", "cProfile", "-o", str(profile), "-m", "pawatch.cli", *args]
@@ -408,13 +466,21 @@ def run_pawatch(name: str, cfg: Path, folder: Path, pages: int,
     out_path, err_path = folder / f"{name}.stdout", folder / f"{name}.stderr"
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                                env=child_env())
+        proc = subprocess.Popen(
+            cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=child_env()
+        )
         _, status, ru = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - t0
     proc.returncode = code = os.waitstatus_to_exitcode(status)
-    cycle = Cycle(name, pages, wall=wall, cpu=ru.ru_utime + ru.ru_stime,
-                  rss_mb=ru.ru_maxrss / 1024, code=code, profile=profile)  # ru_maxrss: KiB
+    cycle = Cycle(
+        name,
+        pages,
+        wall=wall,
+        cpu=ru.ru_utime + ru.ru_stime,
+        rss_mb=ru.ru_maxrss / 1024,
+        code=code,
+        profile=profile,
+    )  # ru_maxrss: KiB
     cycle.stderr = err_path.read_text(encoding="utf-8", errors="replace")
     text = out_path.read_text(encoding="utf-8", errors="replace")
     try:
@@ -455,23 +521,47 @@ def db_sizes(db_path: Path) -> dict[str, float]:
 # ----------------------------------------------------------------------------- reporting
 
 _AREAS = (  # (area, substrings of the profile entry's file or name), first match wins
-    ("imports", ("<frozen importlib", "importlib/", "<built-in method _imp.", "marshal.loads",
-                 "_io.open_code", "method 'read' of '_io.BufferedReader'", "__build_class__")),
+    (
+        "imports/start-up",
+        (
+            "<frozen importlib",
+            "importlib/",
+            "<built-in method _imp.",
+            "marshal.loads",
+            "_io.open_code",
+            "method 'read' of '_io.BufferedReader'",
+            "__build_class__",
+            "builtins.exec",
+            "builtins.compile",
+            "re/_",
+            "dataclasses.py:884",
+        ),
+    ),
+    ("TLS context (CA bundle load)", ("_ssl._SSLContext", "certifi", "/ssl.py")),
     ("sqlite", ("sqlite3", "sqlite_utils")),
     ("hashing", ("_hashlib", "hashlib", "openssl_sha")),
     ("compression", ("zstandard", "zstd", "ZstdCompressor")),
-    ("parsing/charset", ("selectolax", "charset_normalizer", "scraper/charset", "scraper/parsers",
-                         "codecs", "decode")),
+    (
+        "parsing/charset",
+        (
+            "selectolax",
+            "charset_normalizer",
+            "scraper/charset",
+            "scraper/parsers",
+            "codecs",
+            "decode",
+        ),
+    ),
     ("config/TOML", ("tomllib", "config/loader", "config/model", "apscheduler")),
-    ("http client (httpx/httpcore/h11)", ("httpx", "httpcore", "h11", "anyio")),
-    ("event loop/sockets", ("asyncio", "selectors", "socket", "select.epoll", "ssl.py")),
+    ("http client (httpx/httpcore/h11/anyio)", ("httpx", "httpcore", "h11", "anyio", "sniffio")),
+    ("event loop/sockets", ("asyncio", "selectors", "socket", "select.epoll", "contextvars")),
     ("pawatch code", ("pawatch/", "scraper/", "storage/", "config/")),
     ("cli (click)", ("click",)),
 )
 
 
 def _area(func: tuple[str, int, str]) -> str:
-    text = f"{func[0]}:{func[2]}"
+    text = f"{func[0]}:{func[1]}:{func[2]}"
     for name, needles in _AREAS:
         if any(n in text for n in needles):
             return name
@@ -503,21 +593,42 @@ def _mark(value: float, target: float | None) -> str:
 
 
 def print_table(cycles: list[Cycle]) -> None:
-    head = ("cycle", "pages", "wall s", "target", "CPU s", "RSS MB", "target", "DB MB",
-            "target", "new/chg/unch/304/fail", "srv CPU s", "reqs")
+    head = (
+        "cycle",
+        "pages",
+        "wall s",
+        "target",
+        "CPU s",
+        "RSS MB",
+        "target",
+        "DB MB",
+        "target",
+        "new/chg/unch/304/fail",
+        "srv CPU s",
+        "reqs",
+    )
     rows = [head]
     for i, c in enumerate(cycles):
         cold = i == 0
         last = i == len(cycles) - 1
         db_total = c.db.get("db_mb", 0) + c.db.get("wal_mb", 0)
         counts = "/".join(str(c.counts.get(k, "?")) for k in OUTCOMES)
-        rows.append((
-            c.name, str(c.pages), f"{c.wall:.2f}",
-            _mark(c.wall, TARGET_COLD_WALL if cold else TARGET_SECOND_WALL),
-            f"{c.cpu:.2f}", f"{c.rss_mb:.1f}", _mark(c.rss_mb, TARGET_COLD_RSS_MB if cold else None),
-            f"{db_total:.1f}", _mark(db_total, TARGET_DB_MB if last else None), counts,
-            f"{c.server.get('cpu_s', 0):.2f}", str(c.server.get("requests", "?")),
-        ))
+        rows.append(
+            (
+                c.name,
+                str(c.pages),
+                f"{c.wall:.2f}",
+                _mark(c.wall, TARGET_COLD_WALL if cold else TARGET_SECOND_WALL),
+                f"{c.cpu:.2f}",
+                f"{c.rss_mb:.1f}",
+                _mark(c.rss_mb, TARGET_COLD_RSS_MB if cold else None),
+                f"{db_total:.1f}",
+                _mark(db_total, TARGET_DB_MB if last else None),
+                counts,
+                f"{c.server.get('cpu_s', 0):.2f}",
+                str(c.server.get("requests", "?")),
+            )
+        )
     widths = [max(len(r[k]) for r in rows) for k in range(len(head))]
     for n, r in enumerate(rows):
         print("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
@@ -526,13 +637,15 @@ def print_table(cycles: list[Cycle]) -> None:
     print()
     for c in cycles:
         d = c.db
-        print(f"{c.name}: exit {c.code}; DB {d.get('db_mb', 0):.2f} MB + WAL "
-              f"{d.get('wal_mb', 0):.2f} MB at exit, {d.get('db_ckpt_mb', 0):.2f} MB after "
-              f"wal_checkpoint(TRUNCATE); {d.get('bodies', 0)} bodies, "
-              f"{d.get('raw_mb', 0):.1f} MB raw -> {d.get('stored_mb', 0):.1f} MB zstd "
-              f"({d.get('ratio', 0):.1f}x); server: {c.server.get('requests', '?')} requests "
-              f"({c.server.get('conditional', '?')} conditional, {c.server.get('robots', '?')} "
-              f"robots.txt), {c.server.get('connections', '?')} connections so far")
+        print(
+            f"{c.name}: exit {c.code}; DB {d.get('db_mb', 0):.2f} MB + WAL "
+            f"{d.get('wal_mb', 0):.2f} MB at exit, {d.get('db_ckpt_mb', 0):.2f} MB after "
+            f"wal_checkpoint(TRUNCATE); {d.get('bodies', 0)} bodies, "
+            f"{d.get('raw_mb', 0):.1f} MB raw -> {d.get('stored_mb', 0):.1f} MB zstd "
+            f"({d.get('ratio', 0):.1f}x); server: {c.server.get('requests', '?')} requests "
+            f"({c.server.get('conditional', '?')} conditional, {c.server.get('robots', '?')} "
+            f"robots.txt), {c.server.get('connections', '?')} connections so far"
+        )
 
 
 def check_cycle(c: Cycle, expect: dict[str, int], profiled: bool) -> list[str]:
@@ -561,15 +674,21 @@ def startup_time(runs: int = 5) -> float:
     times = []
     for _ in range(runs):
         t0 = time.perf_counter()
-        subprocess.run([*pawatch_command(), "--help"], stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL, env=child_env(), check=False)
+        subprocess.run(
+            [*pawatch_command(), "--help"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=child_env(),
+            check=False,
+        )
         times.append(time.perf_counter() - t0)
     return sorted(times)[len(times) // 2]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--pages", type=int, default=1000, help="synthetic pages (1000)")
     parser.add_argument("--changed", type=int, default=20, help="pages changed for cycle 2")
     parser.add_argument("--hosts", type=int, default=4, help="127.0.0.x hosts serving them")
@@ -577,8 +696,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parser", default="page", help="parser of every source (page)")
     parser.add_argument("--keep", metavar="DIR", help="keep config, DB, outputs in DIR")
     parser.add_argument("--profile", action="store_true", help="cProfile the cold cycle")
-    parser.add_argument("--profile-second", action="store_true",
-                        help="cProfile the second cycle")
+    parser.add_argument("--profile-second", action="store_true", help="cProfile the second cycle")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
@@ -593,16 +711,20 @@ def main(argv: list[str] | None = None) -> int:
             stale.unlink()
     else:
         folder = Path(tempfile.mkdtemp(prefix="pawatch-bench-"))
-    print(f"bench: {args.pages} pages on {args.hosts} hosts, per-host concurrency "
-          f"{args.concurrency}, parser {args.parser!r}, {args.changed} changed in cycle 2; "
-          f"{os.cpu_count()} CPUs; python {sys.version.split()[0]}; folder {folder}")
+    print(
+        f"bench: {args.pages} pages on {args.hosts} hosts, per-host concurrency "
+        f"{args.concurrency}, parser {args.parser!r}, {args.changed} changed in cycle 2; "
+        f"{os.cpu_count()} CPUs; python {sys.version.split()[0]}; folder {folder}"
+    )
     server = ServerProcess(args)
     cycles: list[Cycle] = []
     problems: list[str] = []
     try:
         hello = server.hello
-        print(f"server: {', '.join(hello['hosts'])}; pages generated in {hello['generate_s']} s, "
-              f"{hello['avg_page_bytes']} bytes on average")
+        print(
+            f"server: {', '.join(hello['hosts'])}; pages generated in {hello['generate_s']} s, "
+            f"{hello['avg_page_bytes']} bytes on average"
+        )
         cfg = write_config(folder, hello["hosts"], args)
         db_path = folder / "bench.db"
         startup = startup_time()
@@ -610,8 +732,9 @@ def main(argv: list[str] | None = None) -> int:
 
         server.call("stats")  # reset the server's request log and take a CPU baseline
         cpu0 = server.call("stats")["cpu_s"]
-        cold = run_pawatch("cold", cfg, folder, args.pages,
-                           folder / "cold.prof" if args.profile else None)
+        cold = run_pawatch(
+            "cold", cfg, folder, args.pages, folder / "cold.prof" if args.profile else None
+        )
         stats = server.call("stats")
         cold.server = {**stats, "cpu_s": stats["cpu_s"] - cpu0}
         cold.db = db_sizes(db_path)
@@ -622,8 +745,13 @@ def main(argv: list[str] | None = None) -> int:
 
         changed = server.call("change", count=args.changed)["changed"]
         cpu0 = server.call("stats")["cpu_s"]
-        second = run_pawatch("second", cfg, folder, args.pages,
-                             folder / "second.prof" if args.profile_second else None)
+        second = run_pawatch(
+            "second",
+            cfg,
+            folder,
+            args.pages,
+            folder / "second.prof" if args.profile_second else None,
+        )
         stats = server.call("stats")
         second.server = {**stats, "cpu_s": stats["cpu_s"] - cpu0}
         second.db = db_sizes(db_path)
@@ -633,8 +761,9 @@ def main(argv: list[str] | None = None) -> int:
             {"changed": args.changed, "not_modified": args.pages - args.changed},
             args.profile_second,
         )
-        if second.summary and sorted(second.summary.get("sources", {}).get("changed", [])) != \
-                sorted(changed):
+        if second.summary and sorted(
+            second.summary.get("sources", {}).get("changed", [])
+        ) != sorted(changed):
             problems.append("second: the changed sources are not the pages changed on the server")
     except _Abort:
         pass
