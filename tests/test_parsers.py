@@ -255,7 +255,10 @@ def test_page_text_ignores_markup_noise() -> None:
     a = get_parser("page").func("<p>A  b</p><p>c</p>", "https://x/", {})
     b = get_parser("page").func("<div>\n<p>A b</p>\n<p>c </p></div>", "https://x/", {})
     assert a.facts() == b.facts() == [a.facts()[0]]
-    assert a.facts()[0].value == "A b\nc"
+    assert a.records[0].text == "A b\nc"
+    assert a.facts()[0].value.startswith("sha256:") and a.facts()[0].value.endswith("(5 chars)")
+    other = get_parser("page").func("<p>A b</p><p>d</p>", "https://x/", {})
+    assert other.facts()[0].value != a.facts()[0].value
 
 
 # --- helpers ---------------------------------------------------------------------------------

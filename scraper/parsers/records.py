@@ -6,6 +6,8 @@ Facts are what the change layer compares (see ``base.Fact``); everything else on
 
 from __future__ import annotations
 
+import hashlib
+
 from dataclasses import dataclass, field
 
 from scraper.parsers.base import Fact
@@ -115,7 +117,15 @@ class PageText:
     selector: str
 
     def facts(self) -> list[Fact]:
-        return [Fact("page", "text", "", self.text)]
+        """One fact naming the text by its digest: the text itself stays in the snapshot
+        (``pawatch diff`` shows it), so a 60 KB page costs a 40-byte fact, not 60 KB."""
+        return [Fact("page", "text", "", text_digest(self.text))]
+
+
+def text_digest(text: str) -> str:
+    """``sha256:<first 16 hex> (<n> chars)``: the identity of a normalised page text."""
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+    return f"sha256:{digest} ({len(text)} chars)"
 
 
 def _member_facts(subject: str, members: list[str]) -> list[Fact]:
