@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
+import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from importlib import resources
@@ -122,6 +124,19 @@ def _show(summary: RunSummary, store: Store) -> None:
         click.echo(f"  failed: {source_id}: {error}")
 
 
+def command_path(name: str) -> str:
+    """How the user can call ``name``: bare when on PATH, else its path in our venv."""
+    if shutil.which(name):
+        return name
+    beside = Path(sys.executable).parent / name
+    if beside.exists():
+        try:
+            return str(beside.relative_to(Path.cwd()))
+        except ValueError:
+            return str(beside)
+    return name
+
+
 def run_demo(out_dir: str) -> int:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -151,15 +166,16 @@ def run_demo(out_dir: str) -> int:
             click.echo(f"\nWhat changed between the two versions ({len(events)} event(s)):")
             for event in events:
                 click.echo("  " + event_line(event))
+    pawatch, sqlite_utils = command_path("pawatch"), command_path("sqlite-utils")
     click.echo(f"""
 Database: {db_path}
 Config:   {config_file}
 Query it (see README, "The database"):
-  pawatch --db {db_path} changes --kind composition --kind representative
-  pawatch --db {db_path} history KG
-  pawatch --db {db_path} changes --format json
-  pawatch --config {config_file} status
-  sqlite-utils {db_path} "SELECT * FROM current_composition WHERE delegation = 'KG'" --table
+  {pawatch} --db {db_path} changes --kind composition --kind representative
+  {pawatch} --db {db_path} history KG
+  {pawatch} --db {db_path} changes --format json
+  {pawatch} --config {config_file} status
+  {sqlite_utils} {db_path} "SELECT * FROM current_composition WHERE delegation = 'KG'" --table
   sqlite3 {db_path} "SELECT delegation, name, valid_from, valid_to FROM representatives"
 """)
     return exit_code
