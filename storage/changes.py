@@ -15,6 +15,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from config.registry import fold_text
 from scraper.parsers.base import Fact
 
 HEALTH_KINDS = ("source_failing", "source_recovered", "parse_broken", "parse_recovered")
@@ -111,11 +112,19 @@ def diff_facts(old: Iterable[Fact], new: Iterable[Fact]) -> list[Change]:
         )
     skip = (subjects_after - subjects_before) | (subjects_before - subjects_after)
 
+    # A new representative brings (or takes) their post along: one event, not two.
+    replaced = {
+        s
+        for s, a, k in before.keys() | after.keys()
+        if a == "plenipotentiary" and before.get((s, a, k)) != after.get((s, a, k))
+    }
     removed: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
     added: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
     for fid in sorted(before.keys() | after.keys()):
         subject, attribute, key = fid
         if subject in skip or attribute == "delegation":
+            continue
+        if attribute == "plenipotentiary_role" and subject in replaced:
             continue
         old_value, new_value = before.get(fid), after.get(fid)
         if old_value == new_value:
@@ -174,6 +183,11 @@ def count_members(facts: Iterable[Fact]) -> int:
 
 
 def matches_watch(text: str, terms: Sequence[str]) -> bool:
-    """True when ``text`` mentions any watch term (case-insensitive, any language)."""
-    folded = text.casefold().replace("ё", "е")
-    return any(term.casefold().replace("ё", "е") in folded for term in terms)
+    """True when ``text`` mentions any watch term (case-insensitive, any language).
+
+    Folded like the news parser's watch hits (``config.registry.fold_text``: case, ё/е,
+    quotes, punctuation, Latin/Cyrillic look-alikes), so an item the parser flags is an item
+    the alert filter lets through. A term that folds to nothing matches nothing.
+    """
+    folded = fold_text(text)
+    return any((needle := fold_text(term)) and needle in folded for term in terms)

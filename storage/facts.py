@@ -161,15 +161,9 @@ def apply_check(
     facts = parse.facts
     error = parse.error
     if facts is not None and state["baseline_at"] is not None:
-        before, after = count_members(f for _, f, _ in current), count_members(facts)
-        if before >= policy.collapse_min and after < before * policy.collapse_ratio:
-            facts, error = (
-                None,
-                (
-                    f"member list collapsed from {before} to {after} names "
-                    f"(below {policy.collapse_ratio:.0%} of the last good parse)"
-                ),
-            )
+        collapsed = _collapse_error([f for _, f, _ in current], facts, policy)
+        if collapsed is not None:
+            facts, error = None, collapsed
     common = {
         "parser_version": parse.parser_version,
         "parsed_snapshot": ctx.snapshot_id,
@@ -262,6 +256,17 @@ def apply_check(
             candidate_since=since,
             candidate_snapshot=snap,
         )
+
+
+def _collapse_error(last_good: Sequence[Fact], facts: Sequence[Fact], policy: Policy) -> str | None:
+    """Why ``facts`` are a collapsed member list rather than news, or None when they are not."""
+    before, after = count_members(last_good), count_members(facts)
+    if before >= policy.collapse_min and after < before * policy.collapse_ratio:
+        return (
+            f"member list collapsed from {before} to {after} names "
+            f"(below {policy.collapse_ratio:.0%} of the last good parse)"
+        )
+    return None
 
 
 def _seen_again(
@@ -456,21 +461,36 @@ class Version:
 
 
 def rebuild_facts(
-    conn: sqlite3.Connection, source_id: str, versions: Sequence[Version], parser_version: int
+    conn: sqlite3.Connection,
+    source_id: str,
+    versions: Sequence[Version],
+    parser_version: int,
+    policy: Policy | None = None,
 ) -> int:
     """Re-derive a source's fact intervals from its snapshots, oldest first; no events.
 
     Used when a parser's code changed what it extracts: the history is rebuilt as the new
-    parser reads it, so the next check compares like with like. Returns the facts written.
+    parser reads it, so the next check compares like with like. A version whose member list
+    collapsed (``policy``, as in ``apply_check``) is a broken parse here too, never facts.
+    Returns the facts written.
     """
+    policy = policy or Policy()
     conn.execute("DELETE FROM facts WHERE source_id = ?", (source_id,))
     open_ids: dict[Fact, int] = {}
     written = 0
     last_good: int | None = None
+    last_error: str | None = None
     for version in versions:
         facts = version.parse.facts
+        last_error = version.parse.error
+        if facts is not None and last_good is not None:
+            collapsed = _collapse_error(list(open_ids), facts, policy)
+            if collapsed is not None:
+                facts, last_error = None, collapsed
         if facts is None:
+            last_error = last_error or "the parser found nothing to read"
             continue
+        last_error = None
         new = set(facts)
         for fact in [f for f in open_ids if f not in new]:
             conn.execute(
@@ -505,13 +525,17 @@ def rebuild_facts(
         )
         last_good = version.snapshot_id
     state = _state(conn, source_id)
-    last_ok = bool(versions) and versions[-1].parse.facts is not None
+    status = ("ok" if last_error is None else "broken") if versions else None
     _update_state(
         conn,
         source_id,
         parser_version=parser_version,
         parsed_snapshot=versions[-1].snapshot_id if versions else None,
-        parse_status=("ok" if last_ok else "broken") if versions else None,
+        parse_status=status,
+        parse_error=last_error,
+        broken_since=(state["broken_since"] or versions[-1].first_seen)
+        if status == "broken"
+        else None,
         baseline_at=state["baseline_at"]
         or (versions[0].first_seen if last_good is not None else None),
         candidate=None,
