@@ -9,10 +9,11 @@ time (or the parser changed); an unchanged page or a 304 costs no parsing.
 from __future__ import annotations
 
 import asyncio
+import difflib
 import hashlib
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,7 +25,7 @@ from scraper.errors import FetchError
 from scraper.fetch import Fetcher, FetchResult
 from scraper.fetch import Validators as HttpValidators
 from scraper.parsers import ParseError, ParserSpec, get_parser
-from scraper.parsers.records import NewsItem
+from scraper.parsers.records import NewsItem, PageText
 from storage import CheckInput, CheckOutcome, SourceRow, Store, Validators, format_time
 from storage.facts import NewsRow, ParseInput, Policy, Version
 
@@ -105,7 +106,24 @@ def parse_body(
         for r in result.records
         if isinstance(r, NewsItem)
     ]
-    return ParseInput(spec.version, result.facts(), warnings=result.warnings, news=news)
+    texts = [r.text for r in result.records if isinstance(r, PageText)]
+    return ParseInput(
+        spec.version,
+        result.facts(),
+        warnings=result.warnings,
+        news=news,
+        text="\n".join(texts) if texts else None,
+    )
+
+
+def text_diff(before: str, after: str, limit: int = 200) -> str:
+    """A unified diff of two page texts (at most ``limit`` lines)."""
+    lines = list(
+        difflib.unified_diff(
+            before.splitlines(), after.splitlines(), "before", "after", lineterm="", n=1
+        )
+    )
+    return "\n".join(lines[:limit])
 
 
 def _check_from_result(source: Source, result: FetchResult) -> CheckInput:
@@ -165,7 +183,14 @@ def _parse_if_needed(
         and hashlib.sha256(result.body).hexdigest() == prev.sha256
     ):
         return None
-    return parse_body(source, spec, result.body, result.content_type, result.final_url)
+    parsed = parse_body(source, spec, result.body, result.content_type, result.final_url)
+    if parsed.text is not None and prev is not None:
+        # a `page` source: diff against the previous version's text, for the page_changed event
+        stored = store.snapshot(prev.snapshot_id)
+        before = parse_body(source, spec, stored.body, stored.content_type, stored.url)
+        if before.text is not None and before.text != parsed.text:
+            parsed = replace(parsed, text_diff=text_diff(before.text, parsed.text))
+    return parsed
 
 
 def reparse_source(store: Store, source: Source) -> int:
@@ -176,7 +201,7 @@ def reparse_source(store: Store, source: Source) -> int:
         snap = store.snapshot(snapshot_id)
         parsed = parse_body(source, spec, snap.body, snap.content_type, snap.url)
         versions.append(Version(snapshot_id, first_seen, last_seen, parsed))
-    return store.rebuild_facts(source.id, versions, spec.version)
+    return store.rebuild_facts(source.id, versions, spec.version, policy_for(source))
 
 
 async def check_sources(

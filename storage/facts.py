@@ -8,7 +8,6 @@ events. A failed fetch or a broken parse never touches a fact.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import sqlite3
@@ -41,6 +40,9 @@ class ParseInput:
     error: str | None = None
     warnings: Sequence[str] = ()
     news: Sequence[NewsRow] = ()
+    text_diff: str | None = None  # `page` sources: unified diff from the previous text
+    text: str | None = None  # `page` sources: the normalised text (not stored: it is in the
+    # snapshot); the pipeline diffs it against the previous version's
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,7 @@ class CheckContext:
     snapshot_id: int | None
     failed: bool
     error: str | None
+    text_diff: str | None = None
     event_ids: list[int] = field(default_factory=list)
 
 
@@ -373,7 +376,7 @@ def _apply_change(
             )
         ):
             continue
-        details = _details(change)
+        details = _details(change, ctx.text_diff)
         event(
             change.kind,
             delegation=change.delegation,
@@ -386,21 +389,13 @@ def _apply_change(
         )
 
 
-def _details(change: Change) -> dict[str, Any] | None:
+def _details(change: Change, text_diff: str | None) -> dict[str, Any] | None:
     if change.kind != "page_changed":
         return {"subject": change.subject}
-    diff = difflib.unified_diff(
-        (change.old or "").splitlines(),
-        (change.new or "").splitlines(),
-        "before",
-        "after",
-        lineterm="",
-        n=1,
-    )
-    lines = list(diff)
+    lines = (text_diff or "").splitlines()
     return {
         "subject": change.subject,
-        "diff": "\n".join(lines[:200]),
+        "diff": "\n".join(lines[:200]) if text_diff is not None else None,
         "diff_truncated": len(lines) > 200,
     }
 

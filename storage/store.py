@@ -228,16 +228,21 @@ class Store:
                 snapshot_id=outcome.snapshot_id,
                 failed=outcome.outcome == "failed",
                 error=outcome.error,
+                text_diff=parse.text_diff if parse is not None else None,
             )
             apply_check(self.db.conn, ctx, parse, policy or Policy(), self._insert_event)
             return replace(outcome, event_ids=ctx.event_ids)
 
     def rebuild_facts(
-        self, source_id: str, versions: Sequence[Version], parser_version: int
+        self,
+        source_id: str,
+        versions: Sequence[Version],
+        parser_version: int,
+        policy: Policy | None = None,
     ) -> int:
         """Re-derive a source's facts from re-parsed snapshots (one transaction, no events)."""
         with self.db.atomic():
-            return rebuild_facts(self.db.conn, source_id, versions, parser_version)
+            return rebuild_facts(self.db.conn, source_id, versions, parser_version, policy)
 
     def snapshot_versions(self, source_id: str) -> list[tuple[int, str, str]]:
         """(id, first_seen, last_seen) of every snapshot of a source, oldest first."""

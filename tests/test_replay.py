@@ -626,12 +626,6 @@ def test_page_source_reports_text_changes(replay_factory: Any) -> None:
     assert event["kind"] == "page_changed"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="page_changed details diff two digests since the page fact became a digest "
-    "(scraper/parsers/records.py PageText.facts, commit cacda8d): the pipeline does not hand "
-    "the page text to storage/facts.py, so no text diff can be made there",
-)
 def test_page_changed_event_carries_a_text_diff(replay_factory: Any) -> None:
     diff = json.loads(page_text_changed(replay_factory)["details"])["diff"]
     assert "-The Assembly has four standing commissions." in diff
