@@ -94,7 +94,10 @@ def text(value: str) -> ParseInput:
 def test_a_new_text_is_a_page_changed_event_with_both_snapshots(store: Store) -> None:
     v1 = store.record_check(ok("a", b"one"), text("one"))
     assert v1.event_ids == []  # the first good parse is the baseline
-    v2 = store.record_check(ok("a", b"two", minutes=5), text("two"))
+    v2 = store.record_check(
+        ok("a", b"two", minutes=5),
+        ParseInput(1, [Fact("page", "text", "", "two")], text_diff="--- before\n-one\n+two"),
+    )
     assert v2.outcome == "changed" and len(v2.event_ids) == 1
     (event,) = store.events()
     assert event["kind"] == "page_changed" and (event["old"], event["new"]) == ("one", "two")
