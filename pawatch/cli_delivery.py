@@ -1,1 +1,106 @@
 """Delivery commands (reports, email): registered on the main `cli` group."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+
+import click
+
+from pawatch.cli import EXIT_FAILURES, Context, cli, fail
+from storage import format_time
+from storage import outbox as ob
+
+
+@cli.command()
+@click.option(
+    "--dry-run", is_flag=True, help="Print what would be sent; send nothing, mark nothing."
+)
+@click.pass_obj
+def deliver(obj: Context, dry_run: bool) -> None:
+    """Send the pending change events: by email with an [email] table in the config, else
+    print the report to stdout (cron mails it on).
+
+    Events are marked delivered only after the SMTP server accepted the message. Exit code 1
+    when a message failed (its events stay pending for the next run) or a recipient was
+    refused; a summary goes to stderr.
+    """
+    from pawatch.delivery import deliver_pending
+
+    settings = obj.settings
+    with obj.store() as store:
+        result = deliver_pending(settings, store, dry_run=dry_run, out=sys.stdout)
+    quiet = result.mode == "stdout" and result.ok and obj.verbosity < 1
+    if not quiet:
+        for line in result.summary_lines():
+            click.echo(line, err=True)
+    sys.exit(result.exit_code)
+
+
+@cli.command()
+@click.option(
+    "--since",
+    metavar="PERIOD|DATE",
+    help="Every event detected since then ('7d', '12h', '2026-11-01') instead of the pending ones.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "html", "json"]),
+    default="text",
+    show_default=True,
+    help="Report format (json: see docs/email.md).",
+)
+@click.pass_obj
+def report(obj: Context, since: str | None, fmt: str) -> None:
+    """Print a change report without sending or marking anything.
+
+    By default it covers the events still pending delivery; with --since, every event
+    detected since then. Current failing/broken sources are listed at the end.
+    """
+    from pawatch.reports import RENDERERS, build_report, parse_since
+
+    now = datetime.now(UTC)
+    if since is not None:
+        try:
+            start = parse_since(since, now)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--since") from None
+    with obj.store() as store:
+        conn = store.db.conn
+        if since is None:
+            events = ob.events_by_id(conn, ob.open_event_ids(conn, ob.ALL))
+        else:
+            events = ob.events_since(conn, format_time(start))
+        problems = ob.problems(conn)
+    prefix = obj.settings.email.subject_prefix if obj.settings.email else "pawatch"
+    rep = build_report(events, problems, generated_at=now, prefix=prefix)
+    click.echo(RENDERERS[fmt](rep), nl=False)
+
+
+@cli.command("test-email")
+@click.option(
+    "--to",
+    "to",
+    multiple=True,
+    metavar="ADDRESS",
+    help="Send to this address (repeatable) instead of every configured recipient.",
+)
+@click.pass_obj
+def test_email(obj: Context, to: tuple[str, ...]) -> None:
+    """Send a test message with the [email] settings and print the server's answer, or a
+    one-line error (authentication failed, TLS failed, refused, timeout)."""
+    from pawatch.mailer import MailError, send_test
+
+    email = obj.settings.email
+    if email is None:
+        fail("no [email] table in the config: nothing to test (see docs/email.md)")
+    try:
+        result = send_test(email, list(to) or None)
+    except MailError as exc:
+        fail(f"test email failed ({exc.kind}): {exc}", EXIT_FAILURES)
+    click.echo(f"accepted by {email.smtp_host}:{email.port}: {result.reply}")
+    click.echo(f"Message-ID {result.message_id} to {', '.join(result.accepted)}")
+    for address, answer in result.refused.items():
+        click.echo(f"refused {address}: {answer}", err=True)
+    sys.exit(EXIT_FAILURES if result.refused else 0)

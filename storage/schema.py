@@ -221,4 +221,52 @@ def _m0002(db: Database) -> None:
     )
 
 
+@migrations(name="0003_outbox")
+def _m0003(db: Database) -> None:
+    # Delivery (storage/outbox.py, docs/email.md). A trigger puts every new event in the
+    # outbox inside the transaction that records it: channel 'all' (the general recipients)
+    # and, for an event about a delegation, that delegation's channel too. Events recorded
+    # before this migration are not added.
+    db.executescript(
+        """
+        CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY,
+            event_id INTEGER NOT NULL REFERENCES events(id),
+            channel TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'pending'
+                CHECK (status IN ('pending', 'sending', 'delivered', 'skipped')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            message_id TEXT,
+            created_at TEXT NOT NULL,
+            sending_at TEXT,
+            delivered_at TEXT,
+            UNIQUE (event_id, channel)
+        );
+        CREATE INDEX outbox_by_status ON outbox(status, channel, event_id);
+        CREATE INDEX outbox_by_message ON outbox(message_id);
+        CREATE TRIGGER events_to_outbox AFTER INSERT ON events BEGIN
+            INSERT INTO outbox (event_id, channel, created_at)
+            VALUES (new.id, 'all', strftime('%Y-%m-%dT%H:%M:%SZ', 'now'));
+            INSERT INTO outbox (event_id, channel, created_at)
+            SELECT new.id, new.delegation, strftime('%Y-%m-%dT%H:%M:%SZ', 'now')
+            WHERE new.delegation IS NOT NULL AND new.delegation != 'all';
+        END;
+        -- Small delivery state: 'digest:<channel>' -> when that channel last got an email.
+        CREATE TABLE delivery_state (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        );
+        -- When each failing/broken source was last shown to the recipients (health repeats).
+        CREATE TABLE health_notices (
+            source_id TEXT NOT NULL,
+            condition TEXT NOT NULL,
+            since TEXT,
+            last_sent TEXT NOT NULL,
+            PRIMARY KEY (source_id, condition)
+        );
+        """
+    )
+
+
 SCHEMA_VERSION = len(migrations._migrations)

@@ -1,0 +1,319 @@
+"""Deliver what is pending in the outbox: by email with an ``[email]`` table, else to stdout.
+
+``deliver_pending`` is called by ``pawatch run`` after checking and by ``pawatch deliver``.
+Per channel (``all`` -> ``email.recipients``, ``KG`` -> ``email.delegation_recipients.KG``)
+it sends one message with every pending event, and marks the events delivered only after the
+SMTP server accepted it. The exactly-once rules are in docs/email.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from typing import Any, TextIO
+
+from config.model import EmailSettings, Settings
+from pawatch import mailer
+from pawatch.reports import Report, build_report, render_html, render_text
+from storage import Store, format_time, parse_time
+from storage import outbox as ob
+
+log = logging.getLogger("pawatch.delivery")
+
+FATAL_KINDS = ("config", "auth", "tls", "connection", "timeout")  # no use trying other channels
+
+
+def lease(settings: EmailSettings) -> timedelta:
+    """How long a message claimed by a running process is left alone by other processes."""
+    return timedelta(seconds=60 + 3 * settings.timeout)
+
+
+@dataclass(frozen=True)
+class MessageOutcome:
+    channel: str
+    status: str  # sent | resent | printed | dry-run | failed | uncertain | not-attempted
+    event_ids: tuple[int, ...]
+    recipients: tuple[str, ...] = ()
+    message_id: str | None = None
+    subject: str = ""
+    reply: str = ""  # the server's answer
+    error: str | None = None
+    error_kind: str | None = None
+    refused: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("sent", "resent", "printed", "dry-run")
+
+
+@dataclass
+class DeliveryResult:
+    """What one delivery did: messages sent or failed, channels deferred, rows skipped."""
+
+    mode: str  # email | stdout
+    dry_run: bool = False
+    messages: list[MessageOutcome] = field(default_factory=list)
+    deferred: dict[str, str] = field(default_factory=dict)  # channel -> why not now
+    skipped: int = 0  # outbox rows of channels nobody receives
+    pending: int = 0  # outbox rows still pending or sending afterwards
+
+    @property
+    def failed(self) -> list[MessageOutcome]:
+        return [m for m in self.messages if not m.ok]
+
+    @property
+    def refused(self) -> dict[str, str]:
+        return {a: r for m in self.messages for a, r in m.refused.items()}
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.refused
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.ok else 1
+
+    def summary_lines(self) -> list[str]:
+        lines = []
+        for m in self.messages:
+            events = f"{len(m.event_ids)} event(s)" if m.event_ids else "health reminder"
+            if m.status == "printed":
+                lines.append(f"printed the report ({events}) to stdout")
+            elif m.status == "dry-run":
+                lines.append(f"would send to {', '.join(m.recipients)} ({events}): {m.subject}")
+            elif m.ok:
+                again = " again (same Message-ID)" if m.status == "resent" else ""
+                accepted = ", ".join(a for a in m.recipients if a not in m.refused)
+                lines.append(f"sent {m.message_id}{again} to {accepted} ({events}): {m.reply}")
+            else:
+                kept = "kept pending" if m.event_ids else "not sent"
+                lines.append(f"FAILED channel {m.channel} ({events} {kept}): {m.error}")
+            lines += [f"REFUSED recipient {a}: {r}" for a, r in m.refused.items()]
+        lines += [f"deferred channel {c}: {why}" for c, why in self.deferred.items()]
+        if self.skipped:
+            lines.append(f"skipped {self.skipped} outbox row(s) of channels without recipients")
+        if not lines:
+            lines.append("nothing to deliver")
+        if self.pending and not self.dry_run:
+            lines.append(f"{self.pending} outbox row(s) still pending")
+        return lines
+
+
+def deliver_pending(
+    settings: Settings,
+    store: Store,
+    *,
+    now: datetime | None = None,
+    dry_run: bool = False,
+    out: TextIO = sys.stdout,
+    env: Mapping[str, str] | None = None,
+) -> DeliveryResult:
+    """Send (or, without ``[email]``, print to ``out``) every pending event, once.
+
+    ``dry_run`` prints the reports that would go out and changes nothing. ``env`` replaces
+    ``os.environ`` for the password lookup (tests).
+    """
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    if settings.email is None:
+        return _to_stdout(store, now, dry_run, out)
+    return _Email(settings.email, store, now, dry_run, out, env).run()
+
+
+def _to_stdout(store: Store, now: datetime, dry_run: bool, out: TextIO) -> DeliveryResult:
+    conn = store.db.conn
+    result = DeliveryResult(mode="stdout", dry_run=dry_run)
+    stamp = format_time(now)
+    if not dry_run:
+        with store.db.atomic():
+            result.skipped = ob.skip_channels(conn, [ob.ALL], stamp)
+    ids = ob.open_event_ids(conn, ob.ALL)
+    if ids:
+        report = build_report(ob.events_by_id(conn, ids), ob.problems(conn), generated_at=now)
+        out.write(render_text(report))
+        out.flush()
+        if not dry_run:
+            with store.db.atomic():
+                ob.mark_printed(conn, ob.ALL, ids, stamp)
+        status = "dry-run" if dry_run else "printed"
+        result.messages.append(MessageOutcome(ob.ALL, status, tuple(ids), subject=report.subject))
+    result.pending = ob.count_open(conn)
+    return result
+
+
+class _Email:
+    def __init__(
+        self,
+        email: EmailSettings,
+        store: Store,
+        now: datetime,
+        dry_run: bool,
+        out: TextIO,
+        env: Mapping[str, str] | None,
+    ) -> None:
+        self.email, self.store, self.conn = email, store, store.db.conn
+        self.now, self.stamp = now, format_time(now)
+        self.dry_run, self.out, self.env = dry_run, out, env
+        self.stale_before = format_time(now - lease(email))
+        self.result = DeliveryResult(mode="email", dry_run=dry_run)
+        self.fatal: mailer.MailError | None = None
+        self.routes = {ob.ALL: email.recipients, **email.delegation_recipients}
+        self.routes = {c: to for c, to in self.routes.items() if to}
+
+    def run(self) -> DeliveryResult:
+        problems = ob.problems(self.conn)
+        if not self.dry_run:
+            with self.store.db.atomic():
+                self.result.skipped = ob.skip_channels(self.conn, list(self.routes), self.stamp)
+                ob.prune_health_notices(
+                    self.conn, {(p["source_id"], p["condition"]) for p in problems}
+                )
+        for channel in sorted(self.routes, key=lambda c: (c != ob.ALL, c)):
+            mine = [p for p in problems if channel == ob.ALL or p["delegation"] == channel]
+            self._channel(channel, mine)
+        self.result.pending = ob.count_open(self.conn)
+        return self.result
+
+    def _channel(self, channel: str, problems: list[dict[str, Any]]) -> None:
+        if self.dry_run:
+            ids = ob.open_event_ids(self.conn, channel)
+            if ids or self._reminder_due(channel, problems):
+                self._send(channel, ids, None, problems)
+            return
+        # 1. Messages a killed or cut-off run may or may not have delivered: the same events
+        #    again, under the same Message-ID (receivers can drop the duplicate).
+        for flight in ob.in_flight(self.conn, channel, self.stale_before):
+            with self.store.db.atomic():
+                mine = ob.retake(self.conn, flight.message_id, self.stale_before, self.stamp)
+            if mine:
+                self._send(channel, list(flight.event_ids), flight.message_id, problems, True)
+        if ob.busy(self.conn, channel, self.stale_before):
+            self.result.deferred[channel] = "another pawatch process is sending it now"
+            return
+        has_pending = ob.has_pending(self.conn, channel)
+        if not has_pending and not self._reminder_due(channel, problems):
+            return
+        if not self._digest_allows(channel):
+            return
+        if not has_pending:
+            self._send(channel, [], None, problems)
+            return
+        with self.store.db.atomic():
+            claimed = ob.claim(
+                self.conn,
+                channel,
+                self.stamp,
+                lambda ids: mailer.message_id_for(channel, ids, self.email.sender),
+            )
+        if claimed is not None:
+            self._send(channel, claimed[0], claimed[1], problems)
+
+    def _reminder_due(self, channel: str, problems: list[dict[str, Any]]) -> bool:
+        """Health repeats: a failing/broken source not shown for ``health_repeat``."""
+        if channel != ob.ALL or not problems:
+            return False
+        notices = ob.health_notices(self.conn)
+        for p in problems:
+            notice = notices.get((p["source_id"], p["condition"]))
+            if notice is None or notice[0] != p["since"]:
+                return True
+            repeat = self.email.health_repeat
+            if repeat is not None and self.now >= parse_time(notice[1]) + repeat:
+                return True
+        return False
+
+    def _digest_allows(self, channel: str) -> bool:
+        if self.email.digest is None:
+            return True
+        last = ob.get_state(self.conn, f"digest:{channel}")
+        if last is None:
+            return True
+        next_at = parse_time(last) + self.email.digest
+        if self.now >= next_at:
+            return True
+        self.result.deferred[channel] = f"digest: next email after {format_time(next_at)}"
+        return False
+
+    def _send(
+        self,
+        channel: str,
+        ids: Sequence[int],
+        message_id: str | None,
+        problems: list[dict[str, Any]],
+        resend: bool = False,
+    ) -> None:
+        to = tuple(self.routes[channel])
+        report = build_report(
+            ob.events_by_id(self.conn, ids),
+            problems,
+            generated_at=self.now,
+            channel=channel,
+            prefix=self.email.subject_prefix,
+            reminder=not ids,
+        )
+        if self.dry_run:
+            self.out.write(f"To: {', '.join(to)}\n{render_text(report)}\n")
+            self.result.messages.append(
+                MessageOutcome(channel, "dry-run", tuple(ids), to, subject=report.subject)
+            )
+            return
+        if message_id is None:  # a health reminder: not in the outbox, a fresh id
+            message_id = mailer.new_message_id(self.email.sender, "pawatch.health")
+        outcome = MessageOutcome(
+            channel, "resent" if resend else "sent", tuple(ids), to, message_id, report.subject
+        )
+        if self.fatal is not None:
+            self._failed(outcome, self.fatal, attempted=False)
+            return
+        msg = self._message(report, to, message_id, ids)
+        try:
+            sent = mailer.send(self.email, msg, to, env=self.env)
+        except mailer.MailError as exc:
+            self._failed(outcome, exc, attempted=True)
+            return
+        note = "; ".join(f"refused {a}: {r}" for a, r in sent.refused.items()) or None
+        with self.store.db.atomic():
+            if ids:
+                ob.mark_delivered(self.conn, message_id, self.stamp, note)
+            if not resend:
+                ob.set_state(self.conn, f"digest:{channel}", self.stamp)
+            if channel == ob.ALL:
+                shown = [(p["source_id"], p["condition"], p["since"]) for p in problems]
+                ob.record_health_notices(self.conn, shown, self.stamp)
+        self.result.messages.append(replace(outcome, reply=sent.reply, refused=sent.refused))
+
+    def _message(
+        self, report: Report, to: Sequence[str], message_id: str, ids: Sequence[int]
+    ) -> EmailMessage:
+        headers = {"X-Pawatch-Channel": report.channel}
+        if ids:
+            headers["X-Pawatch-Events"] = f"{len(ids)} (ids {min(ids)}-{max(ids)})"
+        return mailer.build_message(
+            self.email,
+            to=to,
+            subject=report.subject,
+            text=render_text(report),
+            html=render_html(report),
+            message_id=message_id,
+            date=self.now,
+            headers=headers,
+        )
+
+    def _failed(self, outcome: MessageOutcome, exc: mailer.MailError, attempted: bool) -> None:
+        message = str(exc) if attempted else f"not attempted after: {exc}"
+        if outcome.event_ids and outcome.message_id:
+            with self.store.db.atomic():
+                if exc.uncertain or outcome.status == "resent":
+                    ob.keep_uncertain(self.conn, outcome.message_id, message)
+                else:
+                    ob.release(self.conn, outcome.message_id, message)
+        if exc.kind in FATAL_KINDS:
+            self.fatal = exc
+        status = "uncertain" if exc.uncertain else ("failed" if attempted else "not-attempted")
+        log.warning("delivery to channel %s failed: %s", outcome.channel, message)
+        self.result.messages.append(
+            replace(outcome, status=status, error=message, error_kind=exc.kind)
+        )

@@ -1,0 +1,283 @@
+"""Email through SMTP (smtplib): STARTTLS, implicit TLS or none, with authentication.
+
+The password is read from the environment variable named by ``email.password_env`` at the
+moment of sending; it is never stored, logged or put in an error message. Every failure is a
+``MailError`` subclass with a one-line message. ``MailError.uncertain`` is true when the
+connection broke after the message was handed over, so the server may have accepted it.
+"""
+
+from __future__ import annotations
+
+import email.policy
+import hashlib
+import logging
+import os
+import smtplib
+import ssl
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid, parseaddr
+
+from config.model import EmailSettings
+
+log = logging.getLogger("pawatch.mail")
+
+
+class MailError(Exception):
+    """Sending failed; ``str()`` is one line. ``kind`` names the failure for scripts."""
+
+    kind = "error"
+
+    def __init__(self, message: str, *, uncertain: bool = False) -> None:
+        super().__init__(message)
+        self.uncertain = uncertain
+
+
+class MailConfigError(MailError):
+    kind = "config"
+
+
+class MailAuthError(MailError):
+    kind = "auth"
+
+
+class MailTLSError(MailError):
+    kind = "tls"
+
+
+class MailConnectError(MailError):
+    kind = "connection"
+
+
+class MailTimeout(MailError):
+    kind = "timeout"
+
+
+class MailRejected(MailError):
+    """The server refused the sender, the message, or every recipient."""
+
+    kind = "rejected"
+
+    def __init__(self, message: str, *, refused: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.refused = dict(refused or {})
+
+
+@dataclass(frozen=True)
+class SendResult:
+    message_id: str
+    accepted: tuple[str, ...]
+    refused: dict[str, str] = field(default_factory=dict)  # address -> the server's answer
+    reply: str = ""  # the server's answer to the message, e.g. "250 OK queued as 1234"
+
+
+def address_of(sender: str) -> str:
+    return parseaddr(sender)[1]
+
+
+def message_id_for(channel: str, event_ids: Sequence[int], sender: str) -> str:
+    """A Message-ID that depends only on the channel and the events: a re-send of the same
+    message carries the same id, so receivers can recognise (and drop) a duplicate."""
+    ids = ",".join(str(i) for i in sorted(event_ids))
+    digest = hashlib.sha256(f"{channel}:{ids}".encode()).hexdigest()[:24]
+    domain = address_of(sender).rpartition("@")[2] or "pawatch.invalid"
+    return f"<pawatch.{channel.lower()}.{digest}@{domain}>"
+
+
+def new_message_id(sender: str, tag: str = "pawatch") -> str:
+    """A fresh, unique Message-ID (test messages, health reminders)."""
+    return make_msgid(tag, address_of(sender).rpartition("@")[2] or None)
+
+
+def build_message(
+    settings: EmailSettings,
+    *,
+    to: Sequence[str],
+    subject: str,
+    text: str,
+    html: str | None = None,
+    message_id: str | None = None,
+    date: datetime | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> EmailMessage:
+    """A multipart/alternative message (text, then HTML); non-ASCII headers RFC 2047-encoded,
+    bodies quoted-printable, so it is 7-bit clean for any server."""
+    msg = EmailMessage(policy=email.policy.SMTP)
+    msg["Subject"] = " ".join(subject.split())
+    msg["From"] = settings.sender
+    msg["To"] = ", ".join(to)
+    msg["Date"] = format_datetime((date or datetime.now(UTC)).astimezone(UTC), usegmt=True)
+    msg["Message-ID"] = message_id or new_message_id(settings.sender)
+    msg["Auto-Submitted"] = "auto-generated"
+    for name, value in (headers or {}).items():
+        msg[name] = value
+    msg.set_content(text, cte="quoted-printable")
+    if html is not None:
+        msg.add_alternative(html, subtype="html", cte="quoted-printable")
+    return msg
+
+
+def password_of(settings: EmailSettings, env: Mapping[str, str] | None = None) -> str | None:
+    """The SMTP password from the environment (None without a username)."""
+    if not settings.username or not settings.password_env:
+        return None
+    value = (os.environ if env is None else env).get(settings.password_env)
+    if not value:
+        raise MailConfigError(
+            f"the SMTP password is missing: set the environment variable {settings.password_env}"
+        )
+    if not value.isascii():  # smtplib sends AUTH as ASCII only
+        raise MailConfigError(
+            f"the SMTP password in {settings.password_env} has non-ASCII characters, "
+            "which smtplib cannot send"
+        )
+    return value
+
+
+def _text(raw: bytes | str) -> str:
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    return " ".join(text.split())
+
+
+def _translate(exc: BaseException, settings: EmailSettings, uncertain: bool) -> MailError:
+    where = f"{settings.smtp_host}:{settings.port}"
+    if isinstance(exc, MailError):
+        return exc
+    if isinstance(exc, smtplib.SMTPAuthenticationError):
+        return MailAuthError(
+            f"authentication failed at {where} for user {settings.username!r}: "
+            f"{exc.smtp_code} {_text(exc.smtp_error)}"
+        )
+    if isinstance(exc, smtplib.SMTPNotSupportedError):
+        return MailAuthError(f"authentication failed: {where} offers no AUTH on this connection")
+    if isinstance(exc, smtplib.SMTPSenderRefused):
+        return MailRejected(f"{where} refused the sender: {exc.smtp_code} {_text(exc.smtp_error)}")
+    if isinstance(exc, smtplib.SMTPResponseException):  # includes SMTPDataError: definite no
+        return MailRejected(f"{where} refused the message: {exc.smtp_code} {_text(exc.smtp_error)}")
+    if isinstance(exc, ssl.SSLError | ssl.CertificateError):
+        return MailTLSError(f"TLS failed with {where}: {getattr(exc, 'reason', None) or exc}")
+    if isinstance(exc, smtplib.SMTPServerDisconnected) and isinstance(
+        exc.__context__, TimeoutError
+    ):
+        exc = exc.__context__  # smtplib reports a read timeout as a disconnection
+    if isinstance(exc, TimeoutError):
+        return MailTimeout(
+            f"timeout: no answer from {where} within {settings.timeout:g}s", uncertain=uncertain
+        )
+    if isinstance(exc, ConnectionRefusedError):
+        return MailConnectError(f"connection refused by {where} (is the SMTP server running?)")
+    if isinstance(exc, smtplib.SMTPServerDisconnected):
+        return MailConnectError(f"{where} closed the connection: {exc}", uncertain=uncertain)
+    if isinstance(exc, OSError):
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        return MailConnectError(f"cannot talk to {where}: {reason}", uncertain=uncertain)
+    raise exc
+
+
+def _connect(settings: EmailSettings, password: str | None) -> smtplib.SMTP:
+    context = ssl.create_default_context(cafile=settings.ca_bundle)
+    smtp: smtplib.SMTP
+    if settings.security == "tls":
+        smtp = smtplib.SMTP_SSL(
+            settings.smtp_host, settings.port, timeout=settings.timeout, context=context
+        )
+    else:
+        smtp = smtplib.SMTP(settings.smtp_host, settings.port, timeout=settings.timeout)
+    try:
+        smtp.ehlo()
+        if settings.security == "starttls":
+            if not smtp.has_extn("starttls"):
+                raise MailTLSError(
+                    f"TLS failed: {settings.smtp_host}:{settings.port} does not offer STARTTLS"
+                )
+            smtp.starttls(context=context)
+            smtp.ehlo()
+        if settings.username and password is not None:
+            smtp.login(settings.username, password)
+    except BaseException:
+        smtp.close()
+        raise
+    return smtp
+
+
+def _close(smtp: smtplib.SMTP) -> None:
+    """QUIT and close; a failure here cannot undo an accepted message, so it is ignored."""
+    try:
+        smtp.quit()
+    except (smtplib.SMTPException, OSError):
+        pass
+    finally:
+        smtp.close()
+
+
+def send(
+    settings: EmailSettings,
+    msg: EmailMessage,
+    to: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+) -> SendResult:
+    """Send ``msg`` to ``to``. Returns the accepted and refused recipients and the server's
+    answer; raises a ``MailError`` when nothing was accepted (``uncertain`` when the
+    connection broke after the message was transmitted)."""
+    password = password_of(settings, env)
+    uncertain = False
+    smtp: smtplib.SMTP | None = None
+    try:
+        smtp = _connect(settings, password)
+        sender = address_of(settings.sender)
+        code, resp = smtp.mail(sender)
+        if code != 250:
+            raise smtplib.SMTPSenderRefused(code, resp, sender)
+        refused: dict[str, str] = {}
+        for rcpt in to:
+            code, resp = smtp.rcpt(rcpt)
+            if code not in (250, 251):
+                refused[rcpt] = f"{code} {_text(resp)}"
+        if len(refused) == len(to):
+            answers = "; ".join(f"{a}: {r}" for a, r in refused.items())
+            raise MailRejected(f"every recipient was refused: {answers}", refused=refused)
+        uncertain = True  # from here on the server may have the message
+        code, resp = smtp.data(msg.as_bytes(policy=email.policy.SMTP))
+        uncertain = False
+    except BaseException as exc:
+        if isinstance(exc, Exception):
+            raise _translate(exc, settings, uncertain) from None
+        raise
+    finally:
+        if smtp is not None:
+            _close(smtp)
+    accepted = tuple(r for r in to if r not in refused)
+    result = SendResult(str(msg["Message-ID"]), accepted, refused, f"{code} {_text(resp)}")
+    log.info("sent %s to %s: %s", result.message_id, ", ".join(accepted), result.reply)
+    for rcpt, answer in refused.items():
+        log.warning("recipient %s refused for %s: %s", rcpt, result.message_id, answer)
+    return result
+
+
+def send_test(
+    settings: EmailSettings,
+    to: Sequence[str] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+) -> SendResult:
+    """Send a short test message to ``to`` (default: every configured recipient)."""
+    recipients = list(to or _all_recipients(settings))
+    text = (
+        "This is a test message from pawatch.\n\n"
+        f"Server: {settings.smtp_host}:{settings.port} ({settings.security})\n"
+        f"Sender: {settings.sender}\n"
+    )
+    msg = build_message(
+        settings, to=recipients, subject=f"{settings.subject_prefix}: test message", text=text
+    )
+    return send(settings, msg, recipients, env=env)
+
+
+def _all_recipients(settings: EmailSettings) -> list[str]:
+    everyone = list(settings.recipients)
+    for addresses in settings.delegation_recipients.values():
+        everyone += addresses
+    return list(dict.fromkeys(everyone))
