@@ -13,12 +13,23 @@ import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import fields, replace
+from datetime import timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from config.model import PARSER_NAMES, HttpSettings, Schedule, Settings, Source, StorageSettings
+from config.daemon import DAEMON_KEYS
+from config.model import (
+    PARSER_NAMES,
+    SECURITY_MODES,
+    EmailSettings,
+    HttpSettings,
+    Schedule,
+    Settings,
+    Source,
+    StorageSettings,
+)
 
 ENV_CONFIG = "PAWATCH_CONFIG"
 ENV_DB = "PAWATCH_DB"
@@ -211,9 +222,154 @@ _SOURCE_KEYS: dict[str, Check] = {
     "options": _table,
 }
 _SOURCE_REQUIRED = ("id", "url", "parser")
-_TOP_KEYS = {"storage", "http", "sources", "timezone", "include_default_sources"}
+_TOP_KEYS = {"storage", "http", "sources", "timezone", "include_default_sources", "email"}
+_TOP_KEYS.add("daemon")  # [daemon]: config/daemon.py
+
+# ------------------------------------------------------------------ [email]
+_ADDRESS_RE = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*$")
+_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _address(value: Any) -> str:
+    """A plain ASCII address ``user@host`` (no display name)."""
+    if not isinstance(value, str) or not _ADDRESS_RE.match(value):
+        raise ValueError(f"expected an email address like 'desk@example.org', got {_show(value)}")
+    return value
+
+
+def _sender(value: Any) -> str:
+    """An address, optionally with a display name: ``pawatch <pawatch@example.org>``."""
+    from email.utils import parseaddr
+
+    if isinstance(value, str) and "\n" not in value and "\r" not in value:
+        name, addr = parseaddr(value)
+        if _ADDRESS_RE.match(addr) and (name or addr == value.strip()):
+            return value.strip()
+    raise ValueError(
+        "expected an email address like 'pawatch@example.org' or "
+        f"'pawatch <pawatch@example.org>', got {_show(value)}"
+    )
+
+
+def _addresses(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise ValueError(f"expected a list of email addresses, got {_show(value)}")
+    return tuple(_address(v) for v in value)
+
+
+def _delegation_addresses(value: Any) -> dict[str, tuple[str, ...]]:
+    if not isinstance(value, dict):
+        raise ValueError(
+            f'expected a table like {{ KG = ["kg-desk@example.org"] }}, got {_show(value)}'
+        )
+    out: dict[str, tuple[str, ...]] = {}
+    for key, addresses in value.items():
+        try:
+            _delegation(key)
+            out[key] = _addresses(addresses)
+        except ValueError as exc:
+            raise ValueError(f"{key}: {exc}") from None
+    return out
+
+
+def _port(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+        raise ValueError(f"expected a port number from 1 to 65535, got {_show(value)}")
+    return value
+
+
+def _security(value: Any) -> str:
+    if value not in SECURITY_MODES:
+        raise ValueError(f"expected one of {', '.join(SECURITY_MODES)}, got {_show(value)}")
+    return str(value)
+
+
+def _env_name(value: Any) -> str:
+    if not isinstance(value, str) or not _ENV_NAME_RE.match(value):
+        raise ValueError(
+            f"expected the name of an environment variable like 'PAWATCH_SMTP_PASSWORD', "
+            f"got {_show(value)}"
+        )
+    return value
+
+
+def _period(value: Any) -> timedelta | None:
+    """An interval like '1d' or '12h'; 'off' for none."""
+    if value == "off":
+        return None
+    if isinstance(value, str):
+        try:
+            interval = Schedule.parse(value).interval
+        except ValueError:
+            interval = None
+        if interval is not None:
+            return interval
+    raise ValueError(f"expected an interval like '6h', '1d', '1w' or 'off', got {_show(value)}")
+
+
+def _one_line(value: Any) -> str:
+    if not isinstance(value, str) or "\n" in value or "\r" in value:
+        raise ValueError(f"expected a one-line string, got {_show(value)}")
+    return value
+
+
+_EMAIL_KEYS: dict[str, Check] = {
+    "smtp_host": _nonempty_str,
+    "sender": _sender,
+    "recipients": _addresses,
+    "delegation_recipients": _delegation_addresses,
+    "smtp_port": _port,
+    "security": _security,
+    "username": _nonempty_str,
+    "password_env": _env_name,
+    "timeout": _positive,
+    "digest": _period,
+    "health_repeat": _period,
+    "subject_prefix": _one_line,
+    "ca_bundle": _nonempty_str,
+}
+
+
+def _parse_email(
+    file: str, base: Path | None, raw: dict[str, Any], current: EmailSettings | None
+) -> EmailSettings:
+    if "password" in raw:
+        raise ConfigError(
+            file,
+            "email.password",
+            "a password is never read from the config file; put it in an environment "
+            "variable and name that variable in email.password_env",
+        )
+    values = _check_table(file, "email", raw, _EMAIL_KEYS)
+    if "ca_bundle" in values:
+        values["ca_bundle"] = _resolve_path(base, values["ca_bundle"])
+        if not Path(values["ca_bundle"]).is_file():
+            raise ConfigError(
+                file,
+                "email.ca_bundle",
+                f"expected an existing file, {values['ca_bundle']!r} does not exist",
+            )
+    if current is not None:
+        values = {f.name: getattr(current, f.name) for f in fields(EmailSettings)} | values
+    for key in ("smtp_host", "sender"):
+        if key not in values:
+            raise ConfigError(file, f"email.{key}", "missing; [email] needs smtp_host and sender")
+    if not values.get("recipients") and not any(values.get("delegation_recipients", {}).values()):
+        raise ConfigError(
+            file,
+            "email.recipients",
+            "expected at least one address in recipients or delegation_recipients",
+        )
+    if bool(values.get("username")) != bool(values.get("password_env")):
+        missing = "password_env" if values.get("username") else "username"
+        raise ConfigError(
+            file, f"email.{missing}", "username and password_env go together; set both or neither"
+        )
+    return EmailSettings(**values)
+
 
 assert set(_HTTP_KEYS) == {f.name for f in fields(HttpSettings)}
+assert set(_EMAIL_KEYS) == {f.name for f in fields(EmailSettings)}
 assert set(_SOURCE_KEYS) == {f.name for f in fields(Source)}
 
 
@@ -335,6 +491,12 @@ def parse_config(
         settings = replace(settings, http=replace(settings.http, **values))
     if "timezone" in data:
         settings = replace(settings, timezone=_timezone(file, data["timezone"]))
+    if "email" in data:
+        email = _parse_email(file, base, _table_at(file, "email", data), settings.email)
+        settings = replace(settings, email=email)
+    if "daemon" in data:
+        values = _check_table(file, "daemon", _table_at(file, "daemon", data), DAEMON_KEYS)
+        settings = replace(settings, daemon=replace(settings.daemon, **values))
     if "sources" in data:
         raw_sources = data["sources"]
         if not isinstance(raw_sources, list):

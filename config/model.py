@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from config.daemon import DaemonSettings
+
 PARSER_NAMES = ("delegations", "delegation-page", "news-list", "roster", "page")
 
 _INTERVAL_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
@@ -117,6 +119,33 @@ class Source:
         return (urlsplit(self.url).hostname or "").lower()
 
 
+SECURITY_MODES = ("starttls", "tls", "none")
+_DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
+
+
+@dataclass(frozen=True)
+class EmailSettings:
+    """The ``[email]`` table: where reports are mailed (docs/email.md)."""
+
+    smtp_host: str
+    sender: str
+    recipients: tuple[str, ...] = ()  # get every report
+    delegation_recipients: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    smtp_port: int | None = None  # None: 587 for starttls, 465 for tls, 25 for none
+    security: str = "starttls"  # one of SECURITY_MODES
+    username: str | None = None
+    password_env: str | None = None  # the name of the variable holding the password
+    timeout: float = 30.0
+    digest: timedelta | None = None  # at most one email per this period; None: every run
+    health_repeat: timedelta | None = timedelta(days=1)  # None: never repeat
+    subject_prefix: str = "pawatch"
+    ca_bundle: str | None = None  # extra CA certificates to trust for TLS
+
+    @property
+    def port(self) -> int:
+        return self.smtp_port if self.smtp_port is not None else _DEFAULT_PORTS[self.security]
+
+
 @dataclass(frozen=True)
 class Settings:
     storage: StorageSettings = field(default_factory=StorageSettings)
@@ -124,6 +153,8 @@ class Settings:
     sources: tuple[Source, ...] = ()
     timezone: str = "UTC"
     config_files: tuple[str, ...] = ()  # the files these settings came from, for messages
+    email: EmailSettings | None = None  # None: reports go to stdout
+    daemon: DaemonSettings = field(default_factory=DaemonSettings)  # [daemon] table
 
     def source(self, source_id: str) -> Source:
         for src in self.sources:
