@@ -19,6 +19,7 @@ from scraper.parsers.base import OptionSpec, ParseError, ParseResult, register
 from scraper.parsers.dates import looks_like_date, parse_date
 from scraper.parsers.records import NewsItem
 from scraper.parsers.text import (
+    ItemFields,
     absolute_url,
     inline_text,
     option_list,
@@ -66,15 +67,22 @@ def _watch_hits(terms: list[str], *texts: str | None) -> tuple[str, ...]:
 
 
 def _read_list(
-    items: list[LexborNode], url: str, options: Mapping[str, Any], result: ParseResult
+    root: LexborNode,
+    items: list[LexborNode],
+    url: str,
+    options: Mapping[str, Any],
+    result: ParseResult,
 ) -> None:
     sel = {key: option_str(options, key, DEFAULTS[key]) or DEFAULTS[key] for key in DEFAULTS}
     watch = option_list(options, "watch")
     seen: set[str] = set()
-    for number, item in enumerate(items, start=1):
-        link_node = item if item.tag == "a" else select_first(item, sel["link"], "link")
+    # Each selector runs once over the page; its matches go to their items.
+    fields = ItemFields(root, items)
+    for index, item in enumerate(items):
+        number = index + 1
+        link_node = item if item.tag == "a" else fields.first(index, sel["link"], "link")
         href = absolute_url(url, link_node.attributes.get("href") if link_node else None)
-        title_node = select_first(item, sel["title"], "title")
+        title_node = fields.first(index, sel["title"], "title")
         title = inline_text(title_node) or inline_text(link_node)
         if href is None or not title:
             result.warnings.append(f"item {number}: no {'link' if href is None else 'title'}")
@@ -82,10 +90,10 @@ def _read_list(
         if href in seen:
             continue
         seen.add(href)
-        date, date_text = _date_of(select_first(item, sel["date"], "date"))
+        date, date_text = _date_of(fields.first(index, sel["date"], "date"))
         if date_text and date is None:
             result.warnings.append(f"item {number}: unreadable date {date_text!r} kept as text")
-        summary = inline_text(select_first(item, sel["summary"], "summary")) or None
+        summary = inline_text(fields.first(index, sel["summary"], "summary")) or None
         hits = _watch_hits(watch, title, summary)
         result.records.append(NewsItem(href, title, date, date_text, summary, None, hits))
 
@@ -154,7 +162,7 @@ def parse_news(html: str, url: str, options: Mapping[str, Any]) -> ParseResult:
     if mode == "list" and not items:
         raise ParseError(f"{NAME}: item selector {item_selector!r} matched nothing")
     if items:
-        _read_list(items, url, options, result)
+        _read_list(root, items, url, options, result)
         if not result.records:
             raise ParseError(
                 f"{NAME}: {len(items)} items matched {item_selector!r} but none had a link "

@@ -17,6 +17,7 @@ from scraper.parsers.base import OptionSpec, ParseError, ParseResult, register
 from scraper.parsers.names import clean_name, name_key
 from scraper.parsers.records import RosterEntry
 from scraper.parsers.text import (
+    ItemFields,
     absolute_url,
     inline_text,
     normalize_space,
@@ -26,7 +27,6 @@ from scraper.parsers.text import (
     parse_html,
     remove_nodes,
     select,
-    select_first,
 )
 
 NAME = "roster"
@@ -107,9 +107,11 @@ def _read_html(html: str, url: str, options: Mapping[str, Any]) -> list[RosterEn
     chamber_selector = option_str(options, "chamber")
     link_selector = option_str(options, "link")
     delegation = option_str(options, "delegation")
+    # Each selector runs once over the page; its matches go to their items.
+    fields = ItemFields(root, items)
     entries: list[RosterEntry | None] = []
-    for item in items:
-        name_node = select_first(item, name_selector, "name") if item_selector else item
+    for number, item in enumerate(items):
+        name_node = fields.first(number, name_selector, "name") if item_selector else item
         name = clean_name(inline_text(name_node))
         if not name:
             entries.append(None)
@@ -118,9 +120,9 @@ def _read_html(html: str, url: str, options: Mapping[str, Any]) -> list[RosterEn
             RosterEntry(
                 name=name,
                 delegation=delegation,
-                role=_text_of(item, role_selector, "role"),
-                chamber=_text_of(item, chamber_selector, "chamber"),
-                link=absolute_url(url, _href(item, name_node, link_selector)),
+                role=_text_of(fields, number, role_selector, "role"),
+                chamber=_text_of(fields, number, chamber_selector, "chamber"),
+                link=absolute_url(url, _href(fields, number, item, name_node, link_selector)),
             )
         )
     if all(entry is None for entry in entries):
@@ -130,21 +132,27 @@ def _read_html(html: str, url: str, options: Mapping[str, Any]) -> list[RosterEn
     return entries
 
 
-def _text_of(item: LexborNode, selector: str | None, option: str) -> str | None:
+def _text_of(fields: ItemFields, number: int, selector: str | None, option: str) -> str | None:
     if selector is None:
         return None
-    return inline_text(select_first(item, selector, option)) or None
+    return inline_text(fields.first(number, selector, option)) or None
 
 
-def _href(item: LexborNode, name_node: LexborNode | None, selector: str | None) -> str | None:
+def _href(
+    fields: ItemFields,
+    number: int,
+    item: LexborNode,
+    name_node: LexborNode | None,
+    selector: str | None,
+) -> str | None:
     if selector is not None:
-        node = select_first(item, selector, "link")
+        node = fields.first(number, selector, "link")
     elif item.tag == "a":
         node = item
     elif name_node is not None and name_node.tag == "a":
         node = name_node
     else:
-        node = select_first(item, "a[href]", "link")
+        node = fields.first(number, "a[href]", "link")
     return node.attributes.get("href") if node is not None else None
 
 

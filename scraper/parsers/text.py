@@ -101,6 +101,11 @@ def remove_invisible(text: str) -> str:
 def normalize_space(text: str) -> str:
     """Collapse every run of whitespace (no-break and thin spaces too) to one space; drop
     zero-width characters and soft hyphens."""
+    if text.isprintable() and "  " not in text:
+        # The usual case, decided in C: a printable string has no whitespace but the plain
+        # space and no invisible character (those are all non-printable), so with no double
+        # space only its ends can change.
+        return text.strip(" ")
     return " ".join(remove_invisible(text).split())
 
 
@@ -143,10 +148,10 @@ def visible_lines(node: LexborNode | None) -> list[str]:
     for block in node.css(_BLOCK_SELECTOR):
         block.insert_before(_LINE_BREAK)
         block.insert_after(_LINE_BREAK)
-    # Whitespace is collapsed in one pass over the whole text, then cut at the markers.
-    text = " ".join(remove_invisible(node.text()).replace(_LINE_BREAK, _MARK).split())
-    lines = (line.strip() for line in text.split(_MARK))
-    return [line for line in lines if line]
+    # Cut at the markers, then collapse each line's whitespace (``normalize_space``: most
+    # lines take its fast path, which splits no words).
+    chunks = remove_invisible(node.text()).replace(_LINE_BREAK, _MARK).split(_MARK)
+    return [line for line in map(normalize_space, chunks) if line]
 
 
 def blocks_containing(root: LexborNode, words: tuple[str, ...]) -> list[LexborNode]:
@@ -260,6 +265,59 @@ def select_first(root: LexborNode, selector: str, option: str) -> LexborNode | N
         return root.css_first(selector)
     except SelectolaxError:
         raise ParseError(f"option {option}: invalid CSS selector {selector!r}") from None
+
+
+class ItemFields:
+    """``item.css_first(selector)`` for every item of a list at once.
+
+    A CSS lookup costs microseconds even inside a small item (the selector is parsed again
+    each time), so each selector runs once over ``root`` (which must hold every item) and
+    its matches, in document order, go to the items that are them or contain them: an
+    item's first is then exactly what ``css_first`` inside it returns (Lexbor's selectors
+    do not depend on where a search starts, and a search includes its starting node).
+    Selectors run on first use, so an invalid one fails where a per-item lookup would.
+    """
+
+    def __init__(self, root: LexborNode, items: list[LexborNode]) -> None:
+        self._root = root
+        self._index = {item.mem_id: number for number, item in enumerate(items)}
+        self._count = len(items)
+        # node -> the items that are it or its ancestors (outermost first), memoised so
+        # that the walk up from each match stops at the first node already seen.
+        self._owners: dict[int, tuple[int, ...]] = {}
+        self._firsts: dict[str, list[LexborNode | None]] = {}
+
+    def first(self, number: int, selector: str, option: str) -> LexborNode | None:
+        """The first node matching ``selector`` in item ``number`` (itself included)."""
+        firsts = self._firsts.get(selector)
+        if firsts is None:
+            firsts = self._firsts[selector] = self._assign(select(self._root, selector, option))
+        return firsts[number]
+
+    def _assign(self, matches: list[LexborNode]) -> list[LexborNode | None]:
+        firsts: list[LexborNode | None] = [None] * self._count
+        owners, index = self._owners, self._index
+        for match in matches:
+            path: list[int] = []
+            chain: tuple[int, ...] = ()
+            node: LexborNode | None = match
+            while node is not None:
+                key = node.mem_id
+                known = owners.get(key)
+                if known is not None:
+                    chain = known
+                    break
+                path.append(key)
+                node = node.parent
+            for key in reversed(path):
+                number = index.get(key)
+                if number is not None:
+                    chain = (*chain, number)
+                owners[key] = chain
+            for number in chain:
+                if firsts[number] is None:
+                    firsts[number] = match
+        return firsts
 
 
 def remove_nodes(tree: LexborHTMLParser, selectors: list[str], option: str = "strip") -> None:
