@@ -8,20 +8,25 @@ where the database is.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import shutil
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
 import click
 
-from config import config_from_text
+from config import Settings, config_from_text
+from config.model import EmailSettings
 from pawatch.cli_query import event_line
+from pawatch.delivery import deliver_pending
 from pawatch.localserver import LocalServer, Route
 from pawatch.pipeline import RunSummary, run_once
+from pawatch.smtpcapture import save_eml, smtp_capture
 from storage import Store
 
 # path on the server -> (file in demo_site/vN, content type)
@@ -124,6 +129,29 @@ def _show(summary: RunSummary, store: Store) -> None:
         click.echo(f"  failed: {source_id}: {error}")
 
 
+def deliver_to_local_smtp(settings: Settings, store: Store, eml_path: Path) -> Path | None:
+    """Deliver the pending events to an SMTP server on 127.0.0.1 and save what it received."""
+    with smtp_capture() as server:
+        email = EmailSettings(
+            smtp_host=server.host,
+            smtp_port=server.port,
+            security="none",
+            sender="pawatch demo <pawatch-demo@localhost>",
+            recipients=("desk@localhost",),
+        )
+        result = deliver_pending(replace(settings, email=email), store, out=io.StringIO())
+        received = server.wait_for(1, timeout=10)
+    click.echo(f"\nDelivery to a local SMTP server ({server.host}:{server.port}):")
+    for line in result.summary_lines():
+        click.echo(f"  {line}")
+    if not received or not result.ok:
+        click.echo("  no message was received", err=True)
+        return None
+    message = received[0].message()
+    click.echo(f"  received: {message['Subject']}")
+    return save_eml(received[0], eml_path)
+
+
 def command_path(name: str) -> str:
     """How the user can call ``name``: bare when on PATH, else its path in our venv."""
     if shutil.which(name):
@@ -166,10 +194,13 @@ def run_demo(out_dir: str) -> int:
             click.echo(f"\nWhat changed between the two versions ({len(events)} event(s)):")
             for event in events:
                 click.echo("  " + event_line(event))
+            eml = deliver_to_local_smtp(settings, store, out / "report.eml")
+            exit_code = max(exit_code, 0 if eml else 1)
     pawatch, sqlite_utils = command_path("pawatch"), command_path("sqlite-utils")
     click.echo(f"""
 Database: {db_path}
 Config:   {config_file}
+Report:   {out / "report.eml"} (the email as received; open it in a mail program)
 Query it (see README, "The database"):
   {pawatch} --db {db_path} changes --kind composition --kind representative
   {pawatch} --db {db_path} history KG

@@ -88,6 +88,25 @@ def _single(attribute: str) -> bool:
     )
 
 
+def _one_chamber(facts: dict[FactId, str]) -> set[str]:
+    """Subjects whose seats are stated for exactly one chamber."""
+    chambers: dict[str, int] = defaultdict(int)
+    for subject, attribute, _ in facts:
+        if attribute.startswith("seats:") and attribute != "seats:total":
+            chambers[subject] += 1
+    return {subject for subject, n in chambers.items() if n == 1}
+
+
+def _chamber_changed(before: dict[FactId, str], after: dict[FactId, str], subject: str) -> bool:
+    return any(
+        fid[0] == subject
+        and fid[1].startswith("seats:")
+        and fid[1] != "seats:total"
+        and before.get(fid) != after.get(fid)
+        for fid in before.keys() | after.keys()
+    )
+
+
 def diff_facts(old: Iterable[Fact], new: Iterable[Fact]) -> list[Change]:
     """The changes from fact set ``old`` to fact set ``new``, in a stable order."""
     before, after = _index(old), _index(new)
@@ -118,11 +137,17 @@ def diff_facts(old: Iterable[Fact], new: Iterable[Fact]) -> list[Change]:
         for s, a, k in before.keys() | after.keys()
         if a == "plenipotentiary" and before.get((s, a, k)) != after.get((s, a, k))
     }
+    # A one-chamber delegation's total is its chamber's seats: when both change, one event.
+    unicameral = {
+        s for s in _one_chamber(before) & _one_chamber(after) if _chamber_changed(before, after, s)
+    }
     removed: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
     added: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
     for fid in sorted(before.keys() | after.keys()):
         subject, attribute, key = fid
         if subject in skip or attribute == "delegation":
+            continue
+        if attribute == "seats:total" and subject in unicameral:
             continue
         if attribute == "plenipotentiary_role" and subject in replaced:
             continue

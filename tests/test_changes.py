@@ -90,6 +90,16 @@ CASES: list[tuple[str, list[Fact], list[Fact], list[Change]]] = [
         ],
     ),
     (
+        "a one-chamber delegation grows: one event, its total is not repeated",
+        BASE,
+        replaced(
+            replaced(BASE, seats(KG, "supreme-council", 7), seats(KG, "supreme-council", 8)),
+            seats(KG, "total", 7),
+            seats(KG, "total", 8),
+        ),
+        [C("composition", KG, "seats:supreme-council", "7", "8")],
+    ),
+    (
         "a chamber appears in the sentence",
         BASE,
         added(replaced(BASE, seats(KG, "total", 7), seats(KG, "total", 9)), seats(KG, "main-2", 2)),
