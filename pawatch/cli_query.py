@@ -69,7 +69,7 @@ def event_line(e: dict[str, Any]) -> str:
 
 
 def _short(text: str, limit: int = 80) -> str:
-    text = " ".join(str(text).split())
+    text = " ".join(str(text)[: limit * 4].split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -89,6 +89,12 @@ def _short(text: str, limit: int = 80) -> str:
     help="Only events of this kind (repeatable), e.g. composition, member_added.",
 )
 @click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Only the N most recent matching events (still printed oldest first).",
+)
+@click.option(
     "--format",
     "fmt",
     type=click.Choice(["text", "json"]),
@@ -98,12 +104,19 @@ def _short(text: str, limit: int = 80) -> str:
 )
 @click.pass_obj
 def changes(
-    obj: Context, since: str | None, delegation: str | None, kinds: tuple[str, ...], fmt: str
+    obj: Context,
+    since: str | None,
+    delegation: str | None,
+    kinds: tuple[str, ...],
+    limit: int | None,
+    fmt: str,
 ) -> None:
     """List change and health events, oldest first."""
     since_at = parse_moment(since, end_of_day=False) if since else None
     with obj.store() as store:
-        rows = select_events(store.db, since=since_at, delegation=delegation, kinds=kinds)
+        rows = select_events(
+            store.db, since=since_at, delegation=delegation, kinds=kinds, latest=limit
+        )
     if fmt == "json":
         click.echo(json.dumps([event_json(r) for r in rows], ensure_ascii=False, indent=2))
         return

@@ -37,8 +37,9 @@ def select_events(
     since: str | None = None,
     delegation: str | None = None,
     kinds: tuple[str, ...] = (),
-    limit: int | None = None,
+    latest: int | None = None,
 ) -> list[dict[str, Any]]:
+    """Events matching the filters, oldest first (only the ``latest`` N when given)."""
     where, params = ["1 = 1"], []
     if since is not None:
         where.append("detected_at >= ?")
@@ -49,10 +50,10 @@ def select_events(
     if kinds:
         where.append(f"kind IN ({', '.join('?' * len(kinds))})")
         params.extend(kinds)
-    sql = f"SELECT * FROM events WHERE {' AND '.join(where)} ORDER BY id"
-    if limit is not None:
-        sql += f" LIMIT {int(limit)}"
-    return [dict(r) for r in db.query(sql, params)]
+    sql = f"SELECT * FROM events WHERE {' AND '.join(where)} ORDER BY id DESC"
+    if latest is not None:
+        sql += f" LIMIT {int(latest)}"
+    return [dict(r) for r in db.query(sql, params)][::-1]
 
 
 @dataclass(frozen=True)

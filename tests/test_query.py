@@ -84,6 +84,9 @@ def test_changes_filters(demo_db: tuple[Path, list[str]]) -> None:
     assert tj and {e["delegation"] for e in tj} == {"TJ"}
     assert json.loads(invoke(db, "changes", "--since", "2999-01-01", "--format", "json")) == []
     assert json.loads(invoke(db, "changes", "--since", "7d", "--format", "json"))
+    everything = json.loads(invoke(db, "changes", "--format", "json"))
+    last_two = json.loads(invoke(db, "changes", "--limit", "2", "--format", "json"))
+    assert last_two == everything[-2:]
     text = invoke(db, "changes", "--kind", "composition")
     assert "KG seats:supreme-council 6 -> 7" in text
 
@@ -131,11 +134,11 @@ def test_show_and_diff_stored_pages(demo_db: tuple[Path, list[str]]) -> None:
         "-Delegation of the Supreme Council of the Kyrgyz Republic to the CSTO PA consists "
         "of 6 deputies." in diff
     )
-    ru = [
+    ru = next(
         e
         for e in json.loads(invoke(db, "changes", "--format", "json"))
         if e["source"] == "demo-assembly-ru"
-    ][0]
+    )
     assert "Делегация" in invoke(db, "show", str(ru["after_snapshot"]))  # windows-1251 decoded
     missing = CliRunner().invoke(cli, ["--db", str(db), "show", "9999"])
     assert missing.exit_code == 2 and "no snapshot 9999" in missing.output
