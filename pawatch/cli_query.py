@@ -265,7 +265,7 @@ def show(obj: Context, snapshot_id: int, as_text: bool) -> None:
 def _readable(html: str) -> str:
     from scraper.parsers.text import parse_html, visible_lines
 
-    return "\n".join(visible_lines(parse_html(html)))
+    return "\n".join(visible_lines(parse_html(html).root))
 
 
 @cli.command()

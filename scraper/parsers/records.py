@@ -7,7 +7,6 @@ Facts are what the change layer compares (see ``base.Fact``); everything else on
 from __future__ import annotations
 
 import hashlib
-
 from dataclasses import dataclass, field
 
 from scraper.parsers.base import Fact
