@@ -86,6 +86,9 @@ class RobotsCache:
         self._agent = agent
         self._policies: dict[str, RobotsPolicy] = {}
         self._pending: dict[str, asyncio.Task[RobotsPolicy]] = {}
+        # URLs found allowed: an origin's policy never changes once loaded, so neither does
+        # the verdict. Retries and later fetches of a URL skip the origin and rule matching.
+        self._allowed: set[str] = set()
 
     async def policy(self, url: httpx.URL) -> RobotsPolicy:
         """The policy for ``url``'s origin; concurrent callers share one load."""
@@ -102,8 +105,12 @@ class RobotsCache:
 
     async def check(self, url: httpx.URL) -> None:
         """Raise RobotsDisallowed unless robots.txt lets ``pawatch`` fetch ``url``."""
+        target = str(url)
+        if target in self._allowed:
+            return
         policy = await self.policy(url)
-        if policy.allows(str(url), self._agent):
+        if policy.allows(target, self._agent):
+            self._allowed.add(target)
             return
         if policy.cause is not None:
             cause = policy.cause

@@ -371,6 +371,17 @@ async def test_redirect_to_ftp_is_refused(router: respx.Router) -> None:
 
 
 @pytest.mark.anyio
+async def test_redirect_to_an_unparsable_location_is_a_redirect_error(
+    router: respx.Router, sleeps: Sleeps
+) -> None:
+    route = router.get(PAGE).respond(302, headers={"Location": "http://[::1"})
+    with pytest.raises(RedirectError) as info:
+        await fetch(router, sleeps=sleeps)
+    assert "invalid URL" in str(info.value) and info.value.attempts == 1
+    assert route.call_count == 1 and sleeps == []  # the server's answer: not retried
+
+
+@pytest.mark.anyio
 @pytest.mark.parametrize("url", ["ftp://pacsto.test/", "file:///etc/passwd", "https:///nohost"])
 async def test_invalid_urls_fail_without_a_request(router: respx.Router, url: str) -> None:
     with pytest.raises(InvalidURL) as info:
@@ -451,3 +462,47 @@ def test_error_messages_are_one_line_with_kind_and_attempts() -> None:
     assert err.kind == "http_status" and err.url == "https://x/" and err.status == 503
     assert isinstance(err, FetchError) and FetchError.kind == "error"
     assert repr(err).startswith("HTTPStatusError(")
+
+
+# -- what the client's send() did, kept without it --------------------------------------
+
+
+@pytest.mark.anyio
+async def test_request_carries_host_first_and_client_defaults(router: respx.Router) -> None:
+    route = router.get(PAGE).respond(200, text="ok")
+    await fetch(router, validators=Validators(etag='"v1"'))
+    request = route.calls.last.request
+    assert request.headers.raw[0] == (b"Host", b"pacsto.test")
+    assert request.headers["accept-encoding"] and request.headers["accept"] == "*/*"
+    assert request.headers["if-none-match"] == '"v1"' and request.content == b""
+    assert request.extensions["timeout"]["connect"] == HttpSettings().connect_timeout
+
+
+@pytest.mark.anyio
+async def test_cookies_set_by_a_response_are_sent_afterwards(router: respx.Router) -> None:
+    router.get(f"{BASE}/a").respond(200, text="a", headers={"Set-Cookie": "sid=42; Path=/"})
+    second = router.get(f"{BASE}/b").respond(200, text="b")
+    transport = httpx.MockTransport(router.async_handler)
+    async with Fetcher(settings(), transport=transport) as fetcher:
+        await fetcher.fetch(source(f"{BASE}/a", id="a"))
+        await fetcher.fetch(source(f"{BASE}/b", id="b"))
+    assert second.calls.last.request.headers["cookie"] == "sid=42"
+
+
+@pytest.mark.anyio
+async def test_credentials_in_the_url_are_sent_as_basic_auth(router: respx.Router) -> None:
+    route = router.get(PAGE).respond(200, text="ok")
+    await fetch(router, source("https://user:secret@pacsto.test/countries/kyrgyz"))
+    assert route.calls.last.request.headers["authorization"] == "Basic dXNlcjpzZWNyZXQ="
+
+
+@pytest.mark.anyio
+async def test_a_source_fetched_again_reuses_what_was_derived(router: respx.Router) -> None:
+    route = router.get(PAGE).respond(200, text="ok")
+    transport = httpx.MockTransport(router.async_handler)
+    src = source(headers={"X-A": "1"})
+    async with Fetcher(settings(), transport=transport) as fetcher:
+        await fetcher.fetch(src)
+        changed = source(headers={"X-A": "2"})  # same id, other settings: derived again
+        await fetcher.fetch(changed)
+    assert [c.request.headers["x-a"] for c in route.calls] == ["1", "2"]

@@ -321,3 +321,30 @@ async def test_connections_are_kept_alive_and_bounded_per_host(server: LocalServ
     assert [r.body for r in results] == [f"page {i}".encode() * 100 for i in range(30)]
     assert len(server.requests) == 31  # robots.txt + 30 pages
     assert server.connections <= 3  # reused, never more than the per-host limit
+
+
+@pytest.mark.anyio
+async def test_no_tls_context_is_built_for_plain_http(
+    server: LocalServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import httpx
+
+    made: list[object] = []
+    real = httpx.create_ssl_context
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        made.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(httpx, "create_ssl_context", counting)
+    server.set("/page", Route(body="plain"))
+    with socket.socket() as sock:  # a port with no listener: https to it is refused
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    page, tls = src(server.url("/page"), "page"), src(f"https://127.0.0.1:{port}/", "tls")
+    async with Fetcher(http(retries=0), [page, tls]) as fetcher:
+        assert (await fetcher.fetch(page)).body == b"plain"
+        assert made == []  # the CA bundle is only loaded for the first https request
+        with pytest.raises(ConnectionRefused):
+            await fetcher.fetch(tls)
+        assert len(made) == 1
