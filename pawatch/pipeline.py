@@ -13,6 +13,7 @@ import difflib
 import hashlib
 import logging
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -26,10 +27,20 @@ from scraper.fetch import Fetcher, FetchResult
 from scraper.fetch import Validators as HttpValidators
 from scraper.parsers import ParseError, ParserSpec, get_parser
 from scraper.parsers.records import NewsItem, PageText
-from storage import CheckInput, CheckOutcome, SourceRow, Store, Validators, format_time
+from storage import (
+    CheckInput,
+    CheckOutcome,
+    Snapshot,
+    SourceRow,
+    Store,
+    Validators,
+    format_time,
+)
 from storage.facts import NewsRow, ParseInput, Policy, Version
+from storage.store import compress_body
 
 OUTCOMES = ("new", "changed", "unchanged", "not_modified", "failed")
+CPU_WORKERS = 2  # threads for hashing, compressing and parsing (this machine class: 2 cores)
 log = logging.getLogger("pawatch.pipeline")
 
 
@@ -167,30 +178,57 @@ def _check_from_error(source: Source, started: datetime, error: Exception) -> Ch
     )
 
 
-def _parse_if_needed(
-    store: Store, source: Source, spec: ParserSpec, prev: Validators | None, result: FetchResult
-) -> ParseInput | None:
-    """Parse this check's body unless it is the body whose facts are already stored."""
+@dataclass(frozen=True)
+class Prepared:
+    """The CPU-heavy part of one check, done off the event loop: hash, compress, parse."""
+
+    sha256: str | None = None
+    compressed: bytes | None = None
+    parse: ParseInput | None = None
+
+
+def _up_to_date(prev: Validators | None, spec: ParserSpec) -> bool:
+    return prev is not None and prev.parsed and prev.parser_version == spec.version
+
+
+def needs_previous_body(prev: Validators | None, spec: ParserSpec, result: FetchResult) -> bool:
+    """Whether ``prepare`` needs the source's latest stored body (read it on the loop thread:
+    the database connection belongs to it)."""
+    if prev is None:
+        return False
     if result.not_modified:
-        if prev is None or (prev.parsed and prev.parser_version == spec.version):
-            return None
-        stored = store.snapshot(prev.snapshot_id)
-        return parse_body(source, spec, stored.body, stored.content_type, stored.url)
-    if (
-        prev is not None
-        and prev.parsed
-        and prev.parser_version == spec.version
-        and hashlib.sha256(result.body).hexdigest() == prev.sha256
-    ):
-        return None
+        return not _up_to_date(prev, spec)  # parse the stored copy
+    return spec.name == "page"  # diff the page text against the previous version's
+
+
+def prepare(
+    source: Source,
+    spec: ParserSpec,
+    prev: Validators | None,
+    result: FetchResult,
+    previous: Snapshot | None,
+) -> Prepared:
+    """Hash, compress and parse one fetched body unless it is the one whose facts are stored.
+
+    Pure CPU work on values (no database): safe in a worker thread. selectolax, hashlib and
+    zstd release the GIL, so two threads overlap with the fetching on the event loop.
+    """
+    if result.not_modified:
+        if previous is None or _up_to_date(prev, spec):
+            return Prepared()
+        parse = parse_body(source, spec, previous.body, previous.content_type, previous.url)
+        return Prepared(parse=parse)
+    digest = hashlib.sha256(result.body).hexdigest()
+    same = prev is not None and prev.sha256 == digest
+    compressed = None if same else compress_body(result.body)
+    if same and _up_to_date(prev, spec):
+        return Prepared(digest, compressed)
     parsed = parse_body(source, spec, result.body, result.content_type, result.final_url)
-    if parsed.text is not None and prev is not None:
-        # a `page` source: diff against the previous version's text, for the page_changed event
-        stored = store.snapshot(prev.snapshot_id)
-        before = parse_body(source, spec, stored.body, stored.content_type, stored.url)
+    if parsed.text is not None and previous is not None and not same:
+        before = parse_body(source, spec, previous.body, previous.content_type, previous.url)
         if before.text is not None and before.text != parsed.text:
             parsed = replace(parsed, text_diff=text_diff(before.text, parsed.text))
-    return parsed
+    return Prepared(digest, compressed, parsed)
 
 
 def reparse_source(store: Store, source: Source) -> int:
@@ -236,17 +274,29 @@ async def check_sources(
             reparse_source(store, source)
     previous = store.latest_validators()
 
+    loop = asyncio.get_running_loop()
+    workers = ThreadPoolExecutor(max_workers=CPU_WORKERS, thread_name_prefix="pawatch-cpu")
     async with Fetcher(settings.http, sources, transport=transport) as fetcher:
 
         async def check(source: Source) -> None:
             prev = previous.get(source.id)
+            spec = specs[source.id]
             validators = HttpValidators(prev.etag, prev.last_modified) if prev else None
             started = utcnow()
             parse: ParseInput | None = None
             try:
                 result = await fetcher.fetch(source, validators)
                 check_input = _check_from_result(source, result)
-                parse = _parse_if_needed(store, source, specs[source.id], prev, result)
+                stored = None
+                if prev is not None and needs_previous_body(prev, spec, result):
+                    stored = store.snapshot(prev.snapshot_id)
+                prepared = await loop.run_in_executor(
+                    workers, prepare, source, spec, prev, result, stored
+                )
+                parse = prepared.parse
+                check_input = replace(
+                    check_input, sha256=prepared.sha256, compressed=prepared.compressed
+                )
             except Exception as exc:  # every failure of one source is recorded, never raised
                 check_input = _check_from_error(source, started, exc)
             outcome = store.record_check(check_input, parse, policy_for(source))
@@ -254,7 +304,10 @@ async def check_sources(
             if on_outcome is not None:
                 on_outcome(outcome)
 
-        await asyncio.gather(*(check(s) for s in sources))
+        try:
+            await asyncio.gather(*(check(s) for s in sources))
+        finally:
+            workers.shutdown(wait=True)
     summary.finished_at = utcnow()
     return summary
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -23,6 +24,17 @@ from storage.facts import CheckContext, ParseInput, Policy, Version, apply_check
 from storage.schema import SCHEMA_VERSION, migrations
 
 _COMPRESSION = "zstd"
+
+
+_local = threading.local()
+
+
+def compress_body(body: bytes) -> bytes:
+    """zstd level 3; safe to call from several threads (one compressor per thread)."""
+    compressor = getattr(_local, "compressor", None)
+    if compressor is None:
+        compressor = _local.compressor = zstandard.ZstdCompressor(level=3)
+    return bytes(compressor.compress(body))
 
 
 def format_time(moment: datetime) -> str:
@@ -80,6 +92,8 @@ class CheckInput:
     last_modified: str | None = None
     error_kind: str | None = None
     error: str | None = None
+    sha256: str | None = None  # of body, when the caller computed it already
+    compressed: bytes | None = None  # compress_body(body), when the caller did it already
 
     @property
     def failed(self) -> bool:
@@ -129,7 +143,6 @@ class Store:
     def __init__(self, db: Database, path: str) -> None:
         self.db = db
         self.path = path
-        self._compressor = zstandard.ZstdCompressor(level=3)
         self._decompressor = zstandard.ZstdDecompressor()
 
     @classmethod
@@ -282,7 +295,7 @@ class Store:
                 )
         else:
             body = check.body or b""
-            digest = hashlib.sha256(body).hexdigest()
+            digest = check.sha256 or hashlib.sha256(body).hexdigest()
             if previous is not None and previous.sha256 == digest:
                 outcome = "unchanged"
                 snapshot_id = previous.snapshot_id
@@ -296,7 +309,12 @@ class Store:
                 conn.execute(
                     "INSERT OR IGNORE INTO bodies (sha256, size, compression, data) "
                     "VALUES (?, ?, ?, ?)",
-                    (digest, len(body), _COMPRESSION, self._compressor.compress(body)),
+                    (
+                        digest,
+                        len(body),
+                        _COMPRESSION,
+                        check.compressed if check.compressed is not None else compress_body(body),
+                    ),
                 )
                 cur = conn.execute(
                     "INSERT INTO snapshots (source_id, sha256, url, content_type, etag, "
