@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import sys
@@ -90,7 +91,8 @@ def _setup_logging(verbosity: int) -> None:
 def cli(ctx: click.Context, config: str | None, db: str | None, verbose: int, quiet: bool) -> None:
     """pawatch: monitor the national delegations to the CSTO Parliamentary Assembly.
 
-    Exit codes: 0 success, 1 some sources failed, 2 usage or config error.
+    Exit codes: 0 success, 1 some sources failed, 2 usage or config error, 3 the database
+    is locked by another pawatch (daemon or run) for longer than `run --wait`.
     """
     verbosity = -1 if quiet else verbose
     _setup_logging(verbosity)
@@ -150,26 +152,105 @@ def _progress(total: int) -> Iterator[Callable[[CheckOutcome], None]]:
     show_default=True,
     help="Summary format on stdout.",
 )
+@click.option(
+    "--due",
+    is_flag=True,
+    help="Check only the sources whose schedule says they are due (by their last check in "
+    "the database): for a crontab line every few minutes.",
+)
+@click.option(
+    "--wait",
+    "wait",
+    type=click.FloatRange(min=0),
+    default=None,
+    metavar="SECONDS",
+    help="How long to wait for the database lock held by a daemon or another run, then exit "
+    "3 (default: [daemon] lock_timeout, 300).",
+)
+@click.option(
+    "--no-deliver",
+    "no_deliver",
+    is_flag=True,
+    help="Do not deliver the pending changes after checking (see `pawatch deliver`).",
+)
 @click.pass_obj
-def run(obj: Context, source_ids: tuple[str, ...], fmt: str) -> None:
+def run(
+    obj: Context,
+    source_ids: tuple[str, ...],
+    fmt: str,
+    due: bool,
+    wait: float | None,
+    no_deliver: bool,
+) -> None:
     """Check the enabled sources once and print a summary.
 
-    Exit code 0 when every check succeeded, 1 when some source failed (the others are
-    still checked and stored), 2 on a usage or config error.
+    Only one pawatch writes to a database at a time: while a daemon or another run holds
+    the lock, this run waits up to --wait seconds, then exits 3 without checking anything.
+    With --due, sources are picked after the lock is taken, so a source just checked by the
+    daemon is not checked again.
+
+    Then the pending changes are delivered (by email with an [email] table, else the report
+    is printed after the summary; on stderr with --format json), unless --no-deliver.
+
+    Exit code 0 when every check succeeded (or nothing was due), 1 when some source failed
+    (the others are still checked and stored) or a delivery failed (its events stay pending),
+    2 on a usage or config error, 3 when the database stayed locked.
     """
-    from pawatch.pipeline import run_once
+    from datetime import UTC, datetime
+
+    from pawatch.lock import EXIT_LOCKED, FileLock, LockTimeout
+    from pawatch.pipeline import RunSummary, run_once
 
     settings = obj.settings
     sources = _select_sources(settings, source_ids)
     if not sources:
         fail("no enabled sources to check")
-    with obj.store() as store, _progress(len(sources)) as on_outcome:
-        summary = run_once(settings, sources, store, on_outcome=on_outcome)
+    timeout = settings.daemon.lock_timeout if wait is None else wait
+    with obj.store() as store:
+        lock = FileLock.for_database(store.path, "run --due" if due else "run")
+        try:
+            lock.acquire(timeout)
+        except LockTimeout as exc:
+            fail(
+                f"the database {store.path} is busy: {exc.describe()} (--wait {timeout:g}); "
+                "nothing was checked. Try again later or wait longer with --wait SECONDS.",
+                EXIT_LOCKED,
+            )
+        except OSError as exc:
+            fail(f"cannot create the lock file {lock.path}: {exc.strerror}")
+        now = datetime.now(UTC)
+        try:
+            if due:
+                from pawatch.daemon import due_sources, last_checks
+
+                sources = due_sources(sources, last_checks(store), now, settings.timezone)
+            if sources:
+                with _progress(len(sources)) as on_outcome:
+                    summary = run_once(settings, sources, store, on_outcome=on_outcome)
+            else:
+                log.info("no source is due; nothing to check")
+                summary = RunSummary(started_at=now, finished_at=now)
+            report, delivery_code = ("", 0) if no_deliver else _deliver(settings, store)
+        finally:
+            lock.release()
     if fmt == "json":
         click.echo(json.dumps(summary.as_json(), ensure_ascii=False, indent=2))
     else:
         click.echo(_summary_text(summary.as_json(), store.path))
-    sys.exit(summary.exit_code)
+    if report:
+        click.echo(report, nl=False, err=fmt == "json")
+    sys.exit(max(summary.exit_code, delivery_code))
+
+
+def _deliver(settings: Settings, store: Store) -> tuple[str, int]:
+    """Deliver what is pending; return the report printed in stdout mode, and an exit code."""
+    from pawatch.delivery import deliver_pending
+
+    buffer = io.StringIO()
+    result = deliver_pending(settings, store, out=buffer)
+    for line in result.summary_lines():
+        log.info(line)
+    return buffer.getvalue(), result.exit_code
 
 
 def _summary_text(data: dict[str, Any], db_path: str) -> str:
@@ -197,35 +278,106 @@ def _summary_text(data: dict[str, Any], db_path: str) -> str:
     show_default=True,
     help="Output format.",
 )
+@click.option(
+    "--daemon",
+    "daemon_only",
+    is_flag=True,
+    help="Only the daemon's heartbeat; exit 0 when the daemon is alive, 1 when it is not.",
+)
 @click.pass_obj
-def status(obj: Context, fmt: str) -> None:
+def status(obj: Context, fmt: str, daemon_only: bool) -> None:
     """Each source's last check, last success, consecutive failures, last error, last change
-    and snapshot count, from the database."""
+    and snapshot count, from the database; and the daemon: alive or not, since when, the next
+    run per source and its last error (from the heartbeat file <db>.daemon.json)."""
+    from pawatch.daemon import read_heartbeat
+
+    beat = read_heartbeat(obj.settings.storage.path)
+    alive = bool(beat and beat.get("alive"))
+    if daemon_only:
+        if fmt == "json":
+            click.echo(json.dumps(beat or {"alive": False, "state": "never"}, indent=2))
+        else:
+            click.echo("\n".join(_daemon_lines(beat, obj.settings.storage.path, [])))
+        sys.exit(EXIT_OK if alive else EXIT_FAILURES)
     with obj.store() as store:
         rows = store.statuses()
+    next_runs: dict[str, Any] = {}
+    if beat and alive:
+        next_runs = {k: v.get("next_run") for k, v in (beat.get("sources") or {}).items()}
     if fmt == "json":
-        click.echo(json.dumps([r.__dict__ for r in rows], ensure_ascii=False, indent=2))
+        click.echo(
+            json.dumps(
+                [{**r.__dict__, "next_run": next_runs.get(r.id)} for r in rows],
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
         return
     if not rows:
-        click.echo("No checks recorded yet; run `pawatch run`.")
-        return
-    header = ("SOURCE", "LAST CHECK", "OUTCOME", "LAST SUCCESS", "FAILS", "LAST CHANGE", "SNAPS")
-    table = [header] + [
-        (
-            r.id,
-            r.last_check or "-",
-            r.last_outcome or "-",
-            r.last_success or "-",
-            str(r.consecutive_failures),
-            r.last_change or "-",
-            str(r.snapshots),
-        )
-        for r in rows
-    ]
-    click.echo(_format_table(table))
-    for r in rows:
-        if r.consecutive_failures and r.last_error:
-            click.echo(f"! {r.id}: {r.last_error}")
+        click.echo("No checks recorded yet; run `pawatch run` or `pawatch daemon`.")
+    else:
+        header = ("SOURCE", "LAST CHECK", "OUTCOME", "LAST SUCCESS", "FAILS", "LAST CHANGE")
+        table: list[Sequence[str]] = [(*header, "SNAPS")]
+        table += [
+            (
+                r.id,
+                r.last_check or "-",
+                r.last_outcome or "-",
+                r.last_success or "-",
+                str(r.consecutive_failures),
+                r.last_change or "-",
+                str(r.snapshots),
+            )
+            for r in rows
+        ]
+        if alive:
+            table = [(*table[0], "NEXT RUN")] + [
+                (*row, next_runs.get(row[0]) or "-") for row in table[1:]
+            ]
+        click.echo(_format_table(table))
+        for r in rows:
+            if r.consecutive_failures and r.last_error:
+                click.echo(f"! {r.id}: {r.last_error}")
+    click.echo("\n".join(_daemon_lines(beat, obj.settings.storage.path, [r.id for r in rows])))
+
+
+def _daemon_lines(beat: dict[str, Any] | None, db_path: str, listed: Sequence[str]) -> list[str]:
+    """The daemon part of `pawatch status`: alive or not, since when, next runs, last error."""
+    if beat is None:
+        return [f"Daemon: not running (no heartbeat file {db_path}.daemon.json)"]
+    if beat.get("state") == "unreadable":
+        return [f"Daemon: unknown (heartbeat file unreadable: {beat.get('error')})"]
+    age = beat.get("beat_age")
+    ago = f"{age:.0f} s ago" if isinstance(age, int | float) else "unknown"
+    where = f"pid {beat.get('pid')} on {beat.get('host')}"
+    if beat.get("alive"):
+        state = "stopping" if beat.get("state") == "stopping" else "running"
+        lines = [
+            f"Daemon: {state}, {where}, since {beat.get('started_at')} "
+            f"(last beat {ago}; deliver: {(beat.get('deliver') or {}).get('mode', '-')})"
+        ]
+        unlisted = {
+            k: v.get("next_run") for k, v in (beat.get("sources") or {}).items() if k not in listed
+        }
+        if unlisted:
+            lines.append(
+                "  next run: " + ", ".join(f"{k} {v or '-'}" for k, v in sorted(unlisted.items()))
+            )
+    elif beat.get("state") == "stopped":
+        lines = [
+            f"Daemon: not running (stopped cleanly at {beat.get('stopped_at')}; "
+            f"was {where} since {beat.get('started_at')})"
+        ]
+    else:
+        lines = [
+            f"Daemon: NOT RESPONDING (last beat {beat.get('last_beat')}, {ago}; "
+            f"was {where} since {beat.get('started_at')})"
+        ]
+    error = beat.get("last_error")
+    if isinstance(error, dict):
+        source = f"{error.get('source')}: " if error.get("source") else ""
+        lines.append(f"  last error: {error.get('time')} {source}{error.get('message')}")
+    return lines
 
 
 def _format_table(rows: Sequence[Sequence[str]]) -> str:
@@ -302,11 +454,16 @@ def demo(obj: Context, out_dir: str) -> None:
 
 
 # Commands defined in their own modules register themselves on `cli` when imported.
-from pawatch import cli_delivery, cli_query  # noqa: E402,F401
+from pawatch import cli_daemon, cli_delivery, cli_query  # noqa: E402,F401
+
 
 def main() -> None:
     cli(prog_name="pawatch")
 
 
 if __name__ == "__main__":
-    main()
+    # `python -m pawatch.cli`: this module runs as __main__, while the command modules imported
+    # above registered on pawatch.cli.cli (a second copy of this module); run that group.
+    from pawatch.cli import main as _main
+
+    _main()

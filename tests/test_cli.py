@@ -130,3 +130,25 @@ def test_readme_quick_start_commands_exist_in_the_makefile() -> None:
         assert f"make {target}" in readme
         assert re.search(rf"^{target}:", makefile, re.M)
     assert "make test" in ci
+
+
+def test_run_prints_the_pending_report_once_unless_no_deliver(
+    tmp_path: Path, server: LocalServer
+) -> None:
+    sentence = (
+        "<p>Delegation of the Supreme Council of the Kyrgyz Republic to the CSTO PA consists "
+        "of {n} deputies.</p>"
+    )
+    server.set("/p", Route(body=sentence.format(n=6)))
+    cfg = write_config(tmp_path, source_block("kg", server.url("/p"), parser="delegations"))
+    assert pawatch("--config", str(cfg), "run").returncode == 0
+    server.set("/p", Route(body=sentence.format(n=7)))
+    held = pawatch("--config", str(cfg), "run", "--no-deliver")
+    assert held.returncode == 0 and "6 -> 7" not in held.stdout
+    first = pawatch("--config", str(cfg), "run")
+    assert first.returncode == 0
+    assert "KG composition (supreme-council) 6 -> 7" in first.stdout
+    assert first.stdout.index("Checked 1 source(s)") < first.stdout.index("6 -> 7")
+    again = pawatch("--config", str(cfg), "run", "--format", "json")
+    assert again.returncode == 0 and "6 -> 7" not in again.stdout + again.stderr
+    json.loads(again.stdout)
