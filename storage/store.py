@@ -423,7 +423,11 @@ class Store:
         return self._decompressor.decompress(data)
 
     def statuses(self) -> list[SourceStatus]:
-        """Health of every source known to the database, from the fetch log."""
+        """Health of every source known to the database, from the fetch log and events.
+
+        ``last_change`` is when the source last reported a change (an event other than a
+        health event); a new page body whose facts stayed the same is not a change.
+        """
         rows = self.db.conn.execute(
             """
             SELECT src.id, src.url, src.parser,
@@ -437,24 +441,14 @@ class Store:
                     AND outcome != 'failed'), 0)),
               (SELECT error FROM fetch_log WHERE source_id = src.id AND outcome = 'failed'
                  ORDER BY id DESC LIMIT 1),
-              (SELECT first_seen FROM snapshots WHERE source_id = src.id
-                 ORDER BY id DESC LIMIT 1 OFFSET 1) IS NOT NULL,
+              (SELECT detected_at FROM events WHERE source_id = src.id AND kind NOT IN
+                 ('source_failing', 'source_recovered', 'parse_broken', 'parse_recovered')
+                 ORDER BY id DESC LIMIT 1),
               (SELECT COUNT(*) FROM snapshots WHERE source_id = src.id)
             FROM sources src ORDER BY src.id
             """
         ).fetchall()
-        out = []
-        for r in rows:
-            last_change = None
-            if r[8]:
-                last_change = self.db.conn.execute(
-                    "SELECT first_seen FROM snapshots WHERE source_id = ? ORDER BY id DESC LIMIT 1",
-                    (r[0],),
-                ).fetchone()[0]
-            out.append(
-                SourceStatus(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], last_change, r[9])
-            )
-        return out
+        return [SourceStatus(*r) for r in rows]
 
     def events(self, since: str | None = None) -> list[dict[str, Any]]:
         sql = "SELECT * FROM events"

@@ -110,6 +110,11 @@ def test_a_new_body_with_the_same_facts_is_no_event(store: Store) -> None:
     store.record_check(ok("a", b"<p>one</p>"), text("one"))
     again = store.record_check(ok("a", b"<p>one </p>", minutes=5), text("one"))
     assert again.outcome == "changed" and again.event_ids == []
+    (status,) = [s for s in store.statuses() if s.id == "a"]
+    assert status.last_change is None and status.snapshots == 2
+    store.record_check(ok("a", b"<p>two</p>", minutes=9), text("two"))
+    (status,) = [s for s in store.statuses() if s.id == "a"]
+    assert status.last_change == "2026-11-01T12:09:00Z"
 
 
 def test_identical_bodies_are_stored_once_across_sources_and_flips(store: Store) -> None:
