@@ -52,6 +52,18 @@ class Context:
             store.close()
 
 
+def format_option(*choices: str, help: str) -> Callable[[Any], Any]:
+    """The ``--format`` option every command shares; the first choice is the default."""
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(list(choices)),
+        default=choices[0],
+        show_default=True,
+        help=help,
+    )
+
+
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     click.echo(f"pawatch: {message}", err=True)
     sys.exit(code)
@@ -144,14 +156,7 @@ def _progress(total: int) -> Iterator[Callable[[CheckOutcome], None]]:
     metavar="ID",
     help="Check only this source (repeatable); named sources run even if disabled.",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="Summary format on stdout.",
-)
+@format_option("text", "json", help="Summary format on stdout.")
 @click.option(
     "--due",
     is_flag=True,
@@ -270,14 +275,7 @@ def _summary_text(data: dict[str, Any], db_path: str) -> str:
 
 
 @cli.command()
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="Output format.",
-)
+@format_option("text", "json", help="Output format.")
 @click.option(
     "--daemon",
     "daemon_only",
@@ -389,14 +387,7 @@ def _format_table(rows: Sequence[Sequence[str]]) -> str:
 
 
 @cli.command()
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="Output format.",
-)
+@format_option("text", "json", help="Output format.")
 @click.pass_obj
 def sources(obj: Context, fmt: str) -> None:
     """List the configured sources (after validation) and where the config came from."""

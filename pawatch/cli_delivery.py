@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import click
 
-from pawatch.cli import EXIT_FAILURES, Context, cli, fail
+from pawatch.cli import EXIT_FAILURES, Context, cli, fail, format_option
 from storage import format_time
 from storage import outbox as ob
 
@@ -43,14 +43,7 @@ def deliver(obj: Context, dry_run: bool) -> None:
     metavar="PERIOD|DATE",
     help="Every event detected since then ('7d', '12h', '2026-11-01') instead of the pending ones.",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "html", "json"]),
-    default="text",
-    show_default=True,
-    help="Report format (json: see docs/email.md).",
-)
+@format_option("text", "html", "json", help="Report format (json: see docs/email.md).")
 @click.pass_obj
 def report(obj: Context, since: str | None, fmt: str) -> None:
     """Print a change report without sending or marking anything.

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from pawatch.cli import Context, cli, fail
+from pawatch.cli import Context, cli, fail, format_option
 from storage import format_time
 from storage.queries import (
     delegation_ids,
@@ -94,14 +94,7 @@ def _short(text: str, limit: int = 80) -> str:
     metavar="N",
     help="Only the N most recent matching events (still printed oldest first).",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="Output format; json is a stable array of objects.",
-)
+@format_option("text", "json", help="Output format; json is a stable array of objects.")
 @click.pass_obj
 def changes(
     obj: Context,
@@ -141,14 +134,7 @@ def _group_by_source(facts: list[Any]) -> dict[str, dict[str, list[Any]]]:
     metavar="WHEN",
     help="State at this date (end of that day) or ISO 8601 time, or 7d ago. Default: now.",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="Output format.",
-)
+@format_option("text", "json", help="Output format.")
 @click.pass_obj
 def history(obj: Context, delegation: str, as_of: str | None, fmt: str) -> None:
     """A delegation's composition, representative and members at a date, and its timeline."""
@@ -345,12 +331,10 @@ def _popolo(rows: list[dict[str, Any]], overview: list[dict[str, Any]]) -> dict[
 
 
 @cli.command()
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["json", "csv", "popolo"]),
-    default="json",
-    show_default=True,
+@format_option(
+    "json",
+    "csv",
+    "popolo",
     help="json: delegations and memberships; csv: memberships; "
     "popolo: Popolo persons, organizations and memberships.",
 )
