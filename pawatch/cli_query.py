@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from pawatch.cli import Context, cli, fail, format_option
+from pawatch.reports import parse_since
 from storage import format_time
 from storage.queries import (
     delegation_ids,
@@ -25,29 +26,16 @@ from storage.queries import (
     select_events,
 )
 
-_RELATIVE = re.compile(r"^(\d+)\s*([mhdw])$")
-_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
 
 def parse_moment(text: str, *, end_of_day: bool, now: datetime | None = None) -> str:
-    """``7d``/``24h`` (ago), ``2026-11-27`` or an ISO 8601 time -> a stored-time string."""
-    now = now or datetime.now(UTC)
-    text = text.strip()
-    match = _RELATIVE.match(text)
-    if match:
-        return format_time(now - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))}))
+    """``7d``/``24h`` (ago), ``2026-11-27`` or an ISO 8601 time -> a stored-time string; a bare
+    date means the end of that day when ``end_of_day`` (``--as-of``), else its start."""
     try:
-        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-            day = datetime.fromisoformat(text).replace(tzinfo=UTC)
-            return format_time(day + timedelta(days=1, seconds=-1) if end_of_day else day)
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise click.BadParameter(
-            f"expected a duration like 7d / 24h / 30m, a date like 2026-11-27, or an ISO 8601 "
-            f"time, got {text!r}"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
+        moment = parse_since(text, now)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    if end_of_day and re.fullmatch(r"\d{4}-\d{2}-\d{2}", text.strip()):
+        moment += timedelta(days=1, seconds=-1)
     return format_time(moment)
 
 

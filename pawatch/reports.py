@@ -19,23 +19,12 @@ from urllib.parse import urlsplit
 
 import jinja2
 
-from storage.changes import HEALTH_KINDS
+from storage.changes import CHANGE_KINDS, HEALTH_KINDS
 
 JSON_FORMAT = "pawatch-report/1"
 
-# Most important first; kinds not listed (future ones) come last.
-KIND_ORDER = (
-    "composition",
-    "representative",
-    "member_added",
-    "member_removed",
-    "member_renamed",
-    "website_added",
-    "website_removed",
-    "delegation_added",
-    "delegation_removed",
-    "page_changed",
-)
+# Most important first (news and health have sections of their own); unknown kinds last.
+KIND_ORDER = tuple(kind for kind in CHANGE_KINDS if kind != "news")
 SUBJECT_MAX = 140  # characters before the subject's list of changes is cut with "..."
 
 _SPACE_RE = re.compile(r"\s+")
