@@ -8,7 +8,6 @@ events. A failed fetch or a broken parse never touches a fact.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -76,10 +75,6 @@ def _facts_json(facts: Sequence[Fact]) -> str:
 
 def _facts_from_json(text: str) -> list[Fact]:
     return [Fact(*row) for row in json.loads(text)]
-
-
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _state(conn: sqlite3.Connection, source_id: str) -> dict[str, Any]:
@@ -208,31 +203,17 @@ def apply_check(
 
     if state["baseline_at"] is None:
         _open(conn, ctx, facts, ctx.stamp, ctx.snapshot_id, parse.parser_version)
-        _update_state(
-            conn,
-            ctx.source_id,
-            baseline_at=ctx.stamp,
-            candidate=None,
-            candidate_count=0,
-            candidate_since=None,
-            candidate_snapshot=None,
-        )
+        _update_state(conn, ctx.source_id, baseline_at=ctx.stamp)
+        _clear_candidate(conn, ctx.source_id)
         return
 
     encoded = _facts_json(facts)
     if encoded == _facts_json([f for _, f, _ in current]):
         _touch(conn, ctx)
         if state["candidate"] is not None:  # flipped back inside the confirm window
-            _update_state(
-                conn,
-                ctx.source_id,
-                candidate=None,
-                candidate_count=0,
-                candidate_since=None,
-                candidate_snapshot=None,
-            )
+            _clear_candidate(conn, ctx.source_id)
         return
-    if state["candidate"] is not None and _digest(state["candidate"]) == _digest(encoded):
+    if state["candidate"] is not None and state["candidate"] == encoded:
         count, since, snap = (
             state["candidate_count"] + 1,
             state["candidate_since"],
@@ -242,14 +223,7 @@ def apply_check(
         count, since, snap = 1, ctx.stamp, ctx.snapshot_id
     if count >= policy.confirm:
         _apply_change(conn, ctx, current, facts, since, snap, parse.parser_version, policy, event)
-        _update_state(
-            conn,
-            ctx.source_id,
-            candidate=None,
-            candidate_count=0,
-            candidate_since=None,
-            candidate_snapshot=None,
-        )
+        _clear_candidate(conn, ctx.source_id)
     else:
         _update_state(
             conn,
@@ -296,16 +270,21 @@ def _seen_again(
             policy,
             event,
         )
-        _update_state(
-            conn,
-            ctx.source_id,
-            candidate=None,
-            candidate_count=0,
-            candidate_since=None,
-            candidate_snapshot=None,
-        )
+        _clear_candidate(conn, ctx.source_id)
     else:
         _update_state(conn, ctx.source_id, candidate_count=count)
+
+
+def _clear_candidate(conn: sqlite3.Connection, source_id: str) -> None:
+    """Forget the change awaiting confirmation (applied, or flipped back)."""
+    _update_state(
+        conn,
+        source_id,
+        candidate=None,
+        candidate_count=0,
+        candidate_since=None,
+        candidate_snapshot=None,
+    )
 
 
 def _touch(conn: sqlite3.Connection, ctx: CheckContext) -> None:
