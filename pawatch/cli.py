@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import sqlite3
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -230,8 +231,13 @@ def run(
 
                 sources = due_sources(sources, last_checks(store), now, settings.timezone)
             if sources:
-                with _progress(len(sources)) as on_outcome:
-                    summary = run_once(settings, sources, store, on_outcome=on_outcome)
+                try:
+                    with _progress(len(sources)) as on_outcome:
+                        summary = run_once(settings, sources, store, on_outcome=on_outcome)
+                except (StorageError, sqlite3.Error) as exc:
+                    fail(
+                        f"database error, the checks recorded so far are kept: {exc}", EXIT_FAILURES
+                    )
             else:
                 log.info("no source is due; nothing to check")
                 summary = RunSummary(started_at=now, finished_at=now)

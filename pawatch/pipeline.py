@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import difflib
 import hashlib
+import json
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +33,7 @@ from storage import (
     CheckOutcome,
     Snapshot,
     SourceRow,
+    StorageError,
     Store,
     Validators,
     format_time,
@@ -79,6 +81,12 @@ class RunSummary:
         }
 
 
+def fingerprint(source: Source) -> str:
+    """What a source's facts depend on besides its URL: parser, delegation, options, charset."""
+    data = [source.parser, source.delegation, source.options, source.encoding]
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def policy_for(source: Source) -> Policy:
     watch = source.options.get("watch") or ()
     return Policy(
@@ -99,7 +107,8 @@ def parse_body(
         return ParseInput(spec.version, None, error=f"cannot decode the page: {exc}")
     options = dict(source.options)
     if "delegation" in spec.options:
-        options["delegation"] = source.delegation
+        # the source's own `delegation` key, else the one given in [sources.options]
+        options["delegation"] = source.delegation or options.get("delegation")
     try:
         result = spec.func(decoded.text, url, options)
     except ParseError as exc:
@@ -235,7 +244,7 @@ def reparse_source(store: Store, source: Source) -> int:
     """Re-derive a source's facts from all its stored snapshots with the current parser."""
     spec = get_parser(source.parser)
     versions = []
-    for snapshot_id, first_seen, last_seen in store.snapshot_versions(source.id):
+    for snapshot_id, first_seen, last_seen, _seen in store.snapshot_versions(source.id):
         snap = store.snapshot(snapshot_id)
         parsed = parse_body(source, spec, snap.body, snap.content_type, snap.url)
         versions.append(Version(snapshot_id, first_seen, last_seen, parsed))
@@ -252,27 +261,31 @@ async def check_sources(
 ) -> RunSummary:
     """Check ``sources`` once; return what happened to each."""
     summary = RunSummary(started_at=utcnow())
-    store.sync_sources(
-        [SourceRow(s.id, s.url, s.parser, s.delegation) for s in sources], summary.started_at
+    changed = store.sync_sources(
+        [SourceRow(s.id, s.url, s.parser, s.delegation, fingerprint(s)) for s in sources],
+        summary.started_at,
     )
     previous = store.latest_validators()
     specs = {s.id: get_parser(s.parser) for s in sources}
-    for source in sources:  # a parser whose code changed re-reads the history first, silently
+    for source in sources:
         prev = previous.get(source.id)
-        if (
-            prev
-            and prev.parser_version is not None
-            and prev.parser_version != specs[source.id].version
+        if changed.get(source.id) == "url":
+            log.info("%s: the URL changed: its next good check is a new baseline", source.id)
+            store.restart_baseline(source.id, summary.started_at)
+        elif changed.get(source.id) == "config" or (
+            prev and prev.parser_version not in (None, specs[source.id].version)
         ):
+            # what the facts are read with changed, not the world: re-read the history silently
             log.info(
-                "%s: parser %s changed (v%s -> v%s): re-deriving facts from snapshots",
+                "%s: parser or its options changed: re-deriving facts from the stored snapshots",
                 source.id,
-                source.parser,
-                prev.parser_version,
-                specs[source.id].version,
             )
             reparse_source(store, source)
-    previous = store.latest_validators()
+    previous = {
+        source_id: validators
+        for source_id, validators in store.latest_validators().items()
+        if changed.get(source_id) != "url"  # old validators belong to the old page
+    }
 
     loop = asyncio.get_running_loop()
     workers = ThreadPoolExecutor(max_workers=CPU_WORKERS, thread_name_prefix="pawatch-cpu")
@@ -305,9 +318,13 @@ async def check_sources(
                 on_outcome(outcome)
 
         try:
-            await asyncio.gather(*(check(s) for s in sources))
+            # every check runs to its end even when another one cannot be stored
+            results = await asyncio.gather(*(check(s) for s in sources), return_exceptions=True)
         finally:
             workers.shutdown(wait=True)
+    errors = [r for r in results if isinstance(r, BaseException)]
+    if errors:  # the database refused a write (disk full, locked...): nothing half-written
+        raise StorageError(f"{store.path}: cannot record a check: {errors[0]}") from errors[0]
     summary.finished_at = utcnow()
     return summary
 

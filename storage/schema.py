@@ -308,4 +308,11 @@ def _m0004(db: Database) -> None:
     )
 
 
+@migrations(name="0005_source_fingerprint")
+def _m0005(db: Database) -> None:
+    # What a source's facts depend on besides its URL (parser, delegation, options,
+    # encoding): when it changes, the facts are re-derived from the snapshots, silently.
+    db.execute("ALTER TABLE sources ADD COLUMN fingerprint TEXT")
+
+
 SCHEMA_VERSION = len(migrations._migrations)

@@ -56,6 +56,7 @@ class SourceRow:
     url: str
     parser: str
     delegation: str | None
+    fingerprint: str | None = None  # what else the facts depend on (parser options, ...)
 
 
 @dataclass(frozen=True)
@@ -177,8 +178,21 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        with self.db.atomic():
+        """A write transaction that takes SQLite's write lock at BEGIN (``BEGIN IMMEDIATE``),
+        so a concurrent writer waits the busy timeout instead of failing mid-check."""
+        conn = self.db.conn
+        if conn.in_transaction:  # nested: a savepoint inside the caller's transaction
+            with self.db.atomic():
+                yield
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
             yield
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
 
     @property
     def schema_version(self) -> int:
@@ -190,21 +204,61 @@ class Store:
 
     # ------------------------------------------------------------------ sources
 
-    def sync_sources(self, sources: Iterable[SourceRow], now: datetime) -> None:
-        """Insert new sources and update the URL/parser of known ones (one transaction)."""
+    def sync_sources(self, sources: Iterable[SourceRow], now: datetime) -> dict[str, str]:
+        """Insert new sources and update known ones (one transaction).
+
+        Returns the known sources whose configuration changed: ``{id: "url"}`` when the URL
+        changed (a different page), ``{id: "config"}`` when only what the facts depend on
+        changed (parser, delegation, options).
+        """
         stamp = format_time(now)
-        with self.db.atomic():
+        rows = list(sources)
+        with self.transaction():
+            known = {
+                r[0]: (r[1], r[2])
+                for r in self.db.conn.execute("SELECT id, url, fingerprint FROM sources")
+            }
             self.db.conn.executemany(
                 """
-                INSERT INTO sources (id, url, parser, delegation, first_seen, updated_at)
-                VALUES (?, ?, ?, ?, ?, ?)
+                INSERT INTO sources (id, url, parser, delegation, fingerprint, first_seen,
+                                     updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT(id) DO UPDATE SET
                     url = excluded.url, parser = excluded.parser,
-                    delegation = excluded.delegation, updated_at = excluded.updated_at
+                    delegation = excluded.delegation, fingerprint = excluded.fingerprint,
+                    updated_at = excluded.updated_at
                 WHERE sources.url IS NOT excluded.url OR sources.parser IS NOT excluded.parser
                    OR sources.delegation IS NOT excluded.delegation
+                   OR sources.fingerprint IS NOT excluded.fingerprint
                 """,
-                [(s.id, s.url, s.parser, s.delegation, stamp, stamp) for s in sources],
+                [(s.id, s.url, s.parser, s.delegation, s.fingerprint, stamp, stamp) for s in rows],
+            )
+        changed: dict[str, str] = {}
+        for row in rows:
+            if row.id not in known:
+                continue
+            url, fingerprint = known[row.id]
+            if url != row.url:
+                changed[row.id] = "url"
+            elif fingerprint is not None and fingerprint != row.fingerprint:
+                changed[row.id] = "config"
+        return changed
+
+    def restart_baseline(self, source_id: str, now: datetime) -> None:
+        """The source now watches a different page: its open facts end here, silently, and
+        its next good parse is a new baseline (no events)."""
+        stamp = format_time(now)
+        with self.transaction():
+            self.db.conn.execute(
+                "UPDATE facts SET ended_at = ? WHERE source_id = ? AND ended_at IS NULL",
+                (stamp, source_id),
+            )
+            self.db.conn.execute(
+                "UPDATE source_state SET baseline_at = NULL, parsed_snapshot = NULL, "
+                "parse_status = NULL, parse_error = NULL, broken_since = NULL, "
+                "candidate = NULL, candidate_count = 0, candidate_since = NULL, "
+                "candidate_snapshot = NULL WHERE source_id = ?",
+                (source_id,),
             )
 
     def latest_validators(self) -> dict[str, Validators]:
@@ -231,7 +285,7 @@ class Store:
         ``parse`` is what the parser read from this check's body; ``None`` when the body is
         the one parsed last time (unchanged or 304) or the fetch failed.
         """
-        with self.db.atomic():
+        with self.transaction():
             previous = self._latest_validators(check.source_id)
             outcome = self._record(check, previous)
             ctx = CheckContext(
@@ -254,16 +308,18 @@ class Store:
         policy: Policy | None = None,
     ) -> int:
         """Re-derive a source's facts from re-parsed snapshots (one transaction, no events)."""
-        with self.db.atomic():
+        with self.transaction():
             return rebuild_facts(self.db.conn, source_id, versions, parser_version, policy)
 
-    def snapshot_versions(self, source_id: str) -> list[tuple[int, str, str]]:
-        """(id, first_seen, last_seen) of every snapshot of a source, oldest first."""
+    def snapshot_versions(self, source_id: str) -> list[tuple[int, str, str, int]]:
+        """(id, first_seen, last_seen, seen_count) of every snapshot of a source, oldest
+        first; seen_count is how many consecutive checks saw that version."""
         rows = self.db.conn.execute(
-            "SELECT id, first_seen, last_seen FROM snapshots WHERE source_id = ? ORDER BY id",
+            "SELECT id, first_seen, last_seen, seen_count FROM snapshots WHERE source_id = ? "
+            "ORDER BY id",
             (source_id,),
         )
-        return [(r[0], r[1], r[2]) for r in rows]
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
 
     def _latest_validators(self, source_id: str) -> Validators | None:
         row = self.db.conn.execute(

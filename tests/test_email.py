@@ -247,8 +247,8 @@ def test_deliver_command_exit_codes(config_file: tuple[Path, int]) -> None:
     with Store.open(path.parent / "pawatch.db") as s:
         s.sync_sources([], T0)
         s.db.conn.execute(
-            "INSERT INTO sources VALUES ('assembly', 'https://pacsto.org/', 'delegations', "
-            "NULL, 'x', 'x')"
+            "INSERT INTO sources (id, url, parser, delegation, first_seen, updated_at) "
+            "VALUES ('assembly', 'https://pacsto.org/', 'delegations', NULL, 'x', 'x')"
         )
         add_events(s, composition("KG"))
     runner = CliRunner()

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
+
+import pytest
 
 from config import load_config
 from pawatch.localserver import LocalServer, Route
 from pawatch.pipeline import run_once
-from storage import Store
+from storage import CheckInput, StorageError, Store
 from tests.conftest import source_block, write_config
 
 PAGE = "<html><body><h1>Delegations</h1><p>Version {n}</p></body></html>"
@@ -110,3 +113,105 @@ def test_unchanged_pages_replayed_many_times_add_no_snapshots(
         assert rows(
             store, "SELECT outcome, COUNT(*) FROM fetch_log GROUP BY outcome ORDER BY outcome"
         ) == [("new", 1), ("unchanged", 24)]
+
+
+KG_BLOCK = (
+    "<div><p>Delegation of the Supreme Council of the Kyrgyz Republic to the CSTO PA consists "
+    "of {n} deputies.</p><p>Plenipotentiary Representative of the Supreme Council of the "
+    "Kyrgyz Republic: {rep}</p></div>"
+)
+ROSTER = "<ul>{items}</ul>"
+
+
+def events(store: Store) -> list[tuple[object, ...]]:
+    return rows(store, "SELECT kind, delegation, attribute, old, new FROM events ORDER BY id")
+
+
+def test_changing_a_source_config_is_not_a_change_in_the_world(
+    tmp_path: Path, server: LocalServer
+) -> None:
+    names = ["Nurlan Example", "Aigul Sample", "Bakyt Demo", "Cholpon Placeholder"]
+    server.set(
+        "/r",
+        Route(
+            body=ROSTER.format(items="".join(f'<li><span class="n">{n}</span></li>' for n in names))
+        ),
+    )
+    block = source_block("r", server.url("/r"), parser="roster")
+    cfg = write_config(tmp_path, block + '[sources.options]\nname = ".n"\nmin_items = 2\n')
+    settings = load_config(cfg)
+    with Store.open(settings.storage.path) as store:
+        run_once(settings, settings.sources, store)
+        assert rows(store, "SELECT COUNT(*) FROM facts WHERE subject = 'roster'") == [(4,)]
+        # the same source now says which delegation it lists: facts move, no member events
+        cfg = write_config(
+            tmp_path, block + 'delegation = "KG"\n[sources.options]\nname = ".n"\nmin_items = 2\n'
+        )
+        settings = load_config(cfg)
+        run_once(settings, settings.sources, store)
+        assert events(store) == []
+        assert rows(
+            store, "SELECT COUNT(*) FROM members WHERE delegation = 'KG' AND valid_to IS NULL"
+        ) == [(4,)]
+        # the source now points at another page: a new baseline, no events either
+        server.set(
+            "/r2",
+            Route(
+                body=ROSTER.format(
+                    items="".join(
+                        f'<li><span class="n">{n}</span></li>' for n in [*names[:2], "Other Person"]
+                    )
+                )
+            ),
+        )
+        cfg = write_config(
+            tmp_path,
+            source_block("r", server.url("/r2"), parser="roster")
+            + 'delegation = "KG"\n[sources.options]\nname = ".n"\n'
+            "min_items = 2\n",
+        )
+        settings = load_config(cfg)
+        run_once(settings, settings.sources, store)
+        assert events(store) == []
+        current = rows(store, "SELECT name FROM members WHERE valid_to IS NULL ORDER BY name")
+        assert current == [("Aigul Sample",), ("Nurlan Example",), ("Other Person",)]
+
+
+def test_the_delegation_option_is_used_when_the_source_has_none(
+    tmp_path: Path, server: LocalServer
+) -> None:
+    server.set("/r", Route(body='<ul><li class="n">Nurlan Example</li></ul>'))
+    cfg = write_config(
+        tmp_path,
+        source_block("r", server.url("/r"), parser="roster")
+        + '[sources.options]\nname = ".n"\ndelegation = "KG"\n',
+    )
+    settings = load_config(cfg)
+    with Store.open(settings.storage.path) as store:
+        run_once(settings, settings.sources, store)
+        assert rows(store, "SELECT delegation FROM members") == [("KG",)]
+
+
+def test_a_database_error_in_one_check_spares_the_others(
+    tmp_path: Path, server: LocalServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server.set("/fast", Route(body=KG_BLOCK.format(n=6, rep="Shabdanbek Alishev")))
+    server.set("/slow", Route(body=KG_BLOCK.format(n=6, rep="Shabdanbek Alishev"), delay=0.5))
+    cfg = write_config(
+        tmp_path,
+        source_block("fast", server.url("/fast"), parser="delegations")
+        + source_block("slow", server.url("/slow"), parser="delegations"),
+    )
+    settings = load_config(cfg)
+    with Store.open(settings.storage.path) as store:
+        real = store.record_check
+
+        def flaky(check: CheckInput, *args: object, **kwargs: object) -> object:
+            if check.source_id == "fast":
+                raise sqlite3.OperationalError("database or disk is full")
+            return real(check, *args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(store, "record_check", flaky)
+        with pytest.raises(StorageError, match="database or disk is full"):
+            run_once(settings, settings.sources, store)
+        assert rows(store, "SELECT source_id, outcome FROM fetch_log") == [("slow", "new")]

@@ -25,7 +25,7 @@ from pawatch.localserver import LocalServer, Route
 from pawatch.pipeline import check_sources, run_once
 from scraper.parsers import PARSERS, ParseResult
 from scraper.parsers.records import DelegationRecord, text_digest
-from storage import Store
+from storage import StorageError, Store
 from storage.changes import CHANGE_KINDS
 
 # --- the pages -----------------------------------------------------------------------------
@@ -758,7 +758,7 @@ def test_crash_mid_check_leaves_facts_and_events_unchanged(
     # diff_facts runs after the facts were closed and opened, inside the check's transaction
     monkeypatch.setattr(storage.facts, "diff_facts", boom)
     r.serve(BLOCK.id, block_page(house=8))
-    with pytest.raises(RuntimeError, match="disk on fire"):
+    with pytest.raises(StorageError, match="disk on fire"):
         run_once(r.settings, r.settings.sources, r.store)
     assert {t: r.rows(f"SELECT * FROM {t} ORDER BY rowid") for t in tables} == before
     assert not r.store.db.conn.in_transaction
