@@ -42,6 +42,29 @@ class Context:
         return self._settings
 
     @contextmanager
+    def writing(self, store: Store, purpose: str, timeout: float | None = None) -> Iterator[None]:
+        """Hold the database's single-writer lock (``<db>.lock``) for a writing command; exit 3
+        with one line when another pawatch holds it for longer than ``timeout``."""
+        from pawatch.lock import EXIT_LOCKED, FileLock, LockTimeout
+
+        wait = self.settings.daemon.lock_timeout if timeout is None else timeout
+        lock = FileLock.for_database(store.path, purpose)
+        try:
+            lock.acquire(wait)
+        except LockTimeout as exc:
+            fail(
+                f"the database {store.path} is busy: {exc.describe()} (--wait {wait:g}); "
+                "nothing was done. Try again later or wait longer with --wait SECONDS.",
+                EXIT_LOCKED,
+            )
+        except OSError as exc:
+            fail(f"cannot create the lock file {lock.path}: {exc.strerror}")
+        try:
+            yield
+        finally:
+            lock.release()
+
+    @contextmanager
     def store(self) -> Iterator[Store]:
         try:
             store = Store.open(self.settings.storage.path)
@@ -204,7 +227,6 @@ def run(
     """
     from datetime import UTC, datetime
 
-    from pawatch.lock import EXIT_LOCKED, FileLock, LockTimeout
     from pawatch.pipeline import RunSummary, run_once
 
     settings = obj.settings
@@ -212,38 +234,22 @@ def run(
     if not sources:
         fail("no enabled sources to check")
     timeout = settings.daemon.lock_timeout if wait is None else wait
-    with obj.store() as store:
-        lock = FileLock.for_database(store.path, "run --due" if due else "run")
-        try:
-            lock.acquire(timeout)
-        except LockTimeout as exc:
-            fail(
-                f"the database {store.path} is busy: {exc.describe()} (--wait {timeout:g}); "
-                "nothing was checked. Try again later or wait longer with --wait SECONDS.",
-                EXIT_LOCKED,
-            )
-        except OSError as exc:
-            fail(f"cannot create the lock file {lock.path}: {exc.strerror}")
+    with obj.store() as store, obj.writing(store, "run --due" if due else "run", timeout):
         now = datetime.now(UTC)
-        try:
-            if due:
-                from pawatch.daemon import due_sources, last_checks
+        if due:
+            from pawatch.daemon import due_sources, last_checks
 
-                sources = due_sources(sources, last_checks(store), now, settings.timezone)
-            if sources:
-                try:
-                    with _progress(len(sources)) as on_outcome:
-                        summary = run_once(settings, sources, store, on_outcome=on_outcome)
-                except (StorageError, sqlite3.Error) as exc:
-                    fail(
-                        f"database error, the checks recorded so far are kept: {exc}", EXIT_FAILURES
-                    )
-            else:
-                log.info("no source is due; nothing to check")
-                summary = RunSummary(started_at=now, finished_at=now)
-            report, delivery_code = ("", 0) if no_deliver else _deliver(settings, store)
-        finally:
-            lock.release()
+            sources = due_sources(sources, last_checks(store), now, settings.timezone)
+        if sources:
+            try:
+                with _progress(len(sources)) as on_outcome:
+                    summary = run_once(settings, sources, store, on_outcome=on_outcome)
+            except (StorageError, sqlite3.Error) as exc:
+                fail(f"database error, the checks recorded so far are kept: {exc}", EXIT_FAILURES)
+        else:
+            log.info("no source is due; nothing to check")
+            summary = RunSummary(started_at=now, finished_at=now)
+        report, delivery_code = ("", 0) if no_deliver else _deliver(settings, store)
     if fmt == "json":
         click.echo(json.dumps(summary.as_json(), ensure_ascii=False, indent=2))
     else:

@@ -28,7 +28,7 @@ def deliver(obj: Context, dry_run: bool) -> None:
     from pawatch.delivery import deliver_pending
 
     settings = obj.settings
-    with obj.store() as store:
+    with obj.store() as store, obj.writing(store, "deliver"):
         result = deliver_pending(settings, store, dry_run=dry_run, out=sys.stdout)
     quiet = result.mode == "stdout" and result.ok and obj.verbosity < 1
     if not quiet:

@@ -413,7 +413,7 @@ def reparse(obj: Context, source_ids: tuple[str, ...]) -> None:
 
     settings = obj.settings
     sources = _select_sources(settings, source_ids) if source_ids else list(settings.sources)
-    with obj.store() as store:
+    with obj.store() as store, obj.writing(store, "reparse"):
         for source in sources:
             written = reparse_source(store, source)
             click.echo(f"{source.id}: {written} fact interval(s) from stored snapshots")

@@ -377,7 +377,7 @@ def test_concurrent_run_waits_for_the_daemon_or_exits_3(
     assert busy.returncode == 3, busy.stderr
     assert time.monotonic() - started < 2.5
     assert f"is busy: {db}.lock is held by another pawatch (pid {d.proc.pid}, daemon" in busy.stderr
-    assert "nothing was checked" in busy.stderr
+    assert "nothing was done" in busy.stderr
 
     second = daemons(cfg)  # one daemon per database
     assert second.proc.wait(15) == 3 and "another daemon already runs" in second.log
