@@ -149,7 +149,8 @@ def _describe(outcome: CheckOutcome) -> str:
     if outcome.outcome == "failed":
         return f"{outcome.source_id}: FAILED ({outcome.error_kind}) {outcome.error}"
     extra = f", {len(outcome.event_ids)} event(s)" if outcome.event_ids else ""
-    return f"{outcome.source_id}: {outcome.outcome} (snapshot {outcome.snapshot_id}{extra})"
+    line = f"{outcome.source_id}: {outcome.outcome} (snapshot {outcome.snapshot_id}{extra})"
+    return f"{line}; BROKEN: {outcome.parse_error}" if outcome.broken else line
 
 
 @contextmanager
@@ -167,7 +168,9 @@ def _progress(total: int) -> Iterator[Callable[[CheckOutcome], None]]:
     else:
 
         def line(outcome: CheckOutcome) -> None:
-            (log.warning if outcome.outcome == "failed" else log.info)(_describe(outcome))
+            (log.warning if outcome.outcome == "failed" or outcome.broken else log.info)(
+                _describe(outcome)
+            )
 
         yield line
 
@@ -233,8 +236,7 @@ def run(
     sources = _select_sources(settings, source_ids)
     if not sources:
         fail("no enabled sources to check")
-    timeout = settings.daemon.lock_timeout if wait is None else wait
-    with obj.store() as store, obj.writing(store, "run --due" if due else "run", timeout):
+    with obj.store() as store, obj.writing(store, "run --due" if due else "run", wait):
         now = datetime.now(UTC)
         if due:
             from pawatch.daemon import due_sources, last_checks
@@ -282,6 +284,8 @@ def _summary_text(data: dict[str, Any], db_path: str) -> str:
             lines.append(f"  {name}: {', '.join(data['sources'][name])}")
     for source_id, error in sorted(data["errors"].items()):
         lines.append(f"  failed: {source_id}: {error}")
+    for source_id, error in sorted(data["broken"].items()):
+        lines.append(f"  broken: {source_id}: {error}")
     lines.append(f"Database: {db_path}")
     return "\n".join(lines)
 
@@ -326,13 +330,14 @@ def status(obj: Context, fmt: str, daemon_only: bool) -> None:
     if not rows:
         click.echo("No checks recorded yet; run `pawatch run` or `pawatch daemon`.")
     else:
-        header = ("SOURCE", "LAST CHECK", "OUTCOME", "LAST SUCCESS", "FAILS", "LAST CHANGE")
-        table: list[Sequence[str]] = [(*header, "SNAPS")]
+        header = ("SOURCE", "LAST CHECK", "OUTCOME", "PARSE", "LAST SUCCESS", "FAILS")
+        table: list[Sequence[str]] = [(*header, "LAST CHANGE", "SNAPS")]
         table += [
             (
                 r.id,
                 r.last_check or "-",
                 r.last_outcome or "-",
+                r.parse_status or "-",
                 r.last_success or "-",
                 str(r.consecutive_failures),
                 r.last_change or "-",
@@ -348,6 +353,8 @@ def status(obj: Context, fmt: str, daemon_only: bool) -> None:
         for r in rows:
             if r.consecutive_failures and r.last_error:
                 click.echo(f"! {r.id}: {r.last_error}")
+            if r.parse_status == "broken":
+                click.echo(f"! {r.id}: cannot read the page: {r.parse_error}")
     click.echo("\n".join(_daemon_lines(beat, obj.settings.storage.path, [r.id for r in rows])))
 
 

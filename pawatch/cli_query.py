@@ -17,6 +17,7 @@ import click
 from pawatch.cli import Context, cli, fail, format_option
 from pawatch.reports import parse_since
 from storage import format_time
+from storage.changes import CHANGE_KINDS, HEALTH_KINDS
 from storage.queries import (
     delegation_ids,
     delegations_overview,
@@ -73,7 +74,7 @@ def _short(text: str, limit: int = 80) -> str:
     "--kind",
     "kinds",
     multiple=True,
-    metavar="K",
+    type=click.Choice([*CHANGE_KINDS, *HEALTH_KINDS]),
     help="Only events of this kind (repeatable), e.g. composition, member_added.",
 )
 @click.option(

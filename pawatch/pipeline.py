@@ -64,9 +64,14 @@ class RunSummary:
         return [o for o in self.outcomes if o.outcome == "failed"]
 
     @property
+    def broken(self) -> list[CheckOutcome]:
+        """Fetched, but the page cannot be read (parse error, no block, collapsed list)."""
+        return [o for o in self.outcomes if o.broken]
+
+    @property
     def exit_code(self) -> int:
-        """0 when every check succeeded, 1 when some source failed."""
-        return 1 if self.failed else 0
+        """0 when every source was fetched and read, 1 when some failed or is broken."""
+        return 1 if self.failed or self.broken else 0
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -78,6 +83,7 @@ class RunSummary:
             "events": sum(len(o.event_ids) for o in self.outcomes),
             "event_ids": sorted(i for o in self.outcomes for i in o.event_ids),
             "errors": {o.source_id: o.error for o in self.failed},
+            "broken": {o.source_id: o.parse_error for o in self.broken},
         }
 
 

@@ -11,7 +11,7 @@ same yields nothing.
 from __future__ import annotations
 
 import difflib
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -33,6 +33,11 @@ CHANGE_KINDS = (
     "page_changed",
 )
 RENAME_SIMILARITY = 0.85  # two member keys this alike, one removed and one added, are a rename
+# Endings that make a name's masculine and feminine forms (transliterated keys): "petrov" /
+# "petrova", "petrovsky" / "petrovskaya", "tolstoy" / "tolstaya", "nurlanuly" / "nurlankyzy".
+# Two keys that differ only by such a pair of endings name two people, not one spelled twice.
+_MASCULINE_ENDINGS = ("skiy", "sky", "ski", "iy", "yy", "oy", "y", "i", "uly", "ogly", "ugli")
+_FEMININE_ENDINGS = ("skaya", "skaja", "skaia", "aya", "aja", "aia", "kyzy", "kizi", "gyzy")
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,7 @@ class Change:
     attribute: str
     old: str | None
     new: str | None
+    key: str = ""  # the fact key: a member's name key, a website's URL, a news item's URL
 
     @property
     def delegation(self) -> str | None:
@@ -157,11 +163,11 @@ def diff_facts(old: Iterable[Fact], new: Iterable[Fact]) -> list[Change]:
         if old_value is not None and new_value is not None:
             kind = _kind_of_value_change(attribute)
             if kind is not None:
-                changes.append(Change(kind, subject, attribute, old_value, new_value))
+                changes.append(Change(kind, subject, attribute, old_value, new_value, key))
         elif _single(attribute):
             kind = _kind_of_value_change(attribute)
             if kind is not None and kind != "page_changed":
-                changes.append(Change(kind, subject, attribute, old_value, new_value))
+                changes.append(Change(kind, subject, attribute, old_value, new_value, key))
         elif old_value is not None:
             removed[(subject, attribute)].append((key, old_value))
         else:
@@ -173,34 +179,78 @@ def diff_facts(old: Iterable[Fact], new: Iterable[Fact]) -> list[Change]:
         gone, came = removed.get(group, []), added.get(group, [])
         if attribute == "member":
             gone, came, renames = _pair_renames(gone, came)
-            changes.extend(Change("member_renamed", subject, attribute, o, n) for o, n in renames)
+            changes.extend(
+                Change("member_renamed", subject, attribute, o, n, k) for o, n, k in renames
+            )
         if attribute in _REMOVED:
             changes.extend(
-                Change(_REMOVED[attribute], subject, attribute, v, None) for _, v in gone
+                Change(_REMOVED[attribute], subject, attribute, v, None, k) for k, v in gone
             )
         if attribute in _ADDED:
-            changes.extend(Change(_ADDED[attribute], subject, attribute, None, v) for _, v in came)
+            changes.extend(
+                Change(_ADDED[attribute], subject, attribute, None, v, k) for k, v in came
+            )
     return changes
 
 
 def _pair_renames(
     gone: Sequence[tuple[str, str]], came: Sequence[tuple[str, str]]
-) -> tuple[list[tuple[str, str]], list[tuple[str, str]], list[tuple[str, str]]]:
-    """Pair removed and added members whose keys are near-identical spellings of one name."""
-    renames: list[tuple[str, str]] = []
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]], list[tuple[str, str, str]]]:
+    """Pair removed and added members whose keys are near-identical spellings of one name.
+
+    Returns the members still removed, still added, and the renames as ``(old name, new name,
+    new key)``.
+    """
+    renames: list[tuple[str, str, str]] = []
     left = list(came)
     still_gone: list[tuple[str, str]] = []
     for key, value in gone:
         best, best_ratio = -1, RENAME_SIMILARITY
         for i, (new_key, _) in enumerate(left):
+            if not _one_spelling_apart(key, new_key):
+                continue
             ratio = difflib.SequenceMatcher(None, key, new_key).ratio()
             if ratio >= best_ratio:
                 best, best_ratio = i, ratio
         if best >= 0:
-            renames.append((value, left.pop(best)[1]))
+            new_key, new_value = left.pop(best)
+            renames.append((value, new_value, new_key))
         else:
             still_gone.append((key, value))
     return still_gone, left, renames
+
+
+def _one_spelling_apart(old_key: str, new_key: str) -> bool:
+    """True when two name keys can be one person spelled twice: as many words, at most one
+    word different, and that word not the other gender's form of the same name."""
+    old_words, new_words = old_key.split(), new_key.split()
+    if len(old_words) != len(new_words):
+        return False
+    old_only, new_only = (
+        Counter(old_words) - Counter(new_words),
+        Counter(new_words) - Counter(old_words),
+    )
+    if sum(old_only.values()) > 1 or sum(new_only.values()) > 1:
+        return False
+    if not old_only:  # the same words (cannot differ then: the keys would be equal)
+        return True
+    (old_word,), (new_word,) = old_only, new_only
+    return not _gender_variants(old_word, new_word)
+
+
+def _gender_variants(a: str, b: str) -> bool:
+    """True when two name words are the masculine and feminine forms of one name
+    ("petrov" / "petrova", "aleksandr" / "aleksandra", "petrovsky" / "petrovskaya")."""
+    for one, other in ((a, b), (b, a)):
+        if other in (one + "a", one + "а"):
+            return True
+        for masculine in _MASCULINE_ENDINGS:
+            if not one.endswith(masculine):
+                continue
+            stem = one[: -len(masculine)]
+            if stem and any(other == stem + feminine for feminine in _FEMININE_ENDINGS):
+                return True
+    return False
 
 
 def count_members(facts: Iterable[Fact]) -> int:

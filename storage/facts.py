@@ -112,10 +112,9 @@ def apply_check(
     state = _state(conn, ctx.source_id)
 
     def event(kind: str, **kw: Any) -> None:
+        kw.setdefault("url", ctx.url)
         ctx.event_ids.append(
-            write_event(
-                kind=kind, detected_at=ctx.stamp, source_id=ctx.source_id, url=ctx.url, **kw
-            )
+            write_event(kind=kind, detected_at=ctx.stamp, source_id=ctx.source_id, **kw)
         )
 
     if ctx.failed:
@@ -165,7 +164,10 @@ def apply_check(
     common = {
         "parser_version": parse.parser_version,
         "parsed_snapshot": ctx.snapshot_id,
-        "warnings": json.dumps(list(parse.warnings), ensure_ascii=False) or None,
+        # no warnings: NULL, not "[]"
+        "warnings": json.dumps(list(parse.warnings), ensure_ascii=False)
+        if parse.warnings
+        else None,
     }
     conn.execute(
         "UPDATE fetch_log SET parse_status = ?, parse_error = ? WHERE id = "
@@ -339,53 +341,74 @@ def _apply_change(
     new_set = set(new)
     old_set = {f for _, f, _ in current}
     before_snapshot = max((s for _, _, s in current if s is not None), default=None)
+    known_news = _news_seen_before(conn, ctx.source_id)
     ended = [fid for fid, f, _ in current if f not in new_set]
     conn.executemany(
         "UPDATE facts SET ended_at = ?, end_snapshot = ? WHERE id = ?",
         [(since, snapshot, fid) for fid in ended],
     )
     _open(conn, ctx, [f for f in new if f not in old_set], since, snapshot, parser_version)
-    summaries = _news_summaries(conn, ctx.source_id)
     for change in diff_facts([f for _, f, _ in current], new):
-        if (
-            change.kind == "news"
-            and policy.watch
-            and not matches_watch(
-                f"{change.new or ''} {summaries.get(change.new or '', '')}", policy.watch
-            )
-        ):
-            continue
-        details = _details(change, ctx.text_diff)
+        url = ctx.url
+        if change.kind == "news":
+            if change.key in known_news:  # scrolled off the list and came back: not news
+                continue
+            if policy.watch and not matches_watch(
+                f"{change.new or ''} {_news_text(conn, ctx.source_id, change.key)}", policy.watch
+            ):
+                continue
+            url = change.key or ctx.url  # the item's own page, for the reader to click through
         event(
             change.kind,
             delegation=change.delegation,
             attribute=change.attribute,
             old=change.old,
             new=change.new,
+            url=url,
             before_snapshot=before_snapshot,
             after_snapshot=snapshot,
-            details=details,
+            details=_details(change, ctx.text_diff),
         )
 
 
+DIFF_LINES = 200  # lines of a page's text diff kept in a page_changed event
+
+
 def _details(change: Change, text_diff: str | None) -> dict[str, Any] | None:
+    """An event's details; a ``page_changed`` one carries the text diff, cut to
+    ``DIFF_LINES`` lines (``diff_truncated`` says whether it was cut)."""
     if change.kind != "page_changed":
         return {"subject": change.subject}
     lines = (text_diff or "").splitlines()
     return {
         "subject": change.subject,
-        "diff": "\n".join(lines[:200]) if text_diff is not None else None,
-        "diff_truncated": len(lines) > 200,
+        "diff": "\n".join(lines[:DIFF_LINES]) if text_diff is not None else None,
+        "diff_truncated": len(lines) > DIFF_LINES,
     }
 
 
-def _news_summaries(conn: sqlite3.Connection, source_id: str) -> dict[str, str]:
+def _news_seen_before(conn: sqlite3.Connection, source_id: str) -> set[str]:
+    """URLs of the news items this source listed before (confirmed facts, now ended).
+
+    An item that comes back onto the list is not news again. Only confirmed sightings count,
+    so an item first seen inside an unconfirmed flip is still reported once confirmed.
+    """
     rows = conn.execute(
-        "SELECT title, COALESCE(summary, '') || ' ' || COALESCE(text, '') "
-        "FROM news WHERE source_id = ?",
+        "SELECT DISTINCT key FROM facts WHERE source_id = ? AND subject = 'news' "
+        "AND attribute = 'item' AND ended_at IS NOT NULL",
         (source_id,),
     )
-    return {r[0]: r[1] for r in rows}
+    return {r[0] for r in rows}
+
+
+def _news_text(conn: sqlite3.Connection, source_id: str, url: str) -> str:
+    """The stored summary and text of one news item (by its URL), for the watch filter."""
+    row = conn.execute(
+        "SELECT COALESCE(summary, '') || ' ' || COALESCE(text, '') FROM news "
+        "WHERE source_id = ? AND url = ?",
+        (source_id, url),
+    ).fetchone()
+    return str(row[0]) if row else ""
 
 
 def _store_news(conn: sqlite3.Connection, ctx: CheckContext, news: Sequence[NewsRow]) -> None:

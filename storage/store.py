@@ -110,6 +110,11 @@ class CheckOutcome:
     event_ids: list[int] = field(default_factory=list)
     error_kind: str | None = None
     error: str | None = None
+    parse_error: str | None = None  # set while the source's page cannot be read
+
+    @property
+    def broken(self) -> bool:
+        return self.outcome != "failed" and self.parse_error is not None
 
 
 @dataclass(frozen=True)
@@ -124,6 +129,8 @@ class SourceStatus:
     last_error: str | None
     last_change: str | None
     snapshots: int
+    parse_status: str | None  # ok | broken | None (never parsed)
+    parse_error: str | None
 
 
 @dataclass(frozen=True)
@@ -298,7 +305,14 @@ class Store:
                 text_diff=parse.text_diff if parse is not None else None,
             )
             apply_check(self.db.conn, ctx, parse, policy or Policy(), self._insert_event)
-            return replace(outcome, event_ids=ctx.event_ids)
+            state = self.db.conn.execute(
+                "SELECT parse_status, parse_error FROM source_state WHERE source_id = ?",
+                (check.source_id,),
+            ).fetchone()
+            parse_error = None
+            if state is not None and state[0] == "broken":
+                parse_error = state[1] or "the page cannot be read"
+            return replace(outcome, event_ids=ctx.event_ids, parse_error=parse_error)
 
     def rebuild_facts(
         self,
@@ -500,8 +514,10 @@ class Store:
               (SELECT detected_at FROM events WHERE source_id = src.id AND kind NOT IN
                  ('source_failing', 'source_recovered', 'parse_broken', 'parse_recovered')
                  ORDER BY id DESC LIMIT 1),
-              (SELECT COUNT(*) FROM snapshots WHERE source_id = src.id)
-            FROM sources src ORDER BY src.id
+              (SELECT COUNT(*) FROM snapshots WHERE source_id = src.id),
+              st.parse_status, st.parse_error
+            FROM sources src LEFT JOIN source_state st ON st.source_id = src.id
+            ORDER BY src.id
             """
         ).fetchall()
         return [SourceStatus(*r) for r in rows]

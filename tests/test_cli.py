@@ -152,3 +152,21 @@ def test_run_prints_the_pending_report_once_unless_no_deliver(
     again = pawatch("--config", str(cfg), "run", "--format", "json")
     assert again.returncode == 0 and "6 -> 7" not in again.stdout + again.stderr
     json.loads(again.stdout)
+
+
+def test_a_page_that_cannot_be_read_is_reported_and_exits_1(
+    tmp_path: Path, server: LocalServer
+) -> None:
+    server.set("/r", Route(body='<ul><li class="n">Nurlan Example</li></ul>'))
+    block = source_block("r", server.url("/r"), parser="roster")
+    cfg = write_config(tmp_path, block + '[sources.options]\nname = ".n"\n')
+    assert pawatch("--config", str(cfg), "run").returncode == 0
+    server.set("/r", Route(body='<ul><li class="person">Nurlan Example</li></ul>'))
+    broken = pawatch("--config", str(cfg), "run")
+    assert broken.returncode == 1
+    assert "broken: r:" in broken.stdout and "'.n'" in broken.stdout
+    assert "BROKEN" in broken.stderr
+    status = pawatch("--config", str(cfg), "status")
+    assert "broken" in status.stdout and "! r: cannot read the page" in status.stdout
+    rows = json.loads(pawatch("--config", str(cfg), "status", "--format", "json").stdout)
+    assert rows[0]["parse_status"] == "broken"
