@@ -142,14 +142,12 @@ def parse_body(
     )
 
 
-def text_diff(before: str, after: str, limit: int = 200) -> str:
-    """A unified diff of two page texts (at most ``limit`` lines)."""
-    lines = list(
-        difflib.unified_diff(
-            before.splitlines(), after.splitlines(), "before", "after", lineterm="", n=1
-        )
+def text_diff(before: str, after: str) -> str:
+    """A unified diff of two page texts (storage cuts long ones and says so)."""
+    lines = difflib.unified_diff(
+        before.splitlines(), after.splitlines(), "before", "after", lineterm="", n=1
     )
-    return "\n".join(lines[:limit])
+    return "\n".join(lines)
 
 
 def _check_from_result(source: Source, result: FetchResult) -> CheckInput:
@@ -250,10 +248,10 @@ def reparse_source(store: Store, source: Source) -> int:
     """Re-derive a source's facts from all its stored snapshots with the current parser."""
     spec = get_parser(source.parser)
     versions = []
-    for snapshot_id, first_seen, last_seen, _seen in store.snapshot_versions(source.id):
+    for snapshot_id, first_seen, last_seen, seen in store.snapshot_versions(source.id):
         snap = store.snapshot(snapshot_id)
         parsed = parse_body(source, spec, snap.body, snap.content_type, snap.url)
-        versions.append(Version(snapshot_id, first_seen, last_seen, parsed))
+        versions.append(Version(snapshot_id, first_seen, last_seen, parsed, seen_count=seen))
     return store.rebuild_facts(source.id, versions, spec.version, policy_for(source))
 
 

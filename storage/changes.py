@@ -2,10 +2,11 @@
 
 No database, no clock. ``diff_facts(old, new)`` pairs facts by ``(subject, attribute, key)``:
 single-valued attributes (seats, plenipotentiary) become "changed from A to B"; multi-valued
-ones (members, websites, news items) become added / removed; a member whose spelling changed
-(same person by the name normaliser, or a near-identical spelling) is renamed. A delegation
-that appears or disappears is one event, not one per fact. Wording that keeps every fact the
-same yields nothing.
+ones (members, websites, news items) become added / removed, each naming its fact key
+(``Change.key``); a member whose spelling changed (same person by the name normaliser, or a
+near-identical spelling of one word of the name, not its other gender's form) is renamed. A
+delegation that appears or disappears is one event, not one per fact. Wording that keeps every
+fact the same yields nothing.
 """
 
 from __future__ import annotations

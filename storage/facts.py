@@ -341,17 +341,20 @@ def _apply_change(
     new_set = set(new)
     old_set = {f for _, f, _ in current}
     before_snapshot = max((s for _, _, s in current if s is not None), default=None)
-    known_news = _news_seen_before(conn, ctx.source_id)
     ended = [fid for fid, f, _ in current if f not in new_set]
     conn.executemany(
         "UPDATE facts SET ended_at = ?, end_snapshot = ? WHERE id = ?",
         [(since, snapshot, fid) for fid in ended],
     )
     _open(conn, ctx, [f for f in new if f not in old_set], since, snapshot, parser_version)
-    for change in diff_facts([f for _, f, _ in current], new):
+    changes = diff_facts([f for _, f, _ in current], new)
+    # (an item added by this change was not listed just before, so none of the facts ended
+    # above is one of them)
+    listed_before = _news_listed_before(conn, ctx.source_id) if _has_news(changes) else set()
+    for change in changes:
         url = ctx.url
         if change.kind == "news":
-            if change.key in known_news:  # scrolled off the list and came back: not news
+            if change.key in listed_before:  # scrolled off the list and came back: not news
                 continue
             if policy.watch and not matches_watch(
                 f"{change.new or ''} {_news_text(conn, ctx.source_id, change.key)}", policy.watch
@@ -387,11 +390,16 @@ def _details(change: Change, text_diff: str | None) -> dict[str, Any] | None:
     }
 
 
-def _news_seen_before(conn: sqlite3.Connection, source_id: str) -> set[str]:
-    """URLs of the news items this source listed before (confirmed facts, now ended).
+def _has_news(changes: Sequence[Change]) -> bool:
+    return any(c.kind == "news" for c in changes)
 
-    An item that comes back onto the list is not news again. Only confirmed sightings count,
-    so an item first seen inside an unconfirmed flip is still reported once confirmed.
+
+def _news_listed_before(conn: sqlite3.Connection, source_id: str) -> set[str]:
+    """URLs of the news items this source listed before and no longer lists (ended facts).
+
+    An item that scrolls off the list and comes back is not news again. Only confirmed
+    sightings count (facts, not the ``news`` table, which keeps every parse's items): an item
+    first seen inside a flip that was not confirmed is still reported once it is confirmed.
     """
     rows = conn.execute(
         "SELECT DISTINCT key FROM facts WHERE source_id = ? AND subject = 'news' "
@@ -455,6 +463,16 @@ class Version:
     first_seen: str
     last_seen: str
     parse: ParseInput
+    seen_count: int = 1  # checks that saw this version (``snapshots.seen_count``)
+
+
+@dataclass
+class _Group:
+    """Consecutive good versions with one fact set that differs from the current facts."""
+
+    facts: frozenset[Fact]
+    checks: int  # checks that saw it, summed over its versions
+    first: Version
 
 
 def rebuild_facts(
@@ -467,34 +485,32 @@ def rebuild_facts(
     """Re-derive a source's fact intervals from its snapshots, oldest first; no events.
 
     Used when a parser's code changed what it extracts: the history is rebuilt as the new
-    parser reads it, so the next check compares like with like. A version whose member list
-    collapsed (``policy``, as in ``apply_check``) is a broken parse here too, never facts.
+    parser reads it, so the next check compares like with like. The rules are the live
+    ones (``apply_check``): the first good version is the baseline; later, consecutive good
+    versions with one fact set become the facts only once ``policy.confirm`` checks saw them
+    in total (``Version.seen_count``), dated from their first sighting, so a flip back inside
+    the window leaves no interval; a trailing group not yet confirmed is left as the change
+    awaiting confirmation, for the next check to confirm or drop. A version that cannot be
+    read, or whose member list collapsed, is a broken parse: it neither confirms nor refutes.
     Returns the facts written.
     """
     policy = policy or Policy()
     conn.execute("DELETE FROM facts WHERE source_id = ?", (source_id,))
     open_ids: dict[Fact, int] = {}
     written = 0
-    last_good: int | None = None
+    baseline: Version | None = None
+    pending: _Group | None = None
     last_error: str | None = None
-    for version in versions:
-        facts = version.parse.facts
-        last_error = version.parse.error
-        if facts is not None and last_good is not None:
-            collapsed = _collapse_error(list(open_ids), facts, policy)
-            if collapsed is not None:
-                facts, last_error = None, collapsed
-        if facts is None:
-            last_error = last_error or "the parser found nothing to read"
-            continue
-        last_error = None
-        new = set(facts)
-        for fact in [f for f in open_ids if f not in new]:
+
+    def become(facts: frozenset[Fact], since: Version, now: Version) -> None:
+        """``facts`` are the current facts from ``since`` on, last seen in ``now``."""
+        nonlocal written
+        for fact in [f for f in open_ids if f not in facts]:
             conn.execute(
                 "UPDATE facts SET ended_at = ?, end_snapshot = ? WHERE id = ?",
-                (version.first_seen, version.snapshot_id, open_ids.pop(fact)),
+                (since.first_seen, since.snapshot_id, open_ids.pop(fact)),
             )
-        for fact in sorted(new - open_ids.keys(), key=lambda f: (f.subject, f.attribute, f.key)):
+        for fact in sorted(facts - open_ids.keys(), key=lambda f: (f.subject, f.attribute, f.key)):
             cur = conn.execute(
                 "INSERT INTO facts (source_id, subject, attribute, key, value, first_seen, "
                 "last_seen, first_snapshot, last_snapshot, parser_version) "
@@ -505,22 +521,53 @@ def rebuild_facts(
                     fact.attribute,
                     fact.key,
                     fact.value,
-                    version.first_seen,
-                    version.last_seen,
-                    version.snapshot_id,
-                    version.snapshot_id,
+                    since.first_seen,
+                    now.last_seen,
+                    since.snapshot_id,
+                    now.snapshot_id,
                     parser_version,
                 ),
             )
             assert cur.lastrowid is not None
             open_ids[fact] = cur.lastrowid
             written += 1
+
+    def touch(version: Version) -> None:
         conn.execute(
             "UPDATE facts SET last_seen = ?, last_snapshot = ? "
             "WHERE source_id = ? AND ended_at IS NULL",
             (version.last_seen, version.snapshot_id, source_id),
         )
-        last_good = version.snapshot_id
+
+    for version in versions:
+        facts = version.parse.facts
+        error = version.parse.error
+        if facts is not None and baseline is not None:
+            collapsed = _collapse_error(list(open_ids), facts, policy)
+            if collapsed is not None:
+                facts, error = None, collapsed
+        if facts is None:
+            last_error = error or "the parser found nothing to read"
+            continue
+        last_error = None
+        seen = frozenset(facts)
+        if baseline is None:
+            baseline = version
+            become(seen, version, version)
+            continue
+        if seen == open_ids.keys():
+            touch(version)
+            pending = None  # flipped back inside the confirm window (or no change at all)
+            continue
+        if pending is not None and pending.facts == seen:
+            pending.checks += version.seen_count
+        else:
+            pending = _Group(seen, version.seen_count, version)
+        if pending.checks >= policy.confirm:
+            become(seen, pending.first, version)
+            touch(version)
+            pending = None
+
     state = _state(conn, source_id)
     status = ("ok" if last_error is None else "broken") if versions else None
     _update_state(
@@ -533,11 +580,10 @@ def rebuild_facts(
         broken_since=(state["broken_since"] or versions[-1].first_seen)
         if status == "broken"
         else None,
-        baseline_at=state["baseline_at"]
-        or (versions[0].first_seen if last_good is not None else None),
-        candidate=None,
-        candidate_count=0,
-        candidate_since=None,
-        candidate_snapshot=None,
+        baseline_at=state["baseline_at"] or (baseline.first_seen if baseline else None),
+        candidate=_facts_json(list(pending.facts)) if pending else None,
+        candidate_count=pending.checks if pending else 0,
+        candidate_since=pending.first.first_seen if pending else None,
+        candidate_snapshot=pending.first.snapshot_id if pending else None,
     )
     return written

@@ -10,7 +10,7 @@ import pytest
 
 from scraper.parsers.base import Fact
 from storage import CheckInput, SourceRow, StorageError, Store
-from storage.facts import ParseInput
+from storage.facts import DIFF_LINES, ParseInput, Policy, Version
 from storage.schema import SCHEMA_VERSION
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -37,8 +37,8 @@ def ok(source: str, body: bytes, minutes: int = 0, **kw: object) -> CheckInput:
         0.25,
         http_status=200,
         body=body,
-        **kw,
-    )  # type: ignore[arg-type]
+        **kw,  # type: ignore[arg-type]
+    )
 
 
 def count(store: Store, table: str) -> int:
@@ -232,3 +232,131 @@ def test_open_a_file_that_is_not_a_database(tmp_path: Path) -> None:
 def test_foreign_keys_are_enforced(store: Store) -> None:
     with pytest.raises(sqlite3.IntegrityError):
         store.record_check(ok("unknown-source", b"x"))
+
+
+def test_a_parse_without_warnings_stores_null_warnings(store: Store) -> None:
+    store.record_check(ok("a", b"one"), text("one"))
+    warnings = "SELECT warnings FROM source_state WHERE source_id = 'a'"
+    assert store.db.conn.execute(warnings).fetchone()[0] is None
+    store.record_check(
+        ok("a", b"two", minutes=5),
+        ParseInput(1, [Fact("page", "text", "", "two")], warnings=("odd heading",)),
+    )
+    assert store.db.conn.execute(warnings).fetchone()[0] == '["odd heading"]'
+
+
+@pytest.mark.parametrize(("lines", "cut"), [(DIFF_LINES, False), (DIFF_LINES + 50, True)])
+def test_a_long_text_diff_is_cut_and_says_so(store: Store, lines: int, cut: bool) -> None:
+    import json
+
+    store.record_check(ok("a", b"one"), text("one"))
+    diff = "\n".join(f"+line {i}" for i in range(lines))
+    store.record_check(
+        ok("a", b"two", minutes=5),
+        ParseInput(1, [Fact("page", "text", "", "two")], text_diff=diff),
+    )
+    (event,) = store.events()
+    details = json.loads(event["details"])
+    assert details["diff_truncated"] is cut
+    assert details["diff"].splitlines() == diff.splitlines()[:DIFF_LINES]
+
+
+# --- re-deriving facts from snapshots (reparse) honours the confirmation window ------------
+
+
+def seats(n: int | None) -> ParseInput:
+    """A parse of source b: the Kyrgyz total, or nothing readable (``None``)."""
+    if n is None:
+        return ParseInput(2, None, error="no delegation block on this page")
+    return ParseInput(2, [Fact("delegation:KG", "seats:total", "", str(n))])
+
+
+def rebuild(store: Store, history: list[tuple[int | None, int]], confirm: int = 2) -> list[int]:
+    """Store one snapshot of b per ``(seats, checks that saw it)``, unparsed, then re-derive
+    b's facts from them; the snapshot ids."""
+    ids: list[int] = []
+    minute = 0
+    for n, seen in history:
+        for _ in range(seen):
+            outcome = store.record_check(ok("b", f"<p>{n} {len(ids)}</p>".encode(), minute))
+            minute += 10
+        assert outcome.snapshot_id is not None
+        ids.append(outcome.snapshot_id)
+    versions = [
+        Version(sid, first, last, seats(n), seen_count=count)
+        for (sid, first, last, count), (n, _) in zip(
+            store.snapshot_versions("b"), history, strict=True
+        )
+    ]
+    store.rebuild_facts("b", versions, 2, Policy(confirm=confirm))
+    return ids
+
+
+def periods(store: Store) -> list[tuple[str, int, int | None]]:
+    return [
+        tuple(r)
+        for r in store.db.conn.execute(
+            "SELECT value, first_snapshot, end_snapshot FROM facts WHERE source_id = 'b' "
+            "ORDER BY id"
+        )
+    ]
+
+
+def candidate(store: Store) -> tuple[object, ...]:
+    row = store.db.conn.execute(
+        "SELECT candidate, candidate_count, candidate_since, candidate_snapshot "
+        "FROM source_state WHERE source_id = 'b'"
+    ).fetchone()
+    return tuple(row)
+
+
+def test_rebuild_drops_changes_that_flipped_back_inside_the_window(store: Store) -> None:
+    a1, *_ = rebuild(store, [(7, 1), (8, 1), (7, 1), (8, 1), (7, 1)])
+    assert periods(store) == [("7", a1, None)]
+    assert candidate(store) == (None, 0, None, None)
+
+
+def test_rebuild_counts_the_checks_that_saw_each_version(store: Store) -> None:
+    a, b = rebuild(store, [(7, 1), (8, 2)])
+    assert periods(store) == [("7", a, b), ("8", b, None)]
+    assert candidate(store) == (None, 0, None, None)
+
+
+def test_rebuild_confirms_across_bodies_with_the_same_facts(store: Store) -> None:
+    a, b1, _b2, a2 = rebuild(store, [(7, 1), (8, 1), (8, 1), (7, 1)])
+    assert periods(store) == [("7", a, b1), ("8", b1, None)]
+    # the last version, seen once, waits for its confirmation
+    since = store.snapshot(a2).first_seen
+    assert candidate(store) == ('[["delegation:KG", "seats:total", "", "7"]]', 1, since, a2)
+
+
+def test_rebuild_broken_versions_do_not_confirm(store: Store) -> None:
+    a, b1, _broken, _b2 = rebuild(store, [(7, 1), (8, 1), (None, 5), (8, 1)])
+    assert periods(store) == [("7", a, b1), ("8", b1, None)]
+    state = "SELECT parse_status, candidate FROM source_state WHERE source_id = 'b'"
+    assert tuple(store.db.conn.execute(state).fetchone()) == ("ok", None)
+
+
+def test_rebuild_broken_versions_do_not_refute(store: Store) -> None:
+    a, b, _broken = rebuild(store, [(7, 1), (8, 1), (None, 1)])
+    assert periods(store) == [("7", a, None)]
+    since = store.snapshot(b).first_seen
+    assert candidate(store) == ('[["delegation:KG", "seats:total", "", "8"]]', 1, since, b)
+    state = "SELECT parse_status FROM source_state WHERE source_id = 'b'"
+    assert store.db.conn.execute(state).fetchone()[0] == "broken"
+
+
+def test_rebuild_leaves_an_unconfirmed_change_for_the_next_check(store: Store) -> None:
+    a, b = rebuild(store, [(7, 1), (8, 1)], confirm=3)
+    assert periods(store) == [("7", a, None)]
+    since = store.snapshot(b).first_seen
+    assert candidate(store) == ('[["delegation:KG", "seats:total", "", "8"]]', 1, since, b)
+    # the next checks see the same body: the change is confirmed at the third sighting
+    again = store.record_check(ok("b", b"<p>8 1</p>", 100), None, Policy(confirm=3))
+    assert again.outcome == "unchanged" and again.event_ids == []
+    last = store.record_check(ok("b", b"<p>8 1</p>", 110), None, Policy(confirm=3))
+    assert len(last.event_ids) == 1
+    (event,) = store.events()
+    assert (event["kind"], event["old"], event["new"]) == ("composition", "7", "8")
+    assert (event["before_snapshot"], event["after_snapshot"]) == (a, b)
+    assert periods(store) == [("7", a, b), ("8", b, None)]
