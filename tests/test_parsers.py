@@ -159,8 +159,59 @@ def test_unknown_chamber_of_known_delegation_is_slugged_with_a_warning() -> None
 
 
 def test_block_found_but_unreadable_is_a_parse_error() -> None:
-    with pytest.raises(ParseError, match="could read none"):
+    with pytest.raises(ParseError, match=r"cannot read the composition sentence .*no seat count"):
         _delegations("<p>Delegation of the Parliament of Narnia consists of many deputies.</p>")
+
+
+_KG = "Delegation of the Supreme Council of the Kyrgyz Republic to the CSTO PA "
+_BY = "Delegation of the National Assembly of the Republic of Belarus to the CSTO PA "
+
+
+@pytest.mark.parametrize(
+    ("sentence", "problem"),
+    [
+        (_KG + "consists of 7 people's deputies.", "no seat count"),
+        (_KG + "consists of seven (7) deputies.", "no seat count"),
+        (_KG + "is made up of 7 deputies.", "no composition verb"),
+        (_KG + "consists of 7 deputies and 2 (two) members.", "the count '2'"),
+        (_BY + "consists of 7 deputies from the House of Representatives and four (4) deputies "
+         "from the Council of the Republic.", "the count 'four'"),
+        ("Делегация Жогорку Кенеша Кыргызской Республики в ПА ОДКБ состоит из 7 народных "
+         "депутатов.", "no seat count"),
+        ("Делегация Жогорку Кенеша Кыргызской Республики в ПА ОДКБ состоит из 7 депутатов и "
+         "двух (2) наблюдателей.", "the count 'двух'"),
+        ("Делегация Жогорку Кенеша Кыргызской Республики в ПА ОДКБ насчитывает 7 депутатов.",
+         "no composition verb"),
+    ],
+)  # fmt: skip
+def test_unreadable_composition_sentence_is_a_parse_error(sentence: str, problem: str) -> None:
+    """A recognised but unreadable sentence never silently drops its delegation (which the
+    change layer would report as `delegation_removed`), even beside readable ones."""
+    readable = (
+        "Delegation of the Parliament of the Republic of Kazakhstan to the CSTO PA consists "
+        "of 8 deputies from the Mazhilis and 8 members of the Senate."
+    )
+    html = f"<div><p>{readable}</p><p>{sentence}</p><p>Plenipotentiary representative: X Y</p>"
+    with pytest.raises(ParseError) as info:
+        _delegations(html)
+    message = str(info.value)
+    assert message.startswith("delegations: cannot read the composition sentence ")
+    assert problem in message
+    assert sentence[:40] in message
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Delegation of the Federal Assembly to the CSTO PA took part in the session.",
+        "Delegation of the State Duma visited Minsk with members of the committee.",
+        "Делегация Жогорку Кенеша в ПА ОДКБ приняла участие в заседании.",
+        "Delegation members: Viktor Kogut, Oleg Ivanov.",
+    ],
+)
+def test_headlines_starting_with_delegation_are_not_composition_sentences(text: str) -> None:
+    result = _delegations(f"<p>{text}</p>")
+    assert result.found is False and result.records == []
 
 
 def test_page_without_block_is_not_found_never_empty_records() -> None:
@@ -195,6 +246,36 @@ def test_delegation_page_for_another_delegation_is_a_parse_error() -> None:
         get_parser("delegation-page").func(html, "https://pacsto.org/", {"delegation": "KG"})
 
 
+def test_delegation_page_unreadable_sidebar_sentence_without_delegation_is_an_error() -> None:
+    """With the source's delegation configured, another delegation's unreadable sidebar
+    sentence is a warning (fixture tj_sidebar_other_unreadable); without it, the page cannot
+    say which sentence is its own: an error."""
+    html = (FIXTURES / "delegation-page" / "tj_sidebar_other_unreadable.html").read_text()
+    with pytest.raises(ParseError, match=r"cannot read the composition sentence .*Belarus"):
+        get_parser("delegation-page").func(html, "https://pacsto.org/", {"delegation": None})
+
+
+def test_delegation_page_unreadable_sentence_of_its_own_delegation_is_an_error() -> None:
+    html = (
+        "<div><p>Delegation of the Supreme Council of the Kyrgyz Republic to the CSTO PA "
+        "consists of 7 deputies.</p></div><main><p>Delegation of the Supreme Council of the "
+        "Kyrgyz Republic to the CSTO PA consists of 7 people's deputies.</p><p>Alishev "
+        "Shabdanbek, Imanaliev Erkin</p></main>"
+    )
+    with pytest.raises(ParseError, match="7 people's deputies"):
+        get_parser("delegation-page").func(html, "https://pacsto.org/", {"delegation": "KG"})
+
+
+@pytest.mark.parametrize("delegation", ["TJ", None])
+def test_delegation_page_delegation_option(delegation: str | None) -> None:
+    """The ``delegation`` option, as the pipeline passes it, still chooses the sentence."""
+    html = (FIXTURES / "delegation-page" / "tj_country_page.html").read_text()
+    options = {} if delegation is None else {"delegation": delegation}
+    result = get_parser("delegation-page").func(html, "https://pacsto.org/", options)
+    assert [r.delegation_id for r in result.records] == ["TJ"]
+    assert len(result.records[0].members) == 12
+
+
 def test_delegation_page_members_selector() -> None:
     html = (FIXTURES / "delegation-page" / "tj_country_page.html").read_text()
     result = get_parser("delegation-page").func(
@@ -210,6 +291,67 @@ def test_delegation_page_members_selector() -> None:
 def test_news_mode_must_be_known() -> None:
     with pytest.raises(ParseError, match="option mode"):
         get_parser("news-list").func("<p>x</p>", "https://pacsto.org/", {"mode": "feed"})
+
+
+_NEWS_URL = "https://pacsto.org/events"
+_ITEMS = "".join(
+    f'<div class="card"><span>{d} May 2024</span><a href="/events/{d}">Event number {d}</a>'
+    "<p>Members of the Assembly met to discuss the agenda of the session.</p></div>"
+    for d in (1, 2, 3, 4)
+)
+
+
+@pytest.mark.parametrize(
+    ("html", "options", "problem"),
+    [
+        # the item class renamed: the page h1 must not become a news item
+        (f"<div class='wrap'><h1>Events</h1><div class='feed'>{_ITEMS}</div></div>", {},
+         "a list of 4 <div class=\"card\"> items"),
+        # the header wrapper around the h1 holds no text: the list is found further up
+        (f"<div><div class='head'><h1>Events</h1></div><section>{_ITEMS}</section></div>", {},
+         "a list of 4"),
+        # a list of <article> items: the first <article> is no article page
+        ("<h1>News</h1><div>" + _ITEMS.replace("div class", "article class").replace(
+            "</div>", "</article>") + "</div>", {}, "<article class=\"card\">"),
+        # the list emptied (rendered by a script now): only the h1 is left
+        ("<div><h1>Events</h1><div class='events-list'></div></div>", {},
+         "no text beside its title"),
+        # an explicitly configured item selector that matches nothing, in auto mode
+        (f"<h1>Events</h1>{_ITEMS}", {"item": ".event-item"},
+         "item selector '.event-item' matched nothing"),
+    ],
+)  # fmt: skip
+def test_news_auto_mode_never_reads_a_list_page_as_an_article(
+    html: str, options: dict[str, Any], problem: str
+) -> None:
+    with pytest.raises(ParseError) as info:
+        get_parser("news-list").func(html, _NEWS_URL, options)
+    assert problem in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        "<article><header><h1>Seminar held</h1><time datetime='2024-05-01'>1 May 2024</time>"
+        "</header><div class='text'><p>The Assembly held a seminar on electoral processes.</p>"
+        "<p>Members of <a href='/a'>one</a> and <a href='/b'>two</a> spoke.</p></div></article>"
+        "<nav><ul><li><a href='/x'>x</a></li><li><a href='/y'>y</a></li>"
+        "<li><a href='/z'>z</a></li></ul></nav>",
+        "<div><h1>Seminar held</h1><p>1 May 2024</p><p>The Assembly held a seminar on "
+        "electoral processes in Minsk.</p></div>",
+        # a logo h1 above a menu: the title is the article's own h1, as _read_article takes
+        "<header><h1>CSTO Parliamentary Assembly</h1><ul><li><a href='/x'>Events</a></li>"
+        "<li><a href='/y'>Documents</a></li><li><a href='/z'>Contacts</a></li></ul></header>"
+        "<article><h1>Seminar held</h1><p>1 May 2024</p><p>The Assembly held a seminar on "
+        "electoral processes in Minsk.</p></article>",
+    ],
+)
+def test_news_auto_mode_reads_a_single_article(html: str) -> None:
+    url = "https://pacsto.org/events/seminar"
+    result = get_parser("news-list").func(html, url, {})
+    assert [(r.url, r.title, r.date) for r in result.records] == [
+        (url, "Seminar held", "2024-05-01")
+    ]
 
 
 def test_news_article_without_title_is_a_parse_error() -> None:

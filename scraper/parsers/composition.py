@@ -9,6 +9,12 @@
 ``split_pieces`` cuts visible lines into such statements (a line may hold several, or carry a
 link path glued to its start); ``assemble`` turns them into ``DelegationRecord``s. Shared by
 the ``delegations`` and ``delegation-page`` parsers.
+
+A piece recognised as a composition sentence (it starts "Delegation of/from" or "Делегация"
+and has a composition verb, or names the Assembly and states a count of deputies/members)
+is read in full or not at all: ``read_composition`` raises ``CompositionError`` naming the
+sentence and what it could not read, never drops it (a dropped sentence would read as "the
+delegation was removed").
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from dataclasses import dataclass
 from itertools import accumulate, pairwise
 
 from config.registry import Registry, fold_text, slugify
+from scraper.parsers.base import ParseError
 from scraper.parsers.names import clean_name, looks_like_name
 from scraper.parsers.numbers import COUNT_PATTERN, parse_count
 from scraper.parsers.records import ChamberSeats, DelegationRecord, Website
@@ -33,7 +40,7 @@ _DELEGATION_WORD = r"Delegation\s+(?:of|from)\b|Делегация\s"
 _PLENIPOTENTIARY_WORD = r"Plenipotentiary\s+[Rr]epresentative|Полномочн\w*\s+представител\w*"
 _WEBSITE_WORD = (
     r"(?<!Official )(?:Official\s+)?[Ww]eb-?\s?site\s+of\b"
-    r"|(?<!фициальный )(?:[Оо]фициальный\s+)?(?:[Сс]айт|[Вв]еб-сайт)\s"
+    r"|(?<!фициальный )(?<![\w-])(?:[Оо]фициальный\s+)?(?:[Сс]айт|[Вв]еб-сайт)\s"
 )
 # Where a statement starts inside a line (a zero-width split point).
 _STATEMENT_START_RE = re.compile(
@@ -53,6 +60,7 @@ _VERB_RE = re.compile(
     r"состоит\s+из|представлена|включает(?:\s+в\s+себя)?)\s"
 )
 _DELEGATION_RE = re.compile(rf"(?:{_DELEGATION_WORD})\s*(?:the\s+)?")
+_DELEGATION_START_RE = re.compile(rf"(?:{_DELEGATION_WORD})")
 _ASSEMBLY_RE = re.compile(
     r"\s+(?:(?:to|in|at)\s+(?:the\s+)?(?:CSTO|PA\b|Parliamentary\s+Assembly)"
     r"|в\s+(?:ПА|Парламентск\w+\s+[Аа]ссамбле\w+)\b).*$"
@@ -72,6 +80,11 @@ _COUNT_CANDIDATE_RE = re.compile(
     rf"(?<![^\W_])(?P<n>\d{{1,3}}|[^\W\d_]++)\s+(?P<noun>{_NOUNS})(?![^\W_])", re.IGNORECASE
 )
 _COUNT_WORD_RE = re.compile(rf"(?:{COUNT_PATTERN})", re.IGNORECASE)
+# A count written as a whole word (digits or a number word) anywhere: one that is not part
+# of a read "<count> <noun>" is a count the sentence states but the parser cannot read.
+_ANY_COUNT_RE = re.compile(rf"(?<![^\W_])(?:{COUNT_PATTERN})(?![^\W_])", re.IGNORECASE)
+_NOUN_RE = re.compile(rf"(?<![^\W_])(?:{_NOUNS})(?![^\W_])", re.IGNORECASE)
+_SHORT = 120  # characters of a sentence quoted in an error
 _SENTENCE_END_RE = re.compile(r"\.(?:\s|$)")
 _CHAMBER_LEAD_RE = re.compile(r"^\s*(?:(?:from|of|in|из|от)\s+)?(?:the\s+)?", re.IGNORECASE)
 _CHAMBER_TAIL_RE = re.compile(r"(?:\s*(?:,|;|\band\b|\bи\b|\.))+\s*$", re.IGNORECASE)
@@ -94,8 +107,37 @@ class Piece:
     text: str
 
 
+class CompositionError(ParseError):
+    """A composition sentence was recognised but could not be read in full."""
+
+    def __init__(self, text: str, problem: str, delegation_id: str | None = None) -> None:
+        super().__init__(f"cannot read the composition sentence {shorten(text)!r}: {problem}")
+        self.delegation_id = delegation_id  # the parliament it names, when that was read
+
+
+def shorten(text: str, limit: int = _SHORT) -> str:
+    """``text`` on one line, cut to ``limit`` characters (with "…" when cut)."""
+    text = normalize_space(text)
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def looks_like_composition(text: str) -> bool:
+    """True when ``text`` is a composition sentence, readable or not: it starts with
+    "Delegation of/from" or "Делегация" and has a composition verb, or names the Assembly
+    ("to the CSTO PA", "в ПА ОДКБ") and states a count and a seat noun in its first sentence
+    ("... to the CSTO PA is made up of 7 deputies")."""
+    if _DELEGATION_START_RE.match(text) is None:
+        return False
+    if _VERB_RE.search(text):
+        return True
+    first = _SENTENCE_END_RE.split(text, maxsplit=1)[0]
+    return bool(
+        _ASSEMBLY_RE.search(first) and _NOUN_RE.search(first) and _ANY_COUNT_RE.search(first)
+    )
+
+
 def _kind(text: str) -> str:
-    if text.startswith(("Delegation", "Делегация")) and _VERB_RE.search(text):
+    if looks_like_composition(text):
         return COMPOSITION
     if _PLENIPOTENTIARY_RE.match(text):
         return PLENIPOTENTIARY
@@ -162,19 +204,26 @@ def _chamber_slug(chamber: str, parliament: str) -> str:
     return slugify(folded)
 
 
-def read_composition(text: str, registry: Registry, warnings: list[str]) -> DelegationRecord | None:
-    """A composition sentence -> a record with its seats (no representative, no websites)."""
+def read_composition(text: str, registry: Registry, warnings: list[str]) -> DelegationRecord:
+    """A composition sentence -> a record with its seats (no representative, no websites).
+
+    Raises ``CompositionError`` when the sentence cannot be read in full: no composition
+    verb, no parliament, no count of seats, or a count it states but that is not read.
+    """
     verb = _VERB_RE.search(text)
     if verb is None:
-        return None
+        raise CompositionError(
+            text, "no composition verb (consists of, is represented by, состоит из, "
+            "представлена, ...)"
+        )  # fmt: skip
     leads = list(_DELEGATION_RE.finditer(text, 0, verb.start()))
     if not leads:
-        return None
+        raise CompositionError(text, "no 'Delegation of'/'Делегация' before its verb")
     lead = leads[-1]  # the last "Delegation of" before the verb
     parliament = _ASSEMBLY_RE.sub("", text[lead.end() : verb.start()]).strip(" ,")
     if not parliament:
-        warnings.append(f"composition sentence names no parliament: {text[:160]!r}")
-        return None
+        raise CompositionError(text, "it names no parliament")
+    named = registry.match_delegation(parliament)
     rest = _SENTENCE_END_RE.split(text[verb.end() :], maxsplit=1)[0]
     counts = [
         match
@@ -182,9 +231,17 @@ def read_composition(text: str, registry: Registry, warnings: list[str]) -> Dele
         if _COUNT_WORD_RE.fullmatch(match.group("n"))
     ]
     if not counts:
-        warnings.append(f"composition sentence has no readable count: {text[:160]!r}")
-        return None
-    delegation_id = registry.resolve_delegation(parliament)
+        raise CompositionError(
+            text, f"no seat count (a number followed by deputies, members, депутатов, ...) in "
+            f"{shorten(rest, 80)!r}", named
+        )  # fmt: skip
+    for stray in _ANY_COUNT_RE.finditer(rest):
+        if not any(m.start("n") <= stray.start() < m.end("n") for m in counts):
+            at = shorten(rest[stray.start() :], 40)
+            raise CompositionError(
+                text, f"the count {stray.group()!r} is not read as seats (at {at!r})", named
+            )
+    delegation_id = named or registry.resolve_delegation(parliament)
     chambers: list[ChamberSeats] = []
     for index, match in enumerate(counts):
         end = counts[index + 1].start() if index + 1 < len(counts) else len(rest)
@@ -279,24 +336,24 @@ def assemble(
 ) -> list[DelegationRecord]:
     """Records from the statements in ``pieces``: a composition sentence opens a delegation;
     representative and website lines attach to the delegation they name, else to the one
-    whose sentence precedes them."""
+    whose sentence precedes them. A composition sentence that cannot be read in full raises
+    ``CompositionError``."""
     records: dict[str, DelegationRecord] = {}
     owners: list[DelegationRecord | None] = []  # the delegation whose sentence precedes
     current: DelegationRecord | None = None
     for piece in pieces:
         if piece.kind == COMPOSITION:
             record = read_composition(piece.text, registry, warnings)
-            if record is not None:
-                known = records.get(record.delegation_id)
-                if known is None:
-                    records[record.delegation_id] = record
-                    known = record
-                elif known.chambers != record.chambers:
-                    warnings.append(
-                        f"{record.delegation_id}: a second, different composition sentence "
-                        f"{piece.text[:160]!r}; kept the first"
-                    )
-                current = known
+            known = records.get(record.delegation_id)
+            if known is None:
+                records[record.delegation_id] = record
+                known = record
+            elif known.chambers != record.chambers:
+                warnings.append(
+                    f"{record.delegation_id}: a second, different composition sentence "
+                    f"{piece.text[:160]!r}; kept the first"
+                )
+            current = known
         owners.append(current)
     for index, piece in enumerate(pieces):
         if piece.kind == PLENIPOTENTIARY:

@@ -4,6 +4,10 @@ The page states the composition sentence, the members (one comma-separated parag
 name per line/item), the plenipotentiary line, website lines and the head of the delegation.
 The page may also carry the sidebar block with every delegation's sentence: the sentence
 read is the one for the source's ``delegation`` (when configured) followed by member names.
+
+A composition sentence that cannot be read in full is a ParseError, unless the source's
+``delegation`` is configured and the sentence names another known parliament (a sidebar
+sentence of another delegation: a warning).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from scraper.parsers.base import OptionSpec, ParseError, ParseResult, register
 from scraper.parsers.composition import (
     COMPOSITION,
     OTHER,
+    CompositionError,
     Piece,
     assemble,
     has_statement_keyword,
@@ -105,14 +110,25 @@ def _read_head(pieces: list[Piece]) -> tuple[str | None, str | None]:
     return None, None
 
 
-def _candidates(pieces: list[Piece]) -> list[_Candidate]:
+def _candidates(
+    pieces: list[Piece], delegation: str | None, skipped: list[str]
+) -> list[_Candidate]:
+    """The readable composition sentences. An unreadable one is a ParseError, unless it
+    names a known parliament other than ``delegation`` (then a note in ``skipped``)."""
     registry = load_registry()
     out: list[_Candidate] = []
     for index, piece in enumerate(pieces):
         if piece.kind != COMPOSITION:
             continue
-        record = read_composition(piece.text, registry, [])
-        if record is None:
+        try:
+            record = read_composition(piece.text, registry, [])
+        except CompositionError as exc:
+            other = exc.delegation_id
+            if delegation is None or other is None or other == delegation:
+                raise ParseError(f"{NAME}: {exc}") from exc
+            note = f"{other}: {exc} (another delegation's sentence: skipped)"
+            if note not in skipped:
+                skipped.append(note)
             continue
         members, rejected = read_member_names(_member_region(pieces, index))
         out.append(_Candidate(index, record, members, rejected))
@@ -142,7 +158,7 @@ def _choose(candidates: list[_Candidate], delegation: str | None) -> _Candidate:
 
 @register(
     NAME,
-    version=1,
+    version=2,
     description="A national delegation's page on the Assembly site: composition, members, "
     "plenipotentiary, websites, head of delegation.",
     options={
@@ -181,20 +197,34 @@ def parse_delegation_page(html: str, url: str, options: Mapping[str, Any]) -> Pa
     )
     pieces = split_pieces([line for c in containers for line in visible_lines(c)])
     links = [link for c in containers for link in page_links(c, url)]
-    candidates = _candidates(pieces)
+    delegation = option_str(options, "delegation")
+    skipped: list[str] = []
+    candidates = _candidates(pieces, delegation, skipped)
     if not any(c.members for c in candidates):
         pieces, links = split_pieces(visible_lines(scope)), page_links(scope, url)
-        candidates = _candidates(pieces)
+        candidates = _candidates(pieces, delegation, skipped)
+    result.warnings += skipped
     if not candidates:
-        if any(piece.kind == COMPOSITION for piece in pieces):
-            raise ParseError(f"{NAME}: found a composition sentence but could not read it")
+        if skipped:
+            raise ParseError(
+                f"{NAME}: no readable composition sentence for delegation {delegation}; "
+                + "; ".join(skipped[:3])
+            )
         result.found = False
         result.warnings.append("no delegation composition on this page")
         return result
-    chosen = _choose(candidates, option_str(options, "delegation"))
-    following = [c.index for c in candidates if c.index > chosen.index]
+    chosen = _choose(candidates, delegation)
+    # The chosen sentence's section ends at the next composition sentence, read or skipped.
+    following = [
+        index
+        for index, piece in enumerate(pieces)
+        if index > chosen.index and piece.kind == COMPOSITION
+    ]
     section = pieces[chosen.index : following[0] if following else len(pieces)]
-    records = assemble(section, links, load_registry(), result.warnings)
+    try:
+        records = assemble(section, links, load_registry(), result.warnings)
+    except CompositionError as exc:  # not reached: the section holds one read sentence
+        raise ParseError(f"{NAME}: {exc}") from exc
     if not records:
         raise ParseError(f"{NAME}: could not read the composition sentence {section[0].text!r}")
     record = records[0]

@@ -14,6 +14,7 @@ from scraper.parsers.base import OptionSpec, ParseError, ParseResult, register
 from scraper.parsers.composition import (
     COMPOSITION,
     KEYWORDS,
+    CompositionError,
     assemble,
     has_statement_keyword,
     split_pieces,
@@ -44,7 +45,7 @@ def page_links(node: Any, url: str) -> list[Link]:
 
 @register(
     NAME,
-    version=1,
+    version=2,
     description="The Assembly's block of national delegations: seats per chamber, "
     "plenipotentiary representatives, websites (English or Russian).",
     options={
@@ -75,10 +76,10 @@ def parse_delegations(html: str, url: str, options: Mapping[str, Any]) -> ParseR
         result.found = False
         result.warnings.append("no delegation block on this page")
         return result
-    result.records = list(assemble(pieces, links, load_registry(), result.warnings))
-    if not result.records:
-        raise ParseError(
-            f"{NAME}: found {sentences} composition sentence(s) but could read none: "
-            + "; ".join(result.warnings[:3])
-        )
+    try:  # every composition sentence is read in full, else the page is unreadable
+        result.records = list(assemble(pieces, links, load_registry(), result.warnings))
+    except CompositionError as exc:
+        raise ParseError(f"{NAME}: {exc}") from exc
+    if not result.records:  # unreachable: each sentence gives a record or raises
+        raise ParseError(f"{NAME}: found {sentences} composition sentence(s) but read none")
     return result

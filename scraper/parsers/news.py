@@ -2,13 +2,17 @@
 
 List mode reads items by CSS selectors (defaults fit the Assembly's events list); article mode
 reads the title, date and text of a single article. ``mode = "auto"`` (the default) reads a
-list when the item selector matches and an article otherwise. ``strip`` removes noise first
-(the Duma's deputy tooltip cards, repeated photo captions); ``watch`` terms found in an item
-are kept on it for later filtering.
+list when the item selector matches, and an article only when the page looks like a single
+article: its title sits in a block with text and no repeated list of item links (a list page
+whose item class was renamed must not become one "news item" keyed by the list's URL).
+Otherwise, and whenever an explicitly configured ``item`` selector matches nothing, it is a
+ParseError. ``strip`` removes noise first (the Duma's deputy tooltip cards, repeated photo
+captions); ``watch`` terms found in an item are kept on it for later filtering.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
@@ -46,6 +50,12 @@ DEFAULTS: dict[str, str] = {
 }
 _MODES = ("auto", "list", "article")
 _DATE_SCAN_LINES = 4  # article pages without a date element: look this far after the title
+# auto mode: a page is an article when the smallest block around its title holding this much
+# more text than the title holds no _LIST_MIN siblings of one of these tags (and class) that
+# each contain a link: those are a list of items, whatever their class.
+_ARTICLE_TEXT_MIN = 40
+_LIST_TAGS = frozenset({"li", "div", "article", "section", "tr", "dt", "dd"})
+_LIST_MIN = 3
 
 
 def _date_of(node: LexborNode | None) -> tuple[str | None, str | None]:
@@ -98,12 +108,20 @@ def _read_list(
         result.records.append(NewsItem(href, title, date, date_text, summary, None, hits))
 
 
-def _read_article(root: LexborNode, url: str, options: Mapping[str, Any]) -> NewsItem:
-    sel = {key: option_str(options, key, DEFAULTS[key]) or DEFAULTS[key] for key in DEFAULTS}
+def _article_title(
+    root: LexborNode, sel: Mapping[str, str]
+) -> tuple[LexborNode, LexborNode | None]:
+    """An article page's main block and its title node (searched in the block first)."""
     container = select_first(root, sel["article"], "article") or root
     title_node = select_first(container, sel["article_title"], "article_title")
     if title_node is None and container is not root:
         title_node = select_first(root, sel["article_title"], "article_title")
+    return container, title_node
+
+
+def _read_article(root: LexborNode, url: str, options: Mapping[str, Any]) -> NewsItem:
+    sel = {key: option_str(options, key, DEFAULTS[key]) or DEFAULTS[key] for key in DEFAULTS}
+    container, title_node = _article_title(root, sel)
     title = inline_text(title_node)
     if not title:
         raise ParseError(
@@ -126,9 +144,51 @@ def _read_article(root: LexborNode, url: str, options: Mapping[str, Any]) -> New
     return NewsItem(url, title, date, date_text, None, text or None, hits)
 
 
+def _not_an_article(root: LexborNode, url: str, options: Mapping[str, Any]) -> str | None:
+    """Why the page is not a single article (auto mode), or None when it is one (or has no
+    title at all: ``_read_article`` reports that)."""
+    sel = {key: option_str(options, key, DEFAULTS[key]) or DEFAULTS[key] for key in DEFAULTS}
+    _, title_node = _article_title(root, sel)
+    if title_node is None:
+        return None
+    enough = len(inline_text(title_node)) + _ARTICLE_TEXT_MIN
+    region = title_node
+    while len(inline_text(region)) < enough:
+        if region.mem_id == root.mem_id or region.parent is None:
+            return "no text beside its title"
+        region = region.parent
+    return _repeated_links(region, url)
+
+
+def _repeated_links(region: LexborNode, url: str) -> str | None:
+    """A description of the first list of item links in ``region`` (at least ``_LIST_MIN``
+    sibling blocks of one tag and class, each holding a usable link), or None."""
+    linked: dict[int, LexborNode] = {}  # the nodes holding a usable link, up to region
+    for anchor in select(region, "a[href]", "link"):
+        if absolute_url(url, anchor.attributes.get("href")) is None:
+            continue
+        node: LexborNode | None = anchor
+        while node is not None and node.mem_id not in linked:
+            linked[node.mem_id] = node
+            if node.mem_id == region.mem_id:
+                break
+            node = node.parent
+    for parent in linked.values():
+        groups: Counter[tuple[str, str]] = Counter(
+            (child.tag or "", child.attributes.get("class") or "")
+            for child in parent.iter()
+            if child.tag in _LIST_TAGS and child.mem_id in linked
+        )
+        for (tag, cls), count in groups.items():
+            if count >= _LIST_MIN:
+                shown = f'<{tag} class="{cls}">' if cls else f"<{tag}>"
+                return f"a list of {count} {shown} items with links under <{parent.tag}>"
+    return None
+
+
 @register(
     NAME,
-    version=1,
+    version=2,
     description="News items (title, URL, date, summary) from a list page, or one article "
     "(title, date, text).",
     options={
@@ -157,10 +217,18 @@ def parse_news(html: str, url: str, options: Mapping[str, Any]) -> ParseResult:
     root = tree.body
     if root is None:
         raise ParseError(f"{NAME}: the page has no body")
-    item_selector = option_str(options, "item", DEFAULTS["item"]) or DEFAULTS["item"]
+    configured = option_str(options, "item") or None
+    item_selector = configured or DEFAULTS["item"]
     items = select(root, item_selector, "item") if mode != "article" else []
-    if mode == "list" and not items:
+    if not items and (mode == "list" or (mode == "auto" and configured is not None)):
         raise ParseError(f"{NAME}: item selector {item_selector!r} matched nothing")
+    if not items and mode == "auto":
+        why = _not_an_article(root, url, options)
+        if why is not None:
+            raise ParseError(
+                f"{NAME}: no item matched {item_selector!r} and the page is not a single "
+                f"article ({why}); set the source's mode and selectors"
+            )
     if items:
         _read_list(root, items, url, options, result)
         if not result.records:
