@@ -14,12 +14,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import jinja2
-
 from storage.changes import CHANGE_KINDS, HEALTH_KINDS
+
+if TYPE_CHECKING:
+    import jinja2
 
 JSON_FORMAT = "pawatch-report/1"
 
@@ -325,6 +326,8 @@ def _http_only(url: str | None) -> str | None:
 
 @cache
 def _environment() -> jinja2.Environment:
+    import jinja2  # here: a query command that never renders does not pay for the import
+
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("pawatch", "templates"),
         autoescape=jinja2.select_autoescape(

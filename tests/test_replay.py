@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -731,9 +730,7 @@ def test_unchanged_pages_replayed_1000_times_report_no_changes(replay_factory: A
                 r.serve(src.id, unchanged_body(src.id, n))  # no ETag: every check downloads
             await check_sources(r.settings, r.settings.sources, r.store)
 
-    started = time.monotonic()
     asyncio.run(replay())
-    elapsed = time.monotonic() - started
     assert r.store.events() == []
     outcomes = dict(r.rows("SELECT outcome, COUNT(*) FROM fetch_log GROUP BY outcome"))
     assert sum(outcomes.values()) == 1000 * len(ALL_PARSERS)
@@ -744,7 +741,6 @@ def test_unchanged_pages_replayed_1000_times_report_no_changes(replay_factory: A
     assert statuses == [("ok",)]
     latest = r.one("SELECT MAX(id) FROM snapshots")
     assert r.one("SELECT MAX(last_snapshot) FROM facts") == latest
-    assert elapsed < 120, f"1000 checks of {len(ALL_PARSERS)} sources took {elapsed:.1f}s"
 
 
 # --- parser versions, crashes --------------------------------------------------------------
