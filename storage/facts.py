@@ -148,12 +148,12 @@ def apply_check(
             conn, ctx.source_id, consecutive_failures=0, failing_since=None, failing_alerted=0
         )
 
-    current = open_facts(conn, ctx.source_id)
     if parse is None:
         # Same body as the last parse: the same facts are seen again.
         if state["parse_status"] == "ok":
-            _seen_again(conn, ctx, state, current, policy, event)
+            _seen_again(conn, ctx, state, policy, event)
         return
+    current = open_facts(conn, ctx.source_id)
 
     facts = parse.facts
     error = parse.error
@@ -252,7 +252,6 @@ def _seen_again(
     conn: sqlite3.Connection,
     ctx: CheckContext,
     state: dict[str, Any],
-    current: list[tuple[int, Fact, int | None]],
     policy: Policy,
     event: Callable[..., None],
 ) -> None:
@@ -264,7 +263,7 @@ def _seen_again(
         _apply_change(
             conn,
             ctx,
-            current,
+            open_facts(conn, ctx.source_id),
             _facts_from_json(state["candidate"]),
             state["candidate_since"],
             state["candidate_snapshot"],
