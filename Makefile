@@ -13,6 +13,7 @@ $(VENV)/bin/python:
 $(RUNTIME_STAMP): requirements.lock pyproject.toml | $(VENV)/bin/python
 	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.lock
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -e .
+	$(BIN)/python -m compileall -q pawatch scraper storage config  # start-up: no recompiling
 	touch $@
 
 $(DEV_STAMP): requirements-dev.lock $(RUNTIME_STAMP)
