@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from config.daemon import DaemonSettings
@@ -57,14 +57,21 @@ class Schedule:
         assert self.cron is not None
         return CronTrigger.from_crontab(self.cron, timezone=timezone)
 
+    def next_due(
+        self, last_check: datetime | None, now: datetime, timezone: str = "UTC"
+    ) -> datetime:
+        """When a source last checked at ``last_check`` is next due (``now`` if never)."""
+        if last_check is None:
+            return now
+        if self.interval is not None:
+            return last_check + self.interval
+        # the first fire time strictly after the last check (checks are stored to the second)
+        fire = self.trigger(timezone).get_next_fire_time(None, last_check + timedelta(seconds=1))
+        return fire.astimezone(UTC) if fire is not None else datetime.max.replace(tzinfo=UTC)
+
     def is_due(self, last_check: datetime | None, now: datetime, timezone: str = "UTC") -> bool:
         """True when a source last checked at ``last_check`` should be checked at ``now``."""
-        if last_check is None:
-            return True
-        if self.interval is not None:
-            return now - last_check >= self.interval
-        next_fire = self.trigger(timezone).get_next_fire_time(None, last_check)
-        return next_fire is not None and next_fire <= now
+        return self.next_due(last_check, now, timezone) <= now
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,20 @@ def parse_moment(text: str, *, end_of_day: bool, now: datetime | None = None) ->
     return format_time(moment)
 
 
+# Control characters (terminal escape sequences among them) in scraped text are not printed.
+_CONTROLS = dict.fromkeys([*range(0, 9), *range(11, 32), 127, *range(128, 160)])
+
+
+def _echo(text: str) -> None:
+    click.echo(printable(text))
+
+
+def printable(text: str) -> str:
+    """``text`` without control characters other than tab and newline: a scraped page must
+    not be able to drive the terminal it is shown on."""
+    return text.translate(_CONTROLS)
+
+
 def event_line(e: dict[str, Any]) -> str:
     change = ""
     if e["old"] is not None or e["new"] is not None:
@@ -105,7 +119,7 @@ def changes(
     if not rows:
         click.echo("No events.")
     for row in rows:
-        click.echo(event_line(row))
+        click.echo(printable(event_line(row)))
 
 
 def _group_by_source(facts: list[Any]) -> dict[str, dict[str, list[Any]]]:
@@ -175,34 +189,34 @@ def history(obj: Context, delegation: str, as_of: str | None, fmt: str) -> None:
             )
         )
         return
-    click.echo(f"{delegation} as of {at}")
+    _echo(f"{delegation} as of {at}")
     if not by_source:
-        click.echo("  (nothing known at that time)")
+        _echo("  (nothing known at that time)")
     for source, attrs in sorted(by_source.items()):
-        click.echo(f"\n{source}: {_one(attrs.get('delegation')) or ''}")
+        _echo(f"\n{source}: {_one(attrs.get('delegation')) or ''}")
         seats = [
             (a.split(":", 1)[1], fs[0]) for a, fs in sorted(attrs.items()) if a.startswith("seats:")
         ]
         if seats:
-            click.echo(
+            _echo(
                 "  seats: " + ", ".join(f"{c} {f.value} (since {f.valid_from})" for c, f in seats)
             )
         rep = _one(attrs.get("plenipotentiary"))
         if rep:
             role = _one(attrs.get("plenipotentiary_role"))
-            click.echo(f"  plenipotentiary: {rep}" + (f" ({role})" if role else ""))
+            _echo(f"  plenipotentiary: {rep}" + (f" ({role})" if role else ""))
         if attrs.get("head"):
-            click.echo(f"  head of delegation: {_one(attrs.get('head'))}")
+            _echo(f"  head of delegation: {_one(attrs.get('head'))}")
         for website in attrs.get("website", []):
-            click.echo(f"  website: {website.value}")
+            _echo(f"  website: {website.value}")
         members = attrs.get("member", [])
         if members:
-            click.echo(f"  members ({len(members)}): " + ", ".join(f.value for f in members))
-    click.echo("\nTimeline:")
+            _echo(f"  members ({len(members)}): " + ", ".join(f.value for f in members))
+    _echo("\nTimeline:")
     if not timeline:
-        click.echo("  (no changes recorded)")
+        _echo("  (no changes recorded)")
     for row in timeline:
-        click.echo("  " + event_line(row))
+        _echo("  " + event_line(row))
 
 
 def _one(facts: list[Any] | None) -> str | None:
@@ -234,7 +248,7 @@ def show(obj: Context, snapshot_id: int, as_text: bool) -> None:
     snap, text = _decoded(obj, snapshot_id)
     click.echo(f"# snapshot {snap.id} of {snap.source_id}: {snap.url}", err=True)
     click.echo(f"# seen {snap.first_seen} .. {snap.last_seen}, sha256 {snap.sha256}", err=True)
-    click.echo(_readable(text) if as_text else text)
+    click.echo(printable(_readable(text) if as_text else text))
 
 
 def _readable(html: str) -> str:
@@ -262,7 +276,7 @@ def diff(obj: Context, snapshot_a: int, snapshot_b: int, raw: bool) -> None:
         lineterm="",
     )
     output = "\n".join(lines)
-    click.echo(output or "No differences.")
+    click.echo(printable(output) or "No differences.")
 
 
 def _popolo(rows: list[dict[str, Any]], overview: list[dict[str, Any]]) -> dict[str, Any]:

@@ -84,13 +84,7 @@ def next_due(
     schedule: Schedule, last_check: datetime | None, now: datetime, timezone: str
 ) -> datetime:
     """When a source last checked at ``last_check`` is next due (``now`` if never checked)."""
-    if last_check is None:
-        return now
-    if schedule.interval is not None:
-        return last_check + schedule.interval
-    # the first fire time strictly after the last check (fetch_log keeps whole seconds)
-    fire = schedule.trigger(timezone).get_next_fire_time(None, last_check + timedelta(seconds=1))
-    return fire.astimezone(UTC) if fire is not None else datetime.max.replace(tzinfo=UTC)
+    return schedule.next_due(last_check, now, timezone)
 
 
 def last_checks(store: Store) -> dict[str, datetime]:
@@ -600,7 +594,7 @@ class Daemon:
             self._request_delivery("after-checks")
 
     def _on_outcome(self, outcome: CheckOutcome) -> None:
-        duration = self._duration(outcome.fetch_id)
+        duration = round(outcome.duration, 3)
         now = _utcnow()
         self.last_checks[outcome.source_id] = {
             "at": format_time(now),
@@ -641,17 +635,6 @@ class Daemon:
                 extra={"fields": fields},
             )
         self._write_heartbeat()
-
-    def _duration(self, fetch_id: int) -> float | None:
-        if self.store is None:
-            return None
-        try:
-            row = self.store.db.conn.execute(
-                "SELECT duration_ms FROM fetch_log WHERE id = ?", (fetch_id,)
-            ).fetchone()
-        except Exception:
-            return None
-        return None if row is None or row[0] is None else round(float(row[0]) / 1000, 3)
 
     def _error(self, message: str) -> None:
         log.error("%s", message, extra={"fields": {"event": "error"}})

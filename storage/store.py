@@ -21,7 +21,7 @@ import zstandard
 from sqlite_utils import Database
 
 from storage.facts import CheckContext, ParseInput, Policy, Version, apply_check, rebuild_facts
-from storage.schema import SCHEMA_VERSION, migrations
+from storage.schema import migrations
 
 _COMPRESSION = "zstd"
 
@@ -111,6 +111,7 @@ class CheckOutcome:
     error_kind: str | None = None
     error: str | None = None
     parse_error: str | None = None  # set while the source's page cannot be read
+    duration: float = 0.0  # seconds the fetch took
 
     @property
     def broken(self) -> bool:
@@ -204,10 +205,6 @@ class Store:
     @property
     def schema_version(self) -> int:
         return len(migrations.applied(self.db))
-
-    @staticmethod
-    def expected_schema_version() -> int:
-        return SCHEMA_VERSION
 
     # ------------------------------------------------------------------ sources
 
@@ -428,6 +425,7 @@ class Store:
             snapshot_id=snapshot_id,
             error_kind=check.error_kind,
             error=check.error,
+            duration=check.duration,
         )
 
     def _insert_event(

@@ -218,3 +218,9 @@ def test_reparse_rebuilds_the_same_facts_without_events(
     with sqlite3.connect(copy) as conn:
         assert snapshot(conn) == facts_before
         assert conn.execute("SELECT COUNT(*) FROM events").fetchone()[0] == events_before
+
+
+def test_scraped_control_characters_never_reach_the_terminal() -> None:
+    from pawatch.cli_query import printable
+
+    assert printable("Kogut\x1b[2J\x07 Viktor\tline\nnext\x9b") == "Kogut[2J Viktor\tline\nnext"
