@@ -315,4 +315,26 @@ def _m0005(db: Database) -> None:
     db.execute("ALTER TABLE sources ADD COLUMN fingerprint TEXT")
 
 
+@migrations(name="0006_representative_role")
+def _m0006(db: Database) -> None:
+    # The role shown is the latest one stated while the person held the post (it was the
+    # one stated when the name first appeared, which could be missing or stale).
+    db.executescript(
+        """
+        DROP VIEW representatives;
+        CREATE VIEW representatives AS
+        SELECT substr(f.subject, 12) AS delegation, f.source_id, f.value AS name,
+               (SELECT r.value FROM facts r WHERE r.source_id = f.source_id
+                  AND r.subject = f.subject AND r.attribute = 'plenipotentiary_role'
+                  AND r.first_seen < COALESCE(f.ended_at, '9999')
+                  AND (r.ended_at IS NULL OR r.ended_at > f.first_seen)
+                ORDER BY r.first_seen DESC, r.id DESC LIMIT 1) AS role,
+               f.first_seen AS valid_from, f.ended_at AS valid_to, f.last_seen,
+               f.first_snapshot, f.end_snapshot
+        FROM facts f
+        WHERE f.attribute = 'plenipotentiary' AND f.subject LIKE 'delegation:%';
+        """
+    )
+
+
 SCHEMA_VERSION = len(migrations._migrations)

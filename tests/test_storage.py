@@ -360,3 +360,21 @@ def test_rebuild_leaves_an_unconfirmed_change_for_the_next_check(store: Store) -
     assert (event["kind"], event["old"], event["new"]) == ("composition", "7", "8")
     assert (event["before_snapshot"], event["after_snapshot"]) == (a, b)
     assert periods(store) == [("7", a, b), ("8", b, None)]
+
+
+def test_representatives_view_shows_the_latest_role_of_the_period(store: Store) -> None:
+    kg = "delegation:KG"
+
+    def parse(role: str | None) -> ParseInput:
+        facts = [
+            Fact(kg, "delegation", "", "Supreme Council"),
+            Fact(kg, "plenipotentiary", "", "Shabdanbek Alishev"),
+        ]
+        if role:
+            facts.append(Fact(kg, "plenipotentiary_role", "", role))
+        return ParseInput(1, facts)
+
+    store.record_check(ok("b", b"1"), parse(None))
+    store.record_check(ok("b", b"2", minutes=5), parse("deputy Executive Secretary"))
+    rows = store.db.conn.execute("SELECT name, role FROM representatives").fetchall()
+    assert rows == [("Shabdanbek Alishev", "deputy Executive Secretary")]
