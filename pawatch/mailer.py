@@ -173,7 +173,13 @@ def _translate(exc: BaseException, settings: EmailSettings, uncertain: bool) -> 
     if isinstance(exc, OSError):
         reason = exc.strerror or str(exc) or type(exc).__name__
         return MailConnectError(f"cannot talk to {where}: {reason}", uncertain=uncertain)
-    raise exc
+    # Anything else (an SMTP library error without a code, an encoding problem): one line,
+    # and the events stay pending (or, if the message may have gone, are re-sent later with
+    # the same Message-ID) instead of a traceback.
+    log.error("unexpected error while sending through %s", where, exc_info=exc)
+    return MailError(
+        f"sending through {where} failed: {type(exc).__name__}: {exc}", uncertain=uncertain
+    )
 
 
 def _connect(settings: EmailSettings, password: str | None) -> smtplib.SMTP:

@@ -326,3 +326,13 @@ def test_email_config_required_keys_and_addresses(text: str, key: str, expected:
     with pytest.raises(ConfigError) as info:
         config_from_text(text + "\n", file="cfg.toml")
     assert info.value.key == key and expected in str(info.value)
+
+
+def test_an_unexpected_sending_error_is_one_line_not_a_traceback() -> None:
+    from pawatch.mailer import MailError, _translate
+
+    settings = EmailSettings(smtp_host="127.0.0.1", sender="a@example.org", smtp_port=2525)
+    error = _translate(UnicodeEncodeError("ascii", "é", 0, 1, "no"), settings, True)
+    assert type(error) is MailError and error.uncertain
+    assert str(error).startswith("sending through 127.0.0.1:2525 failed: UnicodeEncodeError")
+    assert "\n" not in str(error)
