@@ -9,6 +9,7 @@ import sqlite3
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, NoReturn
 
 import click
@@ -65,9 +66,14 @@ class Context:
             lock.release()
 
     @contextmanager
-    def store(self) -> Iterator[Store]:
+    def store(self, *, create: bool = True) -> Iterator[Store]:
+        """The database; with ``create=False`` (commands that only read) a missing file is a
+        clear error instead of a new empty database."""
+        path = self.settings.storage.path
+        if not create and not Path(path).exists():
+            fail(f"no database at {path} yet: run `pawatch run` first, or give --db PATH")
         try:
-            store = Store.open(self.settings.storage.path)
+            store = Store.open(path)
         except StorageError as exc:
             fail(str(exc))
         try:
@@ -313,8 +319,10 @@ def status(obj: Context, fmt: str, daemon_only: bool) -> None:
         else:
             click.echo("\n".join(_daemon_lines(beat, obj.settings.storage.path, [])))
         sys.exit(EXIT_OK if alive else EXIT_FAILURES)
-    with obj.store() as store:
-        rows = store.statuses()
+    rows = []
+    if Path(obj.settings.storage.path).exists():  # a status question creates no database
+        with obj.store() as store:
+            rows = store.statuses()
     next_runs: dict[str, Any] = {}
     if beat and alive:
         next_runs = {k: v.get("next_run") for k, v in (beat.get("sources") or {}).items()}

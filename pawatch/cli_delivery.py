@@ -28,7 +28,7 @@ def deliver(obj: Context, dry_run: bool) -> None:
     from pawatch.delivery import deliver_pending
 
     settings = obj.settings
-    with obj.store() as store, obj.writing(store, "deliver"):
+    with obj.store(create=False) as store, obj.writing(store, "deliver"):
         result = deliver_pending(settings, store, dry_run=dry_run, out=sys.stdout)
     quiet = result.mode == "stdout" and result.ok and obj.verbosity < 1
     if not quiet:
@@ -59,7 +59,7 @@ def report(obj: Context, since: str | None, fmt: str) -> None:
             start = parse_since(since, now)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--since") from None
-    with obj.store() as store:
+    with obj.store(create=False) as store:
         conn = store.db.conn
         if since is None:
             events = ob.events_by_id(conn, ob.open_event_ids(conn, ob.ALL))

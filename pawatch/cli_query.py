@@ -109,7 +109,7 @@ def changes(
 ) -> None:
     """List change and health events, oldest first."""
     since_at = parse_moment(since, end_of_day=False) if since else None
-    with obj.store() as store:
+    with obj.store(create=False) as store:
         rows = select_events(
             store.db, since=since_at, delegation=delegation, kinds=kinds, latest=limit
         )
@@ -143,7 +143,7 @@ def history(obj: Context, delegation: str, as_of: str | None, fmt: str) -> None:
     """A delegation's composition, representative and members at a date, and its timeline."""
     delegation = delegation.upper() if len(delegation) == 2 else delegation
     at = parse_moment(as_of, end_of_day=True) if as_of else format_time(datetime.now(UTC))
-    with obj.store() as store:
+    with obj.store(create=False) as store:
         known = delegation_ids(store.db)
         if delegation not in known:
             fail(
@@ -227,7 +227,7 @@ def _decoded(obj: Context, snapshot_id: int) -> tuple[Any, str]:
     from scraper.charset import decode_body
     from scraper.errors import FetchError
 
-    with obj.store() as store:
+    with obj.store(create=False) as store:
         try:
             snap = store.snapshot(snapshot_id)
         except KeyError:
@@ -344,7 +344,7 @@ def _popolo(rows: list[dict[str, Any]], overview: list[dict[str, Any]]) -> dict[
 @click.pass_obj
 def export(obj: Context, fmt: str) -> None:
     """Export delegations and memberships (members, plenipotentiaries) with start/end dates."""
-    with obj.store() as store:
+    with obj.store(create=False) as store:
         rows = memberships(store.db)
         overview = delegations_overview(store.db)
     if fmt == "popolo":
@@ -428,7 +428,7 @@ def reparse(obj: Context, source_ids: tuple[str, ...]) -> None:
 
     settings = obj.settings
     sources = _select_sources(settings, source_ids) if source_ids else list(settings.sources)
-    with obj.store() as store, obj.writing(store, "reparse"):
+    with obj.store(create=False) as store, obj.writing(store, "reparse"):
         for source in sources:
             written = reparse_source(store, source)
             click.echo(f"{source.id}: {written} fact interval(s) from stored snapshots")

@@ -100,7 +100,7 @@ def test_config_and_usage_errors_exit_2_with_one_clear_line(tmp_path: Path) -> N
     unknown = pawatch("--config", str(good), "run", "--source", "nope")
     assert unknown.returncode == 2 and "unknown source id(s): nope" in unknown.stderr
     assert pawatch("--config", str(good), "run", "--bogus").returncode == 2
-    missing_dir = pawatch("--config", str(good), "--db", str(tmp_path / "no" / "x.db"), "status")
+    missing_dir = pawatch("--config", str(good), "--db", str(tmp_path / "no" / "x.db"), "run")
     assert missing_dir.returncode == 2 and "does not exist" in missing_dir.stderr
 
 
@@ -170,3 +170,14 @@ def test_a_page_that_cannot_be_read_is_reported_and_exits_1(
     assert "broken" in status.stdout and "! r: cannot read the page" in status.stdout
     rows = json.loads(pawatch("--config", str(cfg), "status", "--format", "json").stdout)
     assert rows[0]["parse_status"] == "broken"
+
+
+def test_questions_never_create_a_database(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, source_block("a", "http://127.0.0.1:9/"))
+    status = pawatch("--config", str(cfg), "status")
+    assert status.returncode == 0 and "No checks recorded yet" in status.stdout
+    for args in (["changes"], ["history", "KG"], ["show", "1"], ["export"], ["report"]):
+        proc = pawatch("--config", str(cfg), *args)
+        assert proc.returncode == 2, args
+        assert "no database at" in proc.stderr and "pawatch run" in proc.stderr
+    assert not (tmp_path / "pawatch.db").exists()
