@@ -22,6 +22,9 @@ _NON_LETTERS_RE = re.compile(r"[\W\d_]+")
 # letters. One alternation, applied until nothing changes (so the key is stable).
 _FOLD_RE = re.compile(r"dzh|kh|x|(?:iy|ii|yi|yy)$|([a-z])\1+")
 _FOLD_REPLACEMENTS = {"dzh": "j", "kh": "h", "x": "ks"}
+# A letter followed by the same letter: removing these collapses doubled letters, as the
+# ``([a-z])\1+`` branch of _FOLD_RE does, with a literal replacement (``sub`` stays in C).
+_DOUBLED_LETTER_RE = re.compile(r"([a-z])(?=\1)")
 _PATRONYMIC_ENDINGS = ("vich", "vna", "ichna")
 _MAX_NAME_WORDS = 6
 _NOT_NAME_WORDS = frozenset(
@@ -32,6 +35,10 @@ _NAME_WORD_RE = re.compile(r"^[^\W\d_][^\W\d_'’.\-]*\.?$")
 
 def split_run_together(name: str) -> str:
     """Insert a space where a lower-case letter runs into an upper-case one."""
+    if name.istitle() or name.islower() or name.isupper():
+        # Decided in C: no lower-case letter is followed by an upper-case one (``istitle``
+        # lets an upper-case letter follow only an uncased character), so nothing is split.
+        return name
     words = name.split(" ")
     if all(w[1:].islower() or w.isupper() or w[1:] == w[1:].lower() for w in words):
         return name  # the usual case, decided without a per-letter loop
@@ -52,7 +59,9 @@ def _split_word(word: str) -> str:
 def clean_name(name: str) -> str:
     """A name for display: whitespace normalised, run-together words split, stray
     punctuation at the ends removed. Letters and their order stay as written."""
-    return normalize_space(split_run_together(name)).strip(" ,;:.-–—•*·")
+    if not (name.istitle() or name.islower() or name.isupper()):  # split_run_together's check
+        name = split_run_together(name)
+    return normalize_space(name).strip(" ,;:.-–—•*·")
 
 
 def _fold_match(match: re.Match[str]) -> str:
@@ -63,6 +72,16 @@ def _fold_match(match: re.Match[str]) -> str:
 
 
 def _fold_word(word: str) -> str:
+    if "x" not in word and not word.endswith(("ii", "yy")):
+        # Without "x", "kh", "dzh" or an -iy/-yi ending once doubled letters are collapsed,
+        # the first pass below only collapses doubled letters and the second changes nothing.
+        collapsed = _DOUBLED_LETTER_RE.sub("", word)
+        if (
+            "kh" not in collapsed
+            and "dzh" not in collapsed
+            and not collapsed.endswith(("iy", "yi"))
+        ):
+            return collapsed
     while True:
         folded = _FOLD_RE.sub(_fold_match, word)
         if folded == word:
@@ -90,8 +109,95 @@ def _fold_text(text: str) -> str:
     return transliterate(text).translate(_LATIN_FOLDS)
 
 
+def _build_word_table() -> list[int | str | None]:
+    """One ``str.translate`` table doing, character by character, what ``_name_words_slow``
+    does to a name made only of the characters it maps: ASCII and simple Cyrillic, Latin and
+    punctuation characters whose folding does not depend on their neighbours. Letters map to
+    their folded lower-case ASCII letters, quotes to nothing, everything else to a space. A
+    character it does not map stays non-ASCII, which sends the name to the slow path. A list
+    indexed by code point (characters past its end stay as they are) translates faster than
+    a dict."""
+    table: dict[int, str | None] = {}
+    for code in range(128):
+        ch = chr(code)
+        if "a" <= ch <= "z":
+            continue
+        table[code] = ch.lower() if "A" <= ch <= "Z" else " "
+    table[ord("'")] = table[ord("’")] = None
+    ranges = [range(0x80, 0x250), range(0x400, 0x500), range(0x1E00, 0x1F00),
+              range(0x2000, _WORD_TABLE_SIZE)]  # fmt: skip
+    for code in (code for codes in ranges for code in codes):
+        ch = chr(code)
+        folded = ch.casefold()
+        if (
+            code in table
+            or unicodedata.normalize("NFKC", ch) != ch
+            or unicodedata.combining(ch)
+            or len(folded) != 1
+            or folded != ch.lower()
+            or folded.lower() != folded
+            or unicodedata.combining(folded)
+        ):
+            continue
+        out = _fold_text(ch)
+        if out.isascii():
+            if out == "" or (out.isalpha() and out.islower()):
+                table[code] = out
+        elif (
+            out == ch
+            and unicodedata.category(ch)[0] in "PSZC"
+            and unicodedata.is_normalized("NFKD", ch)
+            and _NON_LETTERS_RE.fullmatch(ch)
+        ):
+            table[code] = " "
+    # Single characters as code points: ``translate`` writes those a little faster.
+    return [_code_or_text(table.get(code, chr(code))) for code in range(_WORD_TABLE_SIZE)]
+
+
+def _code_or_text(out: str | None) -> int | str | None:
+    return ord(out) if out is not None and len(out) == 1 else out
+
+
+_WORD_TABLE_SIZE = 0x2070  # to the end of General Punctuation
+_WORD_TABLE = _build_word_table()
+# A character followed by the same one: removing these collapses every run of doubled
+# letters (and of spaces) to one character; a literal replacement keeps ``sub`` in C.
+_DOUBLED_RE = re.compile(r"(.)(?=\1)")
+
+
+def _fast_folded(name: str) -> str | None:
+    """``name_words`` of the usual name as one string, a space after each word, or None for a
+    name that needs the general path.
+
+    ASCII, Cyrillic, common Latin letters and punctuation fold in one translate (a
+    character outside the table stays non-ASCII). Then, when the text has no "x", and no
+    "kh", "dzh" or -iy/-ii/-yi/-yy ending before or after doubled letters are collapsed,
+    folding a word only collapses its doubled letters (see ``_fold_word``): one ``sub`` for
+    the whole name."""
+    if not (name.istitle() or name.islower() or name.isupper()):  # split_run_together's check
+        name = split_run_together(name)
+    text = name.translate(_WORD_TABLE)
+    if not text.isascii():
+        return None
+    if "x" not in text:
+        text += " "  # a space now ends every word
+        if "ii " not in text and "yy " not in text:
+            collapsed = _DOUBLED_RE.sub("", text)
+            if not (
+                "kh" in collapsed or "dzh" in collapsed or "iy " in collapsed or "yi " in collapsed
+            ):
+                return collapsed
+    return " ".join([_fold_word(w) for w in text.split()]) + " "
+
+
 def name_words(name: str) -> list[str]:
     """The folded Latin words of a name, in the order written (patronymics kept)."""
+    folded = _fast_folded(name)
+    return _name_words_slow(name) if folded is None else folded.split()
+
+
+def _name_words_slow(name: str) -> list[str]:
+    """``name_words`` for any text: normalise, transliterate and fold until stable."""
     text = name if name.isascii() else unicodedata.normalize("NFKC", name)
     text = split_run_together(text).replace("'", "").replace("’", "")
     for _ in range(4):  # fold until stable: exotic letters may decompose into foldable ones
@@ -120,7 +226,17 @@ def _drop_patronymics(words: list[str]) -> list[str]:
 
 def name_key(name: str) -> str:
     """The comparison key of a person's name (see the module docstring). Idempotent."""
-    return " ".join(sorted(_drop_patronymics(name_words(name))))
+    folded = _fast_folded(name)
+    if folded is None:
+        words = _drop_patronymics(_name_words_slow(name))
+    else:
+        words = folded.split()
+        # A space ends every word of ``folded``: without "vich ", "vna " or "ichna " in it
+        # there is no patronymic to drop.
+        if len(words) > 2 and ("vich " in folded or "vna " in folded or "ichna " in folded):
+            words = _drop_patronymics(words)
+    words.sort()
+    return " ".join(words)
 
 
 def same_person(a: str, b: str) -> bool:
