@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import json
 import logging
 import os
@@ -43,6 +42,7 @@ from apscheduler.triggers.base import BaseTrigger
 
 from config import ConfigError, Schedule, Settings, Source
 from config.daemon import DELIVER_AFTER_CHECKS, DELIVER_OFF
+from pawatch.delivery import DeliveryResult, deliver_pending
 from pawatch.lock import EXIT_LOCKED, FileLock, LockTimeout, describe_holder
 from storage import CheckOutcome, StorageError, Store, format_time
 from storage.store import parse_time
@@ -240,18 +240,6 @@ def setup_daemon_logging(log_format: str) -> None:
 # ----------------------------------------------------------------------------- delivery
 
 
-def _delivery_function() -> Callable[..., Any] | None:
-    """``pawatch.delivery.deliver_pending`` when that module exists, else None."""
-    try:
-        module = importlib.import_module("pawatch.delivery")
-    except ModuleNotFoundError as exc:
-        if exc.name == "pawatch.delivery":
-            return None
-        raise
-    func = getattr(module, "deliver_pending", None)
-    return func if callable(func) else None
-
-
 # ----------------------------------------------------------------------------- the daemon
 
 
@@ -280,7 +268,6 @@ class Daemon:
         self._lock_holders = 0
         self._deliver_owed = False
         self._delivery_task: asyncio.Task[None] | None = None
-        self._delivery_missing_logged = False
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._reload_task: asyncio.Task[None] | None = None
         self._triggers: dict[str, JitterTrigger] = {}
@@ -678,24 +665,12 @@ class Daemon:
         return self._delivery_task
 
     async def _deliver(self, reason: str) -> None:
-        try:
-            deliver = _delivery_function()
-        except ImportError as exc:
-            self._deliver_owed = False
-            self._error(f"delivery unavailable: cannot import pawatch.delivery: {exc}")
-            return
-        if deliver is None:
-            self._deliver_owed = False
-            if not self._delivery_missing_logged:
-                log.info("delivery not available in this version; events stay in the database")
-                self._delivery_missing_logged = True
-            return
         while self._deliver_owed:
             self._deliver_owed = False
             settings = self.settings
             try:
                 async with self._db_lock():
-                    result = await asyncio.to_thread(_deliver_sync, deliver, settings)
+                    result = await asyncio.to_thread(_deliver_sync, settings)
             except LockTimeout as exc:
                 self._error(f"delivery skipped: the database stayed busy: {exc}")
                 return
@@ -822,11 +797,11 @@ class Daemon:
             log.warning("cannot write the heartbeat file %s: %s", path, exc)
 
 
-def _deliver_sync(deliver: Callable[..., Any], settings: Settings) -> Any:
+def _deliver_sync(settings: Settings) -> DeliveryResult:
     """Run ``deliver_pending`` in a worker thread with its own connection."""
     store = Store.open(settings.storage.path)
     try:
-        return deliver(settings, store)
+        return deliver_pending(settings, store)
     finally:
         store.close()
 

@@ -36,15 +36,6 @@ def _rows(conn: sqlite3.Connection, sql: str, params: Sequence[Any] = ()) -> lis
     return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
-def open_channels(conn: sqlite3.Connection) -> list[str]:
-    """Channels with rows still pending or sending."""
-    rows = conn.execute(
-        "SELECT DISTINCT channel FROM outbox WHERE status IN ('pending', 'sending') "
-        "ORDER BY channel = 'all' DESC, channel"
-    )
-    return [r[0] for r in rows]
-
-
 def skip_channels(conn: sqlite3.Connection, keep: Collection[str], now: str) -> int:
     """Mark the open rows of channels not in ``keep`` skipped (nobody receives them)."""
     marks = ",".join("?" * len(keep))

@@ -504,9 +504,7 @@ class Store:
               (SELECT outcome FROM fetch_log WHERE source_id = src.id ORDER BY id DESC LIMIT 1),
               (SELECT started_at FROM fetch_log WHERE source_id = src.id
                  AND outcome != 'failed' ORDER BY id DESC LIMIT 1),
-              (SELECT COUNT(*) FROM fetch_log WHERE source_id = src.id AND id > COALESCE(
-                 (SELECT MAX(id) FROM fetch_log WHERE source_id = src.id
-                    AND outcome != 'failed'), 0)),
+              COALESCE(st.consecutive_failures, 0),
               (SELECT error FROM fetch_log WHERE source_id = src.id AND outcome = 'failed'
                  ORDER BY id DESC LIMIT 1),
               (SELECT detected_at FROM events WHERE source_id = src.id AND kind NOT IN

@@ -21,15 +21,19 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
+from collections.abc import Mapping
 from dataclasses import dataclass
 from itertools import accumulate, pairwise
+from typing import Any
+
+from selectolax.lexbor import LexborNode
 
 from config.registry import Registry, fold_text, slugify
 from scraper.parsers.base import ParseError
 from scraper.parsers.names import clean_name, looks_like_name
 from scraper.parsers.numbers import COUNT_PATTERN, parse_count
 from scraper.parsers.records import ChamberSeats, DelegationRecord, Website
-from scraper.parsers.text import Link, normalize_space
+from scraper.parsers.text import Link, normalize_space, option_str, parse_html, select_first
 
 COMPOSITION = "composition"
 PLENIPOTENTIARY = "plenipotentiary"
@@ -421,3 +425,16 @@ def _attach_website(
     if any(site.url == line.url for site in target.websites):
         return
     target.websites.append(Website(line.url, line.label, chamber_id))
+
+
+def read_scope(html: str, options: Mapping[str, Any], parser: str) -> LexborNode | None:
+    """The part of the page a delegation parser reads: the ``select`` option's first match
+    (a ParseError naming the selector when it matches nothing), else the body."""
+    tree = parse_html(html)
+    selector = option_str(options, "select")
+    if selector is None or tree.root is None:
+        return tree.body
+    scope = select_first(tree.root, selector, "select")
+    if scope is None:
+        raise ParseError(f"{parser}: select {selector!r} matched nothing")
+    return scope

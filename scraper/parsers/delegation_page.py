@@ -29,6 +29,7 @@ from scraper.parsers.composition import (
     assemble,
     has_statement_keyword,
     read_composition,
+    read_scope,
     split_pieces,
 )
 from scraper.parsers.delegations import page_links
@@ -38,9 +39,7 @@ from scraper.parsers.text import (
     blocks_containing,
     inline_text,
     option_str,
-    parse_html,
     select,
-    select_first,
     visible_lines,
 )
 
@@ -173,13 +172,7 @@ def parse_delegation_page(html: str, url: str, options: Mapping[str, Any]) -> Pa
         result.found = False
         result.warnings.append("no delegation composition on this page")
         return result
-    tree = parse_html(html)
-    scope = tree.body
-    scope_selector = option_str(options, "select")
-    if scope_selector is not None and tree.root is not None:
-        scope = select_first(tree.root, scope_selector, "select")
-        if scope is None:
-            raise ParseError(f"{NAME}: select {scope_selector!r} matched nothing")
+    scope = read_scope(html, options, NAME)
     members_selector = option_str(options, "members")
     selected_members: list[str] | None = None
     if members_selector is not None and scope is not None:

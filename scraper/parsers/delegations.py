@@ -17,6 +17,7 @@ from scraper.parsers.composition import (
     CompositionError,
     assemble,
     has_statement_keyword,
+    read_scope,
     split_pieces,
 )
 from scraper.parsers.text import (
@@ -24,9 +25,6 @@ from scraper.parsers.text import (
     absolute_url,
     blocks_containing,
     links_in,
-    option_str,
-    parse_html,
-    select_first,
     visible_lines,
 )
 
@@ -58,13 +56,7 @@ def parse_delegations(html: str, url: str, options: Mapping[str, Any]) -> ParseR
         result.found = False
         result.warnings.append("no delegation block on this page")
         return result
-    tree = parse_html(html)
-    scope_selector = option_str(options, "select")
-    scope = tree.body
-    if scope_selector is not None and tree.root is not None:
-        scope = select_first(tree.root, scope_selector, "select")
-        if scope is None:
-            raise ParseError(f"{NAME}: select {scope_selector!r} matched nothing")
+    scope = read_scope(html, options, NAME)
     if scope is None:
         raise ParseError(f"{NAME}: the page has no body")
     # Only the blocks whose text holds a statement keyword are read (not the whole page).
