@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 RUNTIME_STAMP := $(VENV)/.runtime-installed
+DEMO_STAMP    := $(VENV)/.demo-installed
 DEV_STAMP     := $(VENV)/.dev-installed
 
 .PHONY: demo test lint typecheck check bench clean lock
@@ -16,11 +17,16 @@ $(RUNTIME_STAMP): requirements.lock pyproject.toml | $(VENV)/bin/python
 	$(BIN)/python -m compileall -q pawatch scraper storage config  # start-up: no recompiling
 	touch $@
 
-$(DEV_STAMP): requirements-dev.lock $(RUNTIME_STAMP)
+# The pawatch[demo] extra (aiosmtpd: the demo's and the tests' local SMTP server).
+$(DEMO_STAMP): requirements-demo.lock $(RUNTIME_STAMP)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements-demo.lock
+	touch $@
+
+$(DEV_STAMP): requirements-dev.lock $(DEMO_STAMP)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements-dev.lock
 	touch $@
 
-demo: $(RUNTIME_STAMP)  ## set up and run the offline demo
+demo: $(DEMO_STAMP)  ## set up and run the offline demo
 	$(BIN)/pawatch demo
 
 test: $(DEV_STAMP)  ## set up and run the test suite
@@ -31,7 +37,7 @@ lint: $(DEV_STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(DEV_STAMP)
-	$(BIN)/mypy pawatch scraper storage config
+	$(BIN)/mypy -p pawatch
 
 check: lint typecheck test
 
@@ -46,5 +52,6 @@ clean:
 lock:
 	rm -rf .lockvenv && $(PYTHON) -m venv .lockvenv
 	.lockvenv/bin/pip install -q . && .lockvenv/bin/pip freeze --exclude pawatch > requirements.lock
-	.lockvenv/bin/pip install -q '.[dev]' && .lockvenv/bin/pip freeze --exclude pawatch > requirements-dev.lock
+	.lockvenv/bin/pip install -q '.[demo]' && .lockvenv/bin/pip freeze --exclude pawatch | grep -vxFf requirements.lock > requirements-demo.lock
+	.lockvenv/bin/pip install -q '.[dev]' && .lockvenv/bin/pip freeze --all --exclude pawatch --exclude pip > requirements-dev.lock
 	rm -rf .lockvenv

@@ -9,7 +9,7 @@ What happens:
 1. A child process of this script (``--serve`` mode) generates N synthetic ~60 KB CMS pages
    (nav, sidebar, news list, paragraphs of mixed English/Russian text; about 1 in 5 encoded
    as windows-1251 and declared only in ``<meta>``) and serves them with ETags from one
-   :class:`pawatch.localserver.LocalServer` per host on 127.0.0.1, 127.0.0.2, ... (robots.txt
+   :class:`pawatch.demo.localserver.LocalServer` per host on 127.0.0.1, 127.0.0.2, ... (robots.txt
    allows everything). The measured process is therefore only pawatch. The parent talks to
    the server over its stdin/stdout (one JSON line per command).
 2. A pawatch config is written to a temporary folder (``--keep DIR`` to keep it there):
@@ -287,7 +287,7 @@ def serve(args: argparse.Namespace) -> int:
     """The ``--serve`` child: serve the pages, obey JSON commands on stdin."""
     import resource
 
-    from pawatch.localserver import LocalServer, Route
+    from pawatch.demo.localserver import LocalServer, Route
 
     def route(index: int, version: int) -> Route:
         charset = page_charset(index)

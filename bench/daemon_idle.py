@@ -6,7 +6,7 @@ Run: ``python bench/daemon_idle.py [--sources 30] [--minutes 10] [--interval 2s]
 What happens:
 
 1. N synthetic ~20 KB pages (Russian/English paragraphs) are served by a
-   :class:`pawatch.localserver.LocalServer` thread on 127.0.0.1 in this process (so the
+   :class:`pawatch.demo.localserver.LocalServer` thread on 127.0.0.1 in this process (so the
    measured process is only the daemon); half of them send an ETag (answered 304 afterwards),
    the others a plain 200 with the same body (hashed, not re-parsed). Every 50th request to
    page 0 gets a new body, so a change (and its events) happens now and then.
@@ -39,7 +39,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pawatch.localserver import LocalServer, Route  # noqa: E402
+from pawatch.demo.localserver import LocalServer, Route  # noqa: E402
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PARAGRAPH = (

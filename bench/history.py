@@ -86,11 +86,11 @@ import hashlib  # noqa: E402
 
 import zstandard  # noqa: E402
 
-from scraper.parsers.base import Fact  # noqa: E402
-from scraper.parsers.names import name_key  # noqa: E402
-from storage import Store, format_time  # noqa: E402
-from storage.changes import Change, diff_facts, matches_watch  # noqa: E402
-from storage.facts import _details  # noqa: E402
+from pawatch.scraper.parsers.base import Fact  # noqa: E402
+from pawatch.scraper.parsers.names import name_key  # noqa: E402
+from pawatch.storage import Store, format_time  # noqa: E402
+from pawatch.storage.changes import Change, diff_facts, matches_watch  # noqa: E402
+from pawatch.storage.facts import _details  # noqa: E402
 
 try:  # the page text diff: computed by the pipeline and handed to _details (since 577c11c)
     from pawatch.pipeline import text_diff as _text_diff
@@ -1612,7 +1612,7 @@ def capture_sql(store: Store, fn: Callable[[], Any]) -> list[str]:
 
 
 def query_items(path: Path, runs: int, as_of: str, since: str) -> list[Item]:
-    from storage.queries import delegation_ids, facts_as_of, select_events
+    from pawatch.storage.queries import delegation_ids, facts_as_of, select_events
 
     def history(at: str) -> Callable[[Store], Any]:
         def run(store: Store) -> Any:
@@ -1773,7 +1773,7 @@ def subprocess_items(path: Path, runs: int = 5) -> list[Item]:
     cases = (
         (
             "python -c import pawatch.cli (start-up)",
-            ["-c", "import pawatch.cli, pawatch.cli_query"],
+            ["-c", "import pawatch.cli, pawatch.cli.query"],
         ),
         ("pawatch --db DB history KG", ["--db", str(path), "history", "KG"]),
         ("pawatch --db DB changes --since 7d", ["--db", str(path), "changes", "--since", "7d"]),

@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from selectolax.lexbor import LexborHTMLParser
 
-from scraper.parsers import get_parser
+from pawatch.scraper.parsers import get_parser
 
 TARGET_BYTES = 150_000
 _WORDS = " ".join(

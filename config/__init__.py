@@ -1,7 +1,14 @@
 """Typed settings, the bundled default sources and the delegations registry."""
 
-from config.loader import ConfigError, config_from_text, load_config, load_default
-from config.model import PARSER_NAMES, HttpSettings, Schedule, Settings, Source, StorageSettings
+from pawatch.config.loader import ConfigError, config_from_text, load_config, load_default
+from pawatch.config.model import (
+    PARSER_NAMES,
+    HttpSettings,
+    Schedule,
+    Settings,
+    Source,
+    StorageSettings,
+)
 
 __all__ = [
     "PARSER_NAMES",

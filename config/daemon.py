@@ -19,7 +19,7 @@ from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from config.model import Schedule
+    from pawatch.config.model import Schedule
 
 DELIVER_AFTER_CHECKS = "after-checks"
 DELIVER_OFF = "off"
@@ -42,13 +42,13 @@ class DaemonSettings:
         """The delivery schedule, or None for "after-checks" and "off"."""
         if self.deliver in (DELIVER_AFTER_CHECKS, DELIVER_OFF):
             return None
-        from config.model import Schedule
+        from pawatch.config.model import Schedule
 
         return Schedule.parse(self.deliver)
 
 
 def _show(value: Any) -> str:
-    from config.loader import _show as show  # the loader imports this module first
+    from pawatch.config.loader import _show as show  # the loader imports this module first
 
     return show(value)
 
@@ -70,7 +70,7 @@ def _deliver(value: Any) -> str:
     if value in (DELIVER_AFTER_CHECKS, DELIVER_OFF):
         return str(value)
     if isinstance(value, str):
-        from config.model import Schedule
+        from pawatch.config.model import Schedule
 
         try:
             return Schedule.parse(value).text

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from config.daemon import DAEMON_KEYS
-from config.model import (
+from pawatch.config.daemon import DAEMON_KEYS
+from pawatch.config.model import (
     PARSER_NAMES,
     SECURITY_MODES,
     EmailSettings,
@@ -396,7 +396,7 @@ def _resolve_path(base: Path | None, value: str) -> str:
 
 
 def _check_options(file: str, where: str, parser: str, options: dict[str, Any]) -> None:
-    from scraper.parsers import get_parser
+    from pawatch.scraper.parsers import get_parser
 
     try:
         spec = get_parser(parser)
@@ -546,7 +546,7 @@ def _timezone(file: str, value: Any) -> str:
 
 def load_default() -> Settings:
     """The bundled default configuration (config/default.toml)."""
-    ref = resources.files("config").joinpath("default.toml")
+    ref = resources.files("pawatch.config").joinpath("default.toml")
     label = "<bundled config/default.toml>"
     try:
         data = tomllib.loads(ref.read_text(encoding="utf-8"))

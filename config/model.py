@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from config.daemon import DaemonSettings
+from pawatch.config.daemon import DaemonSettings
 
 PARSER_NAMES = ("delegations", "delegation-page", "news-list", "roster", "page")
 

@@ -261,5 +261,5 @@ def registry_from_text(text: str) -> Registry:
 @cache
 def load_registry() -> Registry:
     """The registry shipped with pawatch (read once, then cached)."""
-    text = resources.files("config").joinpath(REGISTRY_FILE).read_text(encoding="utf-8")
+    text = resources.files("pawatch.config").joinpath(REGISTRY_FILE).read_text(encoding="utf-8")
     return registry_from_text(text)

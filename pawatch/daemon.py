@@ -40,12 +40,12 @@ from typing import Any
 
 from apscheduler.triggers.base import BaseTrigger
 
-from config import ConfigError, Schedule, Settings, Source
-from config.daemon import DELIVER_AFTER_CHECKS, DELIVER_OFF
+from pawatch.config import ConfigError, Schedule, Settings, Source
+from pawatch.config.daemon import DELIVER_AFTER_CHECKS, DELIVER_OFF
 from pawatch.delivery import DeliveryResult, deliver_pending
 from pawatch.lock import EXIT_LOCKED, FileLock, LockTimeout, describe_holder
-from storage import CheckOutcome, StorageError, Store, format_time
-from storage.store import parse_time
+from pawatch.storage import CheckOutcome, StorageError, Store, format_time
+from pawatch.storage.store import parse_time
 
 log = logging.getLogger("pawatch.daemon")
 

@@ -16,11 +16,11 @@ from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any, TextIO
 
-from config.model import EmailSettings, Settings
 from pawatch import mailer
+from pawatch.config.model import EmailSettings, Settings
 from pawatch.reports import Report, build_report, render_html, render_text
-from storage import Store, format_time, parse_time
-from storage import outbox as ob
+from pawatch.storage import Store, format_time, parse_time
+from pawatch.storage import outbox as ob
 
 log = logging.getLogger("pawatch.delivery")
 

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
 
-from config.model import EmailSettings
+from pawatch.config.model import EmailSettings
 
 log = logging.getLogger("pawatch.mail")
 

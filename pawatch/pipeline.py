@@ -21,14 +21,14 @@ from typing import Any
 
 import httpx
 
-from config import Settings, Source
-from scraper.charset import decode_body
-from scraper.errors import FetchError
-from scraper.fetch import Fetcher, FetchResult
-from scraper.fetch import Validators as HttpValidators
-from scraper.parsers import ParseError, ParserSpec, get_parser
-from scraper.parsers.records import NewsItem, PageText
-from storage import (
+from pawatch.config import Settings, Source
+from pawatch.scraper.charset import decode_body
+from pawatch.scraper.errors import FetchError
+from pawatch.scraper.fetch import Fetcher, FetchResult
+from pawatch.scraper.fetch import Validators as HttpValidators
+from pawatch.scraper.parsers import ParseError, ParserSpec, get_parser
+from pawatch.scraper.parsers.records import NewsItem, PageText
+from pawatch.storage import (
     CheckInput,
     CheckOutcome,
     Snapshot,
@@ -38,8 +38,8 @@ from storage import (
     Validators,
     format_time,
 )
-from storage.facts import NewsRow, ParseInput, Policy, Version
-from storage.store import compress_body
+from pawatch.storage.facts import NewsRow, ParseInput, Policy, Version
+from pawatch.storage.store import compress_body
 
 OUTCOMES = ("new", "changed", "unchanged", "not_modified", "failed")
 CPU_WORKERS = 2  # threads for hashing, compressing and parsing (this machine class: 2 cores)

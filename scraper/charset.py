@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from scraper.errors import DecodeError
+from pawatch.scraper.errors import DecodeError
 
 __all__ = ["DecodeHow", "Decoded", "decode_body", "normalize_charset"]
 

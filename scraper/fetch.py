@@ -38,8 +38,8 @@ from types import TracebackType
 
 import httpx
 
-from config.model import HttpSettings, Source
-from scraper.errors import (
+from pawatch.config.model import HttpSettings, Source
+from pawatch.scraper.errors import (
     ConnectionFailed,
     ConnectionRefused,
     DecodeError,
@@ -53,7 +53,7 @@ from scraper.errors import (
     TLSError,
     TooLarge,
 )
-from scraper.robots import ROBOTS_MAX_BYTES, RobotsCache, RobotsResponse
+from pawatch.scraper.robots import ROBOTS_MAX_BYTES, RobotsCache, RobotsResponse
 
 __all__ = ["FetchResult", "Fetcher", "Validators"]
 

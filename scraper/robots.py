@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 from protego import Protego
 
-from scraper.errors import (
+from pawatch.scraper.errors import (
     ConnectionFailed,
     ConnectionRefused,
     DNSError,

@@ -1,6 +1,6 @@
 """SQLite storage: schema and migrations, snapshots, the fetch log and change events."""
 
-from storage.store import (
+from pawatch.storage.store import (
     CheckInput,
     CheckOutcome,
     Snapshot,

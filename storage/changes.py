@@ -16,8 +16,8 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from config.registry import fold_text
-from scraper.parsers.base import Fact
+from pawatch.config.registry import fold_text
+from pawatch.scraper.parsers.base import Fact
 
 HEALTH_KINDS = ("source_failing", "source_recovered", "parse_broken", "parse_recovered")
 CHANGE_KINDS = (

@@ -14,8 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from scraper.parsers.base import Fact
-from storage.changes import Change, count_members, diff_facts, matches_watch
+from pawatch.scraper.parsers.base import Fact
+from pawatch.storage.changes import Change, count_members, diff_facts, matches_watch
 
 EventWriter = Callable[..., int]
 

@@ -20,8 +20,15 @@ from typing import Any
 import zstandard
 from sqlite_utils import Database
 
-from storage.facts import CheckContext, ParseInput, Policy, Version, apply_check, rebuild_facts
-from storage.schema import migrations
+from pawatch.storage.facts import (
+    CheckContext,
+    ParseInput,
+    Policy,
+    Version,
+    apply_check,
+    rebuild_facts,
+)
+from pawatch.storage.schema import migrations
 
 _COMPRESSION = "zstd"
 

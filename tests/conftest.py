@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pawatch.localserver import LocalServer
+from pawatch.demo.localserver import LocalServer
 
 
 @pytest.fixture

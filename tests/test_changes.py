@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from scraper.parsers import get_parser
-from scraper.parsers.base import Fact
-from scraper.parsers.names import name_key
-from storage.changes import Change, diff_facts, matches_watch
+from pawatch.scraper.parsers import get_parser
+from pawatch.scraper.parsers.base import Fact
+from pawatch.scraper.parsers.names import name_key
+from pawatch.storage.changes import Change, diff_facts, matches_watch
 
 BY = "delegation:BY"
 KG = "delegation:KG"

@@ -6,8 +6,8 @@ import codecs
 
 import pytest
 
-from scraper.charset import Decoded, decode_body, normalize_charset
-from scraper.errors import DecodeError
+from pawatch.scraper.charset import Decoded, decode_body, normalize_charset
+from pawatch.scraper.errors import DecodeError
 
 RU = (
     "Делегация Жогорку Кенеша Кыргызской Республики в ПА ОДКБ состоит из 7 депутатов. "

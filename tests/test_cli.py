@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from pawatch.cli import cli
-from pawatch.localserver import LocalServer, Route
+from pawatch.demo.localserver import LocalServer, Route
 from tests.conftest import source_block, write_config
 
 ROOT = Path(__file__).resolve().parents[1]

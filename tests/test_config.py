@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from config import ConfigError, Schedule, load_config, load_default
-from config.loader import config_from_text
+from pawatch.config import ConfigError, Schedule, load_config, load_default
+from pawatch.config.loader import config_from_text
 
 MINIMAL = """
 [[sources]]

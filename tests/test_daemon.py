@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from config import ConfigError, Schedule, Source, config_from_text
+from pawatch.config import ConfigError, Schedule, Source, config_from_text
 from pawatch.daemon import (
     JitterTrigger,
     due_sources,
@@ -26,7 +26,7 @@ from pawatch.daemon import (
     next_due,
     read_heartbeat,
 )
-from pawatch.localserver import LocalServer, Route
+from pawatch.demo.localserver import LocalServer, Route
 from tests.conftest import source_block, write_config
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,14 +11,14 @@ from typing import Any
 
 import pytest
 
-from config import load_config
-from config.model import EmailSettings, Settings
+from pawatch.config import load_config
+from pawatch.config.model import EmailSettings, Settings
 from pawatch.delivery import deliver_pending, lease
-from pawatch.localserver import LocalServer, Route
+from pawatch.demo.localserver import LocalServer, Route
+from pawatch.demo.smtpcapture import Received, free_port, smtp_capture
 from pawatch.pipeline import run_once
-from pawatch.smtpcapture import Received, free_port, smtp_capture
-from storage import SourceRow, Store
-from storage import outbox as ob
+from pawatch.storage import SourceRow, Store
+from pawatch.storage import outbox as ob
 from tests.conftest import source_block, write_config
 
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)

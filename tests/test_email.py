@@ -17,10 +17,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from config import ConfigError, config_from_text
-from config.model import EmailSettings
 from pawatch.cli import cli
+from pawatch.config import ConfigError, config_from_text
+from pawatch.config.model import EmailSettings
 from pawatch.delivery import deliver_pending
+from pawatch.demo.smtpcapture import free_port, save_eml, smtp_capture
 from pawatch.mailer import (
     MailAuthError,
     MailConfigError,
@@ -32,8 +33,7 @@ from pawatch.mailer import (
     send,
     send_test,
 )
-from pawatch.smtpcapture import free_port, save_eml, smtp_capture
-from storage import Store
+from pawatch.storage import Store
 from tests.test_delivery import T0, add_events, composition, email_settings, news, store
 
 __all__ = ["store"]  # the fixture, shared with test_delivery

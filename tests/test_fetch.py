@@ -13,8 +13,8 @@ import httpx
 import pytest
 import respx
 
-from config.model import HttpSettings, Source
-from scraper.errors import (
+from pawatch.config.model import HttpSettings, Source
+from pawatch.scraper.errors import (
     ConnectionFailed,
     DNSError,
     EmptyBody,
@@ -26,7 +26,7 @@ from scraper.errors import (
     RobotsDisallowed,
     TooLarge,
 )
-from scraper.fetch import Fetcher, FetchResult, Validators
+from pawatch.scraper.fetch import Fetcher, FetchResult, Validators
 
 BASE = "https://pacsto.test"
 PAGE = f"{BASE}/countries/kyrgyz"

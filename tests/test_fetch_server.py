@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from config.model import HttpSettings, Source
-from pawatch.localserver import LocalServer, Route
-from scraper.charset import decode_body
-from scraper.errors import (
+from pawatch.config.model import HttpSettings, Source
+from pawatch.demo.localserver import LocalServer, Route
+from pawatch.scraper.charset import decode_body
+from pawatch.scraper.errors import (
     ConnectionFailed,
     ConnectionRefused,
     DNSError,
@@ -29,7 +29,7 @@ from scraper.errors import (
     TLSError,
     TooLarge,
 )
-from scraper.fetch import Fetcher, FetchResult, Validators
+from pawatch.scraper.fetch import Fetcher, FetchResult, Validators
 
 pytestmark = pytest.mark.timeout(30)
 

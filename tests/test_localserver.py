@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from pawatch.localserver import LocalServer, Route
+from pawatch.demo.localserver import LocalServer, Route
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pawatch.localserver import LocalServer, Route
+from pawatch.demo.localserver import LocalServer, Route
 from pawatch.lock import EXIT_LOCKED, FileLock, LockTimeout, describe_holder
 from tests.conftest import source_block, write_config
 

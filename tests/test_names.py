@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scraper.parsers.names import (
+from pawatch.scraper.parsers.names import (
     clean_name,
     is_patronymic,
     looks_like_name,

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scraper.parsers import PARSERS, ParseError, ParseResult, get_parser
+from pawatch.scraper.parsers import PARSERS, ParseError, ParseResult, get_parser
 
 _TAGS = ["p", "div", "br", "a", "li", "ul", "table", "tr", "td", "span", "h1", "h2", "script",
          "time", "b", "article"]  # fmt: skip

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from scraper.parsers import PARSERS, ParseError, ParseResult, get_parser
-from scraper.parsers.dates import parse_date
-from scraper.parsers.numbers import parse_count
-from scraper.parsers.text import normalize_url, visible_lines
+from pawatch.scraper.parsers import PARSERS, ParseError, ParseResult, get_parser
+from pawatch.scraper.parsers.dates import parse_date
+from pawatch.scraper.parsers.numbers import parse_count
+from pawatch.scraper.parsers.text import normalize_url, visible_lines
 
 FIXTURES = Path(__file__).parent / "fixtures" / "parsers"
 CASES = sorted(FIXTURES.glob("*/*.expected.json"))
@@ -443,7 +443,7 @@ def test_parse_count(word: str, n: int | None) -> None:
 
 
 def test_visible_lines_breaks_blocks_and_hides_scripts() -> None:
-    from scraper.parsers.text import parse_html
+    from pawatch.scraper.parsers.text import parse_html
 
     tree = parse_html(
         "<div>a<p>b <i>c</i></p>d<br>e<table><tr><td>f</td><td>g</td></tr></table>"

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from config import load_config
-from pawatch.localserver import LocalServer, Route
+from pawatch.config import load_config
+from pawatch.demo.localserver import LocalServer, Route
 from pawatch.pipeline import run_once
-from storage import CheckInput, StorageError, Store
+from pawatch.storage import CheckInput, StorageError, Store
 from tests.conftest import source_block, write_config
 
 PAGE = "<html><body><h1>Delegations</h1><p>Version {n}</p></body></html>"

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from config import config_from_text
 from pawatch.cli import cli
-from pawatch.demo import ASSEMBLY_PAGES, NATIONAL_PAGES, demo_config, demo_servers, publish
+from pawatch.config import config_from_text
+from pawatch.demo.run import ASSEMBLY_PAGES, NATIONAL_PAGES, demo_config, demo_servers, publish
 from pawatch.pipeline import run_once
-from storage import Store, parse_time
+from pawatch.storage import Store, parse_time
 
 
 @pytest.fixture(scope="module")
@@ -221,6 +221,6 @@ def test_reparse_rebuilds_the_same_facts_without_events(
 
 
 def test_scraped_control_characters_never_reach_the_terminal() -> None:
-    from pawatch.cli_query import printable
+    from pawatch.display import printable
 
     assert printable("Kogut\x1b[2J\x07 Viktor\tline\nnext\x9b") == "Kogut[2J Viktor\tline\nnext"

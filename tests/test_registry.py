@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from config.registry import (
+from pawatch.config.registry import (
     fold_text,
     load_registry,
     registry_from_text,

@@ -18,14 +18,14 @@ from typing import Any, NamedTuple
 
 import pytest
 
-import storage.facts
-from config import Settings, load_config
-from pawatch.localserver import LocalServer, Route
+import pawatch.storage.facts as facts_module
+from pawatch.config import Settings, load_config
+from pawatch.demo.localserver import LocalServer, Route
 from pawatch.pipeline import check_sources, run_once
-from scraper.parsers import PARSERS, ParseResult
-from scraper.parsers.records import DelegationRecord, text_digest
-from storage import StorageError, Store
-from storage.changes import CHANGE_KINDS
+from pawatch.scraper.parsers import PARSERS, ParseResult
+from pawatch.scraper.parsers.records import DelegationRecord, text_digest
+from pawatch.storage import StorageError, Store
+from pawatch.storage.changes import CHANGE_KINDS
 
 # --- the pages -----------------------------------------------------------------------------
 
@@ -815,7 +815,7 @@ def test_crash_mid_check_leaves_facts_and_events_unchanged(
         raise RuntimeError("disk on fire")
 
     # diff_facts runs after the facts were closed and opened, inside the check's transaction
-    monkeypatch.setattr(storage.facts, "diff_facts", boom)
+    monkeypatch.setattr(facts_module, "diff_facts", boom)
     r.serve(BLOCK.id, block_page(house=8))
     with pytest.raises(StorageError, match="disk on fire"):
         run_once(r.settings, r.settings.sources, r.store)

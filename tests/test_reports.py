@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from pawatch.cli import cli
 from pawatch.reports import build_report, parse_since, render_html, render_json, render_text
-from storage import SourceRow, Store
+from pawatch.storage import SourceRow, Store
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from scraper.parsers.base import Fact
-from storage import CheckInput, SourceRow, StorageError, Store
-from storage.facts import DIFF_LINES, ParseInput, Policy, Version
-from storage.schema import SCHEMA_VERSION
+from pawatch.scraper.parsers.base import Fact
+from pawatch.storage import CheckInput, SourceRow, StorageError, Store
+from pawatch.storage.facts import DIFF_LINES, ParseInput, Policy, Version
+from pawatch.storage.schema import SCHEMA_VERSION
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
@@ -195,9 +195,9 @@ def test_a_killed_process_mid_check_leaves_no_partial_rows(tmp_path: Path) -> No
     script = textwrap.dedent(f"""
         import os, signal
         from datetime import datetime, UTC
-        from storage import Store, CheckInput
-        from storage.facts import ParseInput
-        from scraper.parsers.base import Fact
+        from pawatch.storage import Store, CheckInput
+        from pawatch.storage.facts import ParseInput
+        from pawatch.scraper.parsers.base import Fact
         st = Store.open({str(db)!r})
         def die(*a, **k):
             os.kill(os.getpid(), signal.SIGKILL)

@@ -1,7 +1,7 @@
 """Parsers, registered by name. Importing this package registers all of them."""
 
-from scraper.parsers import delegation_page, delegations, news, page, roster  # noqa: F401
-from scraper.parsers.base import (
+from pawatch.scraper.parsers import delegation_page, delegations, news, page, roster  # noqa: F401
+from pawatch.scraper.parsers.base import (
     PARSERS,
     Fact,
     OptionSpec,
@@ -11,7 +11,7 @@ from scraper.parsers.base import (
     get_parser,
     register,
 )
-from scraper.parsers.records import (
+from pawatch.scraper.parsers.records import (
     ChamberSeats,
     DelegationRecord,
     NewsItem,

@@ -91,7 +91,7 @@ def register(
 
 def get_parser(name: str) -> ParserSpec:
     """The registered parser called ``name``; KeyError naming the known ones otherwise."""
-    from scraper import parsers  # noqa: F401  (importing the package registers every parser)
+    from pawatch.scraper import parsers  # noqa: F401  (importing the package registers every parser)
 
     try:
         return PARSERS[name]

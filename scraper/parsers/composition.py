@@ -28,12 +28,12 @@ from typing import Any
 
 from selectolax.lexbor import LexborNode
 
-from config.registry import Registry, fold_text, slugify
-from scraper.parsers.base import ParseError
-from scraper.parsers.names import clean_name, looks_like_name
-from scraper.parsers.numbers import COUNT_PATTERN, parse_count
-from scraper.parsers.records import ChamberSeats, DelegationRecord, Website
-from scraper.parsers.text import Link, normalize_space, option_str, parse_html, select_first
+from pawatch.config.registry import Registry, fold_text, slugify
+from pawatch.scraper.parsers.base import ParseError
+from pawatch.scraper.parsers.names import clean_name, looks_like_name
+from pawatch.scraper.parsers.numbers import COUNT_PATTERN, parse_count
+from pawatch.scraper.parsers.records import ChamberSeats, DelegationRecord, Website
+from pawatch.scraper.parsers.text import Link, normalize_space, option_str, parse_html, select_first
 
 COMPOSITION = "composition"
 PLENIPOTENTIARY = "plenipotentiary"

@@ -19,9 +19,9 @@ from typing import Any
 
 from selectolax.lexbor import LexborNode
 
-from config.registry import load_registry
-from scraper.parsers.base import OptionSpec, ParseError, ParseResult, register
-from scraper.parsers.composition import (
+from pawatch.config.registry import load_registry
+from pawatch.scraper.parsers.base import OptionSpec, ParseError, ParseResult, register
+from pawatch.scraper.parsers.composition import (
     COMPOSITION,
     OTHER,
     CompositionError,
@@ -32,10 +32,10 @@ from scraper.parsers.composition import (
     read_scope,
     split_pieces,
 )
-from scraper.parsers.delegations import page_links
-from scraper.parsers.names import clean_name, looks_like_name, name_key
-from scraper.parsers.records import DelegationRecord
-from scraper.parsers.text import (
+from pawatch.scraper.parsers.delegations import page_links
+from pawatch.scraper.parsers.names import clean_name, looks_like_name, name_key
+from pawatch.scraper.parsers.records import DelegationRecord
+from pawatch.scraper.parsers.text import (
     blocks_containing,
     inline_text,
     option_str,

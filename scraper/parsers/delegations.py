@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from config.registry import load_registry
-from scraper.parsers.base import OptionSpec, ParseError, ParseResult, register
-from scraper.parsers.composition import (
+from pawatch.config.registry import load_registry
+from pawatch.scraper.parsers.base import OptionSpec, ParseError, ParseResult, register
+from pawatch.scraper.parsers.composition import (
     COMPOSITION,
     KEYWORDS,
     CompositionError,
@@ -20,7 +20,7 @@ from scraper.parsers.composition import (
     read_scope,
     split_pieces,
 )
-from scraper.parsers.text import (
+from pawatch.scraper.parsers.text import (
     Link,
     absolute_url,
     blocks_containing,

@@ -14,8 +14,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from config.registry import transliterate
-from scraper.parsers.text import normalize_space
+from pawatch.config.registry import transliterate
+from pawatch.scraper.parsers.text import normalize_space
 
 _NON_LETTERS_RE = re.compile(r"[\W\d_]+")
 # Spelling variants folded in Latin words: dzh/j, kh/h, x/ks, -iy/-ii/-yi/-yy endings, doubled

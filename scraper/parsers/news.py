@@ -18,11 +18,11 @@ from typing import Any
 
 from selectolax.lexbor import LexborNode
 
-from config.registry import fold_text
-from scraper.parsers.base import OptionSpec, ParseError, ParseResult, register
-from scraper.parsers.dates import looks_like_date, parse_date
-from scraper.parsers.records import NewsItem
-from scraper.parsers.text import (
+from pawatch.config.registry import fold_text
+from pawatch.scraper.parsers.base import OptionSpec, ParseError, ParseResult, register
+from pawatch.scraper.parsers.dates import looks_like_date, parse_date
+from pawatch.scraper.parsers.records import NewsItem
+from pawatch.scraper.parsers.text import (
     ItemFields,
     absolute_url,
     inline_text,

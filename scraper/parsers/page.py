@@ -7,9 +7,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from scraper.parsers.base import OptionSpec, ParseError, ParseResult, register
-from scraper.parsers.records import PageText
-from scraper.parsers.text import (
+from pawatch.scraper.parsers.base import OptionSpec, ParseError, ParseResult, register
+from pawatch.scraper.parsers.records import PageText
+from pawatch.scraper.parsers.text import (
     normalize_text,
     option_list,
     option_str,

@@ -9,9 +9,9 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-from scraper.parsers.base import Fact
-from scraper.parsers.names import name_key
-from scraper.parsers.text import normalize_url
+from pawatch.scraper.parsers.base import Fact
+from pawatch.scraper.parsers.names import name_key
+from pawatch.scraper.parsers.text import normalize_url
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,10 @@ from typing import Any
 
 from selectolax.lexbor import LexborNode
 
-from scraper.parsers.base import OptionSpec, ParseError, ParseResult, register
-from scraper.parsers.names import clean_name, name_key
-from scraper.parsers.records import RosterEntry
-from scraper.parsers.text import (
+from pawatch.scraper.parsers.base import OptionSpec, ParseError, ParseResult, register
+from pawatch.scraper.parsers.names import clean_name, name_key
+from pawatch.scraper.parsers.records import RosterEntry
+from pawatch.scraper.parsers.text import (
     ItemFields,
     absolute_url,
     inline_text,

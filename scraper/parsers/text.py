@@ -11,7 +11,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode, SelectolaxError
 
-from scraper.parsers.base import ParseError
+from pawatch.scraper.parsers.base import ParseError
 
 # Elements whose start and end break a line of visible text.
 BLOCK_TAGS = frozenset(

@@ -6,11 +6,11 @@ import sys
 
 import click
 
-from config import Settings, load_config
-from pawatch.cli import Context, cli
+from pawatch.cli.common import Context
+from pawatch.config import Settings, load_config
 
 
-@cli.command()
+@click.command()
 @click.option(
     "--log-format",
     type=click.Choice(["text", "json"]),

@@ -7,12 +7,12 @@ from datetime import UTC, datetime
 
 import click
 
-from pawatch.cli import EXIT_FAILURES, Context, cli, fail, format_option
-from storage import format_time
-from storage import outbox as ob
+from pawatch.cli.common import EXIT_FAILURES, Context, fail, format_option
+from pawatch.storage import format_time
+from pawatch.storage import outbox as ob
 
 
-@cli.command()
+@click.command()
 @click.option(
     "--dry-run", is_flag=True, help="Print what would be sent; send nothing, mark nothing."
 )
@@ -37,7 +37,7 @@ def deliver(obj: Context, dry_run: bool) -> None:
     sys.exit(result.exit_code)
 
 
-@cli.command()
+@click.command()
 @click.option(
     "--since",
     metavar="PERIOD|DATE",
@@ -71,7 +71,7 @@ def report(obj: Context, since: str | None, fmt: str) -> None:
     click.echo(RENDERERS[fmt](rep), nl=False)
 
 
-@cli.command("test-email")
+@click.command("test-email")
 @click.option(
     "--to",
     "to",

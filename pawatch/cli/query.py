@@ -14,11 +14,12 @@ from typing import Any
 
 import click
 
-from pawatch.cli import Context, cli, fail, format_option
+from pawatch.cli.common import Context, fail, format_option
+from pawatch.display import event_line, printable
 from pawatch.reports import parse_since
-from storage import format_time
-from storage.changes import CHANGE_KINDS, HEALTH_KINDS
-from storage.queries import (
+from pawatch.storage import format_time
+from pawatch.storage.changes import CHANGE_KINDS, HEALTH_KINDS
+from pawatch.storage.queries import (
     delegation_ids,
     delegations_overview,
     event_json,
@@ -40,43 +41,11 @@ def parse_moment(text: str, *, end_of_day: bool, now: datetime | None = None) ->
     return format_time(moment)
 
 
-# Control characters (terminal escape sequences among them) in scraped text are not printed.
-_CONTROLS = dict.fromkeys([*range(0, 9), *range(11, 32), 127, *range(128, 160)])
-
-
 def _echo(text: str) -> None:
     click.echo(printable(text))
 
 
-def printable(text: str) -> str:
-    """``text`` without control characters other than tab and newline: a scraped page must
-    not be able to drive the terminal it is shown on."""
-    return text.translate(_CONTROLS)
-
-
-def event_line(e: dict[str, Any]) -> str:
-    change = ""
-    if e["old"] is not None or e["new"] is not None:
-        old = "-" if e["old"] is None else _short(e["old"])
-        new = "-" if e["new"] is None else _short(e["new"])
-        change = f" {old} -> {new}"
-    where = f"{e['delegation']} " if e["delegation"] else ""
-    attr = f"{e['attribute']}" if e["attribute"] else ""
-    snaps = ""
-    if e["before_snapshot"] or e["after_snapshot"]:
-        snaps = f" [snapshots {e['before_snapshot'] or '-'} -> {e['after_snapshot'] or '-'}]"
-    return (
-        f"#{e['id']} {e['detected_at']} {e['kind']}: {where}{attr}{change} "
-        f"({e['source_id']}){snaps}"
-    )
-
-
-def _short(text: str, limit: int = 80) -> str:
-    text = " ".join(str(text)[: limit * 4].split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-@cli.command()
+@click.command()
 @click.option(
     "--since",
     metavar="WHEN",
@@ -129,7 +98,7 @@ def _group_by_source(facts: list[Any]) -> dict[str, dict[str, list[Any]]]:
     return grouped
 
 
-@cli.command()
+@click.command()
 @click.argument("delegation")
 @click.option(
     "--as-of",
@@ -224,8 +193,8 @@ def _one(facts: list[Any] | None) -> str | None:
 
 
 def _decoded(obj: Context, snapshot_id: int) -> tuple[Any, str]:
-    from scraper.charset import decode_body
-    from scraper.errors import FetchError
+    from pawatch.scraper.charset import decode_body
+    from pawatch.scraper.errors import FetchError
 
     with obj.store(create=False) as store:
         try:
@@ -239,7 +208,7 @@ def _decoded(obj: Context, snapshot_id: int) -> tuple[Any, str]:
     return snap, text
 
 
-@cli.command()
+@click.command()
 @click.argument("snapshot_id", type=int)
 @click.option("--text", "as_text", is_flag=True, help="Readable text instead of the HTML.")
 @click.pass_obj
@@ -252,12 +221,12 @@ def show(obj: Context, snapshot_id: int, as_text: bool) -> None:
 
 
 def _readable(html: str) -> str:
-    from scraper.parsers.text import parse_html, visible_lines
+    from pawatch.scraper.parsers.text import parse_html, visible_lines
 
     return "\n".join(visible_lines(parse_html(html).root))
 
 
-@cli.command()
+@click.command()
 @click.argument("snapshot_a", type=int)
 @click.argument("snapshot_b", type=int)
 @click.option("--html", "raw", is_flag=True, help="Diff the HTML instead of the readable text.")
@@ -280,7 +249,7 @@ def diff(obj: Context, snapshot_a: int, snapshot_b: int, raw: bool) -> None:
 
 
 def _popolo(rows: list[dict[str, Any]], overview: list[dict[str, Any]]) -> dict[str, Any]:
-    from scraper.parsers.names import name_key
+    from pawatch.scraper.parsers.names import name_key
 
     organizations: dict[str, dict[str, Any]] = {}
     for row in overview:
@@ -333,7 +302,7 @@ def _popolo(rows: list[dict[str, Any]], overview: list[dict[str, Any]]) -> dict[
     }
 
 
-@cli.command()
+@click.command()
 @format_option(
     "json",
     "csv",
@@ -408,7 +377,7 @@ def export(obj: Context, fmt: str) -> None:
         )
 
 
-@cli.command()
+@click.command()
 @click.option(
     "--source",
     "source_ids",
@@ -423,11 +392,11 @@ def reparse(obj: Context, source_ids: tuple[str, ...]) -> None:
     Use after a parser changed what it extracts: the history is rebuilt as the new parser
     reads it, so the change in code is never reported as a change in the world.
     """
-    from pawatch.cli import _select_sources
+    from pawatch.cli.common import select_sources
     from pawatch.pipeline import reparse_source
 
     settings = obj.settings
-    sources = _select_sources(settings, source_ids) if source_ids else list(settings.sources)
+    sources = select_sources(settings, source_ids) if source_ids else list(settings.sources)
     with obj.store(create=False) as store, obj.writing(store, "reparse"):
         for source in sources:
             written = reparse_source(store, source)

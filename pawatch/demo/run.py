@@ -20,16 +20,16 @@ from pathlib import Path
 
 import click
 
-from config import Settings, config_from_text
-from config.model import EmailSettings
-from pawatch.cli_query import event_line
+from pawatch.config import Settings, config_from_text
+from pawatch.config.model import EmailSettings
 from pawatch.delivery import deliver_pending
-from pawatch.localserver import LocalServer, Route
+from pawatch.demo.localserver import LocalServer, Route
+from pawatch.demo.smtpcapture import save_eml, smtp_capture
+from pawatch.display import event_line
 from pawatch.pipeline import RunSummary, run_once
-from pawatch.smtpcapture import save_eml, smtp_capture
-from storage import Store
+from pawatch.storage import Store
 
-# path on the server -> (file in demo_site/vN, content type)
+# path on the server -> (file in site/vN, content type)
 ASSEMBLY_PAGES = {
     "/": ("pacsto-home.html", "text/html; charset=utf-8"),
     "/events": ("pacsto-events.html", "text/html; charset=utf-8"),
@@ -94,7 +94,7 @@ min_items = 3
 
 
 def _page(version: str, name: str) -> bytes:
-    return resources.files("pawatch").joinpath("demo_site", version, name).read_bytes()
+    return resources.files("pawatch.demo").joinpath("site", version, name).read_bytes()
 
 
 def publish(server: LocalServer, pages: dict[str, tuple[str, str]], version: str) -> None:

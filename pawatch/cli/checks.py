@@ -1,4 +1,4 @@
-"""The ``pawatch`` command line. Every command has help; ``pawatch COMMAND --help``."""
+"""The checking commands: ``run``, ``status``, ``sources`` and ``demo``."""
 
 from __future__ import annotations
 
@@ -10,145 +10,23 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 
-from config import ConfigError, Settings, Source, load_config
-from storage import CheckOutcome, StorageError, Store
-
-EXIT_OK = 0
-EXIT_FAILURES = 1
-EXIT_USAGE = 2
+from pawatch.cli.common import (
+    EXIT_FAILURES,
+    EXIT_OK,
+    Context,
+    fail,
+    format_option,
+    format_table,
+    select_sources,
+)
+from pawatch.config import Settings
+from pawatch.storage import CheckOutcome, StorageError, Store
 
 log = logging.getLogger("pawatch")
-
-
-class Context:
-    """What every command gets: the options, and the settings loaded once on demand."""
-
-    def __init__(self, config: str | None, db: str | None, verbosity: int) -> None:
-        self.config_path = config
-        self.db_path = db
-        self.verbosity = verbosity
-        self._settings: Settings | None = None
-
-    @property
-    def settings(self) -> Settings:
-        if self._settings is None:
-            try:
-                self._settings = load_config(self.config_path, db=self.db_path)
-            except ConfigError as exc:
-                fail(f"config error: {exc}")
-        return self._settings
-
-    @contextmanager
-    def writing(self, store: Store, purpose: str, timeout: float | None = None) -> Iterator[None]:
-        """Hold the database's single-writer lock (``<db>.lock``) for a writing command; exit 3
-        with one line when another pawatch holds it for longer than ``timeout``."""
-        from pawatch.lock import EXIT_LOCKED, FileLock, LockTimeout
-
-        wait = self.settings.daemon.lock_timeout if timeout is None else timeout
-        lock = FileLock.for_database(store.path, purpose)
-        try:
-            lock.acquire(wait)
-        except LockTimeout as exc:
-            fail(
-                f"the database {store.path} is busy: {exc.describe()} (--wait {wait:g}); "
-                "nothing was done. Try again later or wait longer with --wait SECONDS.",
-                EXIT_LOCKED,
-            )
-        except OSError as exc:
-            fail(f"cannot create the lock file {lock.path}: {exc.strerror}")
-        try:
-            yield
-        finally:
-            lock.release()
-
-    @contextmanager
-    def store(self, *, create: bool = True) -> Iterator[Store]:
-        """The database; with ``create=False`` (commands that only read) a missing file is a
-        clear error instead of a new empty database."""
-        path = self.settings.storage.path
-        if not create and not Path(path).exists():
-            fail(f"no database at {path} yet: run `pawatch run` first, or give --db PATH")
-        try:
-            store = Store.open(path)
-        except StorageError as exc:
-            fail(str(exc))
-        try:
-            yield store
-        finally:
-            store.close()
-
-
-def format_option(*choices: str, help: str) -> Callable[[Any], Any]:
-    """The ``--format`` option every command shares; the first choice is the default."""
-    return click.option(
-        "--format",
-        "fmt",
-        type=click.Choice(list(choices)),
-        default=choices[0],
-        show_default=True,
-        help=help,
-    )
-
-
-def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
-    click.echo(f"pawatch: {message}", err=True)
-    sys.exit(code)
-
-
-def _setup_logging(verbosity: int) -> None:
-    level = {-1: logging.WARNING, 0: logging.INFO}.get(verbosity, logging.DEBUG)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S")
-    )
-    root = logging.getLogger("pawatch")
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    root.propagate = False
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--config",
-    "config",
-    metavar="PATH",
-    envvar="PAWATCH_CONFIG",
-    help="TOML config file over the bundled default (also $PAWATCH_CONFIG).",
-)
-@click.option(
-    "--db",
-    "db",
-    metavar="PATH",
-    envvar="PAWATCH_DB",
-    help="SQLite database file (also $PAWATCH_DB); overrides [storage] path.",
-)
-@click.option("-v", "--verbose", count=True, help="More log output (-v: debug).")
-@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr.")
-@click.version_option(package_name="pawatch")
-@click.pass_context
-def cli(ctx: click.Context, config: str | None, db: str | None, verbose: int, quiet: bool) -> None:
-    """pawatch: monitor the national delegations to the CSTO Parliamentary Assembly.
-
-    Exit codes: 0 success, 1 some sources failed, 2 usage or config error, 3 the database
-    is locked by another pawatch (daemon or run) for longer than `run --wait`.
-    """
-    verbosity = -1 if quiet else verbose
-    _setup_logging(verbosity)
-    ctx.obj = Context(config, db, verbosity)
-
-
-def _select_sources(settings: Settings, ids: Sequence[str]) -> list[Source]:
-    if not ids:
-        return list(settings.enabled_sources)
-    known = {s.id: s for s in settings.sources}
-    unknown = [i for i in ids if i not in known]
-    if unknown:
-        fail(f"unknown source id(s): {', '.join(unknown)} (see `pawatch sources`)")
-    return [known[i] for i in dict.fromkeys(ids)]  # named sources run even when disabled
 
 
 def _describe(outcome: CheckOutcome) -> str:
@@ -181,7 +59,7 @@ def _progress(total: int) -> Iterator[Callable[[CheckOutcome], None]]:
         yield line
 
 
-@cli.command()
+@click.command()
 @click.option(
     "--source",
     "source_ids",
@@ -239,7 +117,7 @@ def run(
     from pawatch.pipeline import RunSummary, run_once
 
     settings = obj.settings
-    sources = _select_sources(settings, source_ids)
+    sources = select_sources(settings, source_ids)
     if not sources:
         fail("no enabled sources to check")
     with obj.store() as store, obj.writing(store, "run --due" if due else "run", wait):
@@ -296,7 +174,7 @@ def _summary_text(data: dict[str, Any], db_path: str) -> str:
     return "\n".join(lines)
 
 
-@cli.command()
+@click.command()
 @format_option("text", "json", help="Output format.")
 @click.option(
     "--daemon",
@@ -357,7 +235,7 @@ def status(obj: Context, fmt: str, daemon_only: bool) -> None:
             table = [(*table[0], "NEXT RUN")] + [
                 (*row, next_runs.get(row[0]) or "-") for row in table[1:]
             ]
-        click.echo(_format_table(table))
+        click.echo(format_table(table))
         for r in rows:
             if r.consecutive_failures and r.last_error:
                 click.echo(f"! {r.id}: {r.last_error}")
@@ -405,15 +283,7 @@ def _daemon_lines(beat: dict[str, Any] | None, db_path: str, listed: Sequence[st
     return lines
 
 
-def _format_table(rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    )
-
-
-@cli.command()
+@click.command()
 @format_option("text", "json", help="Output format.")
 @click.pass_obj
 def sources(obj: Context, fmt: str) -> None:
@@ -442,7 +312,7 @@ def sources(obj: Context, fmt: str) -> None:
         (s.id, s.parser, s.delegation or "-", s.schedule.text, "yes" if s.enabled else "no", s.url)
         for s in settings.sources
     ]
-    click.echo(_format_table(table))
+    click.echo(format_table(table))
     click.echo(
         f"{len(settings.sources)} source(s), {len(settings.enabled_sources)} enabled; "
         f"config: {' + '.join(settings.config_files)}; database: "
@@ -450,7 +320,7 @@ def sources(obj: Context, fmt: str) -> None:
     )
 
 
-@cli.command()
+@click.command()
 @click.option(
     "--dir",
     "out_dir",
@@ -466,22 +336,6 @@ def demo(obj: Context, out_dir: str) -> None:
     Checks version 1 of the site, switches to version 2, checks again, and shows what changed
     and where the database is.
     """
-    from pawatch.demo import run_demo
+    from pawatch.demo.run import run_demo
 
     sys.exit(run_demo(out_dir))
-
-
-# Commands defined in their own modules register themselves on `cli` when imported.
-from pawatch import cli_daemon, cli_delivery, cli_query  # noqa: E402,F401
-
-
-def main() -> None:
-    cli(prog_name="pawatch")
-
-
-if __name__ == "__main__":
-    # `python -m pawatch.cli`: this module runs as __main__, while the command modules imported
-    # above registered on pawatch.cli.cli (a second copy of this module); run that group.
-    from pawatch.cli import main as _main
-
-    _main()

@@ -1,0 +1,5 @@
+"""``python -m pawatch.cli``."""
+
+from pawatch.cli import main
+
+main()

@@ -1,0 +1,112 @@
+"""What every command shares: the context (options, settings, database, writer lock), the exit
+codes, the ``--format`` option, source selection, tables and the one-line failure."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from pawatch.config import ConfigError, Settings, Source, load_config
+from pawatch.storage import StorageError, Store
+
+EXIT_OK = 0
+EXIT_FAILURES = 1
+EXIT_USAGE = 2
+
+
+class Context:
+    """What every command gets: the options, and the settings loaded once on demand."""
+
+    def __init__(self, config: str | None, db: str | None, verbosity: int) -> None:
+        self.config_path = config
+        self.db_path = db
+        self.verbosity = verbosity
+        self._settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            try:
+                self._settings = load_config(self.config_path, db=self.db_path)
+            except ConfigError as exc:
+                fail(f"config error: {exc}")
+        return self._settings
+
+    @contextmanager
+    def writing(self, store: Store, purpose: str, timeout: float | None = None) -> Iterator[None]:
+        """Hold the database's single-writer lock (``<db>.lock``) for a writing command; exit 3
+        with one line when another pawatch holds it for longer than ``timeout``."""
+        from pawatch.lock import EXIT_LOCKED, FileLock, LockTimeout
+
+        wait = self.settings.daemon.lock_timeout if timeout is None else timeout
+        lock = FileLock.for_database(store.path, purpose)
+        try:
+            lock.acquire(wait)
+        except LockTimeout as exc:
+            fail(
+                f"the database {store.path} is busy: {exc.describe()} (--wait {wait:g}); "
+                "nothing was done. Try again later or wait longer with --wait SECONDS.",
+                EXIT_LOCKED,
+            )
+        except OSError as exc:
+            fail(f"cannot create the lock file {lock.path}: {exc.strerror}")
+        try:
+            yield
+        finally:
+            lock.release()
+
+    @contextmanager
+    def store(self, *, create: bool = True) -> Iterator[Store]:
+        """The database; with ``create=False`` (commands that only read) a missing file is a
+        clear error instead of a new empty database."""
+        path = self.settings.storage.path
+        if not create and not Path(path).exists():
+            fail(f"no database at {path} yet: run `pawatch run` first, or give --db PATH")
+        try:
+            store = Store.open(path)
+        except StorageError as exc:
+            fail(str(exc))
+        try:
+            yield store
+        finally:
+            store.close()
+
+
+def format_option(*choices: str, help: str) -> Callable[[Any], Any]:
+    """The ``--format`` option every command shares; the first choice is the default."""
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(list(choices)),
+        default=choices[0],
+        show_default=True,
+        help=help,
+    )
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    click.echo(f"pawatch: {message}", err=True)
+    sys.exit(code)
+
+
+def select_sources(settings: Settings, ids: Sequence[str]) -> list[Source]:
+    if not ids:
+        return list(settings.enabled_sources)
+    known = {s.id: s for s in settings.sources}
+    unknown = [i for i in ids if i not in known]
+    if unknown:
+        fail(f"unknown source id(s): {', '.join(unknown)} (see `pawatch sources`)")
+    return [known[i] for i in dict.fromkeys(ids)]  # named sources run even when disabled
+
+
+def format_table(rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )
