@@ -2,7 +2,6 @@
 
 from pawatch.config.loader import ConfigError, config_from_text, load_config, load_default
 from pawatch.config.model import (
-    PARSER_NAMES,
     HttpSettings,
     Schedule,
     Settings,
@@ -11,7 +10,6 @@ from pawatch.config.model import (
 )
 
 __all__ = [
-    "PARSER_NAMES",
     "ConfigError",
     "HttpSettings",
     "Schedule",

@@ -21,10 +21,10 @@ from urllib.parse import urlsplit
 
 from pawatch.config.daemon import DAEMON_KEYS
 from pawatch.config.model import (
-    PARSER_NAMES,
     SECURITY_MODES,
     EmailSettings,
     HttpSettings,
+    OptionSpec,
     Schedule,
     Settings,
     Source,
@@ -46,6 +46,10 @@ class ConfigError(Exception):
 
 
 Check = Callable[[Any], Any]  # returns the converted value or raises ValueError("expected ...")
+
+
+# A parser name -> its options; the scraper owns the registry, the loader checks against it.
+ParserCatalog = Mapping[str, Mapping[str, OptionSpec]]
 
 
 def _expect(kind: str, ok: Callable[[Any], bool]) -> Check:
@@ -162,9 +166,7 @@ def _source_id(value: Any) -> str:
 
 def _parser(value: Any) -> str:
     _str(value)
-    if value not in PARSER_NAMES:
-        raise ValueError(f"expected one of {', '.join(PARSER_NAMES)}, got {value!r}")
-    return str(value)
+    return str(value)  # the name is checked against the parser catalog in _check_options
 
 
 def _delegation(value: Any) -> str:
@@ -395,22 +397,22 @@ def _resolve_path(base: Path | None, value: str) -> str:
     return str(path)
 
 
-def _check_options(file: str, where: str, parser: str, options: dict[str, Any]) -> None:
-    from pawatch.scraper.parsers import get_parser
-
-    try:
-        spec = get_parser(parser)
-    except KeyError:
-        return  # a known config name whose parser is not built yet: nothing to check against
+def _check_options(
+    file: str, where: str, parser: str, options: dict[str, Any], parsers: ParserCatalog
+) -> None:
+    if parser not in parsers:
+        known = ", ".join(parsers)
+        raise ConfigError(file, f"{where}.parser", f"expected one of {known}, got {parser!r}")
+    spec = parsers[parser]
     for key, value in options.items():
-        if key not in spec.options:
-            known = ", ".join(sorted(spec.options)) or "none"
+        if key not in spec:
+            known = ", ".join(sorted(spec)) or "none"
             raise ConfigError(
                 file,
                 f"{where}.options.{key}",
                 f"unknown option for parser {parser!r}; expected one of: {known}",
             )
-        expected = spec.options[key].type
+        expected = spec[key].type
         if isinstance(value, bool) and bool not in (
             expected if isinstance(expected, tuple) else (expected,)
         ):
@@ -426,14 +428,16 @@ def _check_options(file: str, where: str, parser: str, options: dict[str, Any]) 
             raise ConfigError(
                 file, f"{where}.options.{key}", f"expected {names}, got {_show(value)}"
             )
-    for key, opt in spec.options.items():
+    for key, opt in spec.items():
         if opt.required and key not in options:
             raise ConfigError(
                 file, f"{where}.options.{key}", f"required by parser {parser!r}: {opt.help}"
             )
 
 
-def _parse_source(file: str, base: Path | None, index: int, raw: Any) -> Source:
+def _parse_source(
+    file: str, base: Path | None, index: int, raw: Any, parsers: ParserCatalog
+) -> Source:
     where = f"sources[{index}]"
     if not isinstance(raw, dict):
         raise ConfigError(file, where, f"expected a [[sources]] table, got {_show(raw)}")
@@ -454,7 +458,7 @@ def _parse_source(file: str, base: Path | None, index: int, raw: Any) -> Source:
                     f"{where}.{key}",
                     f"expected an existing file, {values[key]!r} does not exist",
                 )
-    _check_options(file, where, values["parser"], values.get("options", {}))
+    _check_options(file, where, values["parser"], values.get("options", {}), parsers)
     return Source(**values)
 
 
@@ -471,7 +475,11 @@ def _read_toml(path: Path, label: str) -> dict[str, Any]:
 
 
 def parse_config(
-    data: Mapping[str, Any], file: str, base: Path | None, defaults: Settings
+    data: Mapping[str, Any],
+    file: str,
+    base: Path | None,
+    defaults: Settings,
+    parsers: ParserCatalog,
 ) -> Settings:
     """Apply one parsed TOML document over ``defaults``; raise ConfigError on any problem."""
     for key in data:
@@ -506,7 +514,7 @@ def parse_config(
             raise ConfigError(
                 file, "include_default_sources", f"expected true or false, got {_show(extend)}"
             )
-        sources = [_parse_source(file, base, i, raw) for i, raw in enumerate(raw_sources)]
+        sources = [_parse_source(file, base, i, raw, parsers) for i, raw in enumerate(raw_sources)]
         if extend:
             own = {s.id for s in sources}
             sources = [s for s in settings.sources if s.id not in own] + sources
@@ -544,7 +552,7 @@ def _timezone(file: str, value: Any) -> str:
     return str(value)
 
 
-def load_default() -> Settings:
+def load_default(parsers: ParserCatalog) -> Settings:
     """The bundled default configuration (config/default.toml)."""
     ref = resources.files("pawatch.config").joinpath("default.toml")
     label = "<bundled config/default.toml>"
@@ -552,27 +560,37 @@ def load_default() -> Settings:
         data = tomllib.loads(ref.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:  # pragma: no cover - guarded by a test
         raise ConfigError(label, "", f"not valid TOML: {exc}") from None
-    return parse_config(data, label, None, Settings())
+    return parse_config(data, label, None, Settings(), parsers)
 
 
-def load_config(path: str | os.PathLike[str] | None = None, *, db: str | None = None) -> Settings:
-    """Defaults, then the user file (``path``/``$PAWATCH_CONFIG``), then ``db``/``$PAWATCH_DB``."""
-    settings = load_default()
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    parsers: ParserCatalog,
+    db: str | None = None,
+) -> Settings:
+    """Defaults, then the user file (``path``/``$PAWATCH_CONFIG``), then ``db``/``$PAWATCH_DB``.
+
+    ``parsers`` is the catalog every source's ``parser`` and ``[sources.options]`` are checked
+    against (the scraper's registry; ``pawatch.settings.load_settings`` passes it)."""
+    settings = load_default(parsers)
     path = path if path is not None else os.environ.get(ENV_CONFIG) or None
     if path is not None:
         file = Path(path)
         data = _read_toml(file, str(file))
-        settings = parse_config(data, str(file), file.resolve().parent, settings)
+        settings = parse_config(data, str(file), file.resolve().parent, settings, parsers)
     db = db if db is not None else os.environ.get(ENV_DB) or None
     if db is not None:
         settings = replace(settings, storage=StorageSettings(path=str(Path(db).expanduser())))
     return settings
 
 
-def config_from_text(text: str, file: str = "<text>", base: Path | None = None) -> Settings:
+def config_from_text(
+    text: str, file: str = "<text>", base: Path | None = None, *, parsers: ParserCatalog
+) -> Settings:
     """Parse TOML text over the bundled default (for tests and the demo)."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(file, "", f"not valid TOML: {exc}") from None
-    return parse_config(data, file, base, load_default())
+    return parse_config(data, file, base, load_default(parsers), parsers)

@@ -9,7 +9,16 @@ from typing import Any
 
 from pawatch.config.daemon import DaemonSettings
 
-PARSER_NAMES = ("delegations", "delegation-page", "news-list", "roster", "page")
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """One per-source parser option (``[sources.options]``): its type, what it does, and
+    whether the parser needs it. Parsers declare theirs; the config loader checks them."""
+
+    type: type | tuple[type, ...]
+    help: str
+    required: bool = False
+
 
 _INTERVAL_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pawatch.config import ConfigError, Schedule, load_config, load_default
-from pawatch.config.loader import config_from_text
+from pawatch.config import ConfigError, Schedule
+from pawatch.settings import default_settings, load_settings, settings_from_text
 
 MINIMAL = """
 [[sources]]
@@ -25,7 +25,7 @@ def write(tmp_path: Path, text: str, name: str = "pawatch.toml") -> Path:
 
 
 def test_bundled_default_lists_the_real_sources() -> None:
-    settings = load_default()
+    settings = default_settings()
     urls = " ".join(s.url for s in settings.sources)
     for host in (
         "pacsto.org",
@@ -53,7 +53,7 @@ def test_bundled_default_lists_the_real_sources() -> None:
 
 
 def test_sources_only_config_takes_defaults_and_replaces_the_list(tmp_path: Path) -> None:
-    settings = load_config(write(tmp_path, MINIMAL))
+    settings = load_settings(write(tmp_path, MINIMAL))
     assert [s.id for s in settings.sources] == ["one"]
     src = settings.sources[0]
     assert src.enabled and src.confirm == 1 and src.schedule.interval == timedelta(hours=6)
@@ -63,14 +63,14 @@ def test_sources_only_config_takes_defaults_and_replaces_the_list(tmp_path: Path
 
 
 def test_include_default_sources_extends_the_bundled_list(tmp_path: Path) -> None:
-    settings = load_config(write(tmp_path, "include_default_sources = true\n" + MINIMAL))
+    settings = load_settings(write(tmp_path, "include_default_sources = true\n" + MINIMAL))
     assert settings.sources[-1].id == "one"
-    assert len(settings.sources) == len(load_default().sources) + 1
+    assert len(settings.sources) == len(default_settings().sources) + 1
 
 
 def test_user_settings_override_and_paths_resolve_against_the_file(tmp_path: Path) -> None:
     text = '[storage]\npath = "data/w.db"\n[http]\nper_host_delay = 0\ntimeout = 5\n' + MINIMAL
-    settings = load_config(write(tmp_path, text))
+    settings = load_settings(write(tmp_path, text))
     assert settings.storage.path == str(tmp_path / "data/w.db")
     assert settings.http.per_host_delay == 0.0 and settings.http.timeout == 5.0
     assert settings.http.per_host_concurrency == 2  # untouched keys keep defaults
@@ -81,7 +81,7 @@ def test_env_variables_choose_config_and_db(
 ) -> None:
     monkeypatch.setenv("PAWATCH_CONFIG", str(write(tmp_path, MINIMAL)))
     monkeypatch.setenv("PAWATCH_DB", str(tmp_path / "env.db"))
-    settings = load_config()
+    settings = load_settings()
     assert [s.id for s in settings.sources] == ["one"]
     assert settings.storage.path == str(tmp_path / "env.db")
 
@@ -172,7 +172,7 @@ def test_invalid_config_names_file_key_and_expectation(
 ) -> None:
     path = write(tmp_path, text)
     with pytest.raises(ConfigError) as info:
-        load_config(path)
+        load_settings(path)
     message = str(info.value)
     assert message.startswith(str(path)), message
     assert info.value.key == key, message
@@ -182,7 +182,7 @@ def test_invalid_config_names_file_key_and_expectation(
 
 def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="file not found"):
-        load_config(tmp_path / "absent.toml")
+        load_settings(tmp_path / "absent.toml")
 
 
 @pytest.mark.parametrize(
@@ -209,4 +209,4 @@ def test_interval_schedule_is_due() -> None:
 
 def test_config_from_text_errors_name_the_label() -> None:
     with pytest.raises(ConfigError, match=r"^demo\.toml: http\.retries: expected a whole"):
-        config_from_text("[http]\nretries = 1.5\n", "demo.toml")
+        settings_from_text("[http]\nretries = 1.5\n", "demo.toml")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from pawatch.config import ConfigError, Schedule, Source, config_from_text
+from pawatch.config import ConfigError, Schedule, Source
 from pawatch.daemon import (
     JitterTrigger,
     due_sources,
@@ -27,6 +27,7 @@ from pawatch.daemon import (
     read_heartbeat,
 )
 from pawatch.demo.localserver import LocalServer, Route
+from pawatch.settings import settings_from_text
 from tests.conftest import source_block, write_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -133,9 +134,11 @@ def _fetch_rows(db: Path, source_id: str) -> list[tuple[str, str]]:
 
 
 def test_daemon_table_defaults_and_strict_errors() -> None:
-    settings = config_from_text("")
+    settings = settings_from_text("")
     assert settings.daemon.jitter == 30 and settings.daemon.deliver == "after-checks"
-    custom = config_from_text('[daemon]\njitter = 5\ndeliver = "0 9 * * mon-fri"\nlock_timeout = 0')
+    custom = settings_from_text(
+        '[daemon]\njitter = 5\ndeliver = "0 9 * * mon-fri"\nlock_timeout = 0'
+    )
     assert custom.daemon.jitter == 5.0 and custom.daemon.lock_timeout == 0.0
     assert custom.daemon.deliver_schedule is not None
     assert custom.daemon.deliver_schedule.cron == "0 9 * * mon-fri"
@@ -149,10 +152,10 @@ def test_daemon_table_defaults_and_strict_errors() -> None:
     }
     for line, message in bad.items():
         with pytest.raises(ConfigError) as exc:
-            config_from_text(f"[daemon]\n{line}\n", "my.toml")
+            settings_from_text(f"[daemon]\n{line}\n", "my.toml")
         assert str(exc.value).startswith(f"my.toml: {message}"), str(exc.value)
     with pytest.raises(ConfigError, match=r"my.toml: daemon: expected a \[daemon\] table"):
-        config_from_text("daemon = 3\n", "my.toml")
+        settings_from_text("daemon = 3\n", "my.toml")
 
 
 def test_jitter_is_bounded_and_does_not_drift() -> None:

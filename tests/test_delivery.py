@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from pawatch.config import load_config
 from pawatch.config.model import EmailSettings, Settings
 from pawatch.delivery import deliver_pending, lease
 from pawatch.demo.localserver import LocalServer, Route
 from pawatch.demo.smtpcapture import Received, free_port, smtp_capture
 from pawatch.pipeline import run_once
+from pawatch.settings import load_settings
 from pawatch.storage import SourceRow, Store
 from pawatch.storage import outbox as ob
 from tests.conftest import source_block, write_config
@@ -271,7 +271,7 @@ def test_health_alerts_repeat_while_a_source_stays_broken(
 ) -> None:
     server.set("/down", Route(status=500))
     cfg = write_config(tmp_path, source_block("down", server.url("/down"), failing_after=1))
-    settings = load_config(cfg)
+    settings = load_settings(cfg)
     now = datetime.now(UTC)
     with Store.open(settings.storage.path) as store, smtp_capture() as smtp:
         run_once(settings, settings.sources, store)

@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from pawatch.cli import cli
-from pawatch.config import ConfigError, config_from_text
+from pawatch.config import ConfigError
 from pawatch.config.model import EmailSettings
 from pawatch.delivery import deliver_pending
 from pawatch.demo.smtpcapture import free_port, save_eml, smtp_capture
@@ -33,6 +33,7 @@ from pawatch.mailer import (
     send,
     send_test,
 )
+from pawatch.settings import settings_from_text
 from pawatch.storage import Store
 from tests.test_delivery import T0, add_events, composition, email_settings, news, store
 
@@ -272,7 +273,7 @@ recipients = ["desk@example.org"]
 
 
 def test_email_config_parses_with_defaults() -> None:
-    settings = config_from_text(
+    settings = settings_from_text(
         GOOD + 'delegation_recipients = { KG = ["kg@example.org"] }\ndigest = "1d"\n'
         'username = "monitor"\npassword_env = "PAWATCH_SMTP_PASSWORD"\n'
     )
@@ -280,8 +281,8 @@ def test_email_config_parses_with_defaults() -> None:
     assert email is not None and email.port == 587 and email.security == "starttls"
     assert email.delegation_recipients == {"KG": ("kg@example.org",)}
     assert email.digest == timedelta(days=1) and email.health_repeat == timedelta(days=1)
-    assert config_from_text("").email is None
-    off = config_from_text(GOOD + 'security = "tls"\nhealth_repeat = "off"\n').email
+    assert settings_from_text("").email is None
+    off = settings_from_text(GOOD + 'security = "tls"\nhealth_repeat = "off"\n').email
     assert off is not None and off.port == 465 and off.health_repeat is None
 
 
@@ -304,7 +305,7 @@ def test_email_config_parses_with_defaults() -> None:
 )  # fmt: skip
 def test_email_config_errors_name_the_key(extra: str, key: str, expected: str) -> None:
     with pytest.raises(ConfigError) as info:
-        config_from_text(GOOD + extra + "\n", file="cfg.toml")
+        settings_from_text(GOOD + extra + "\n", file="cfg.toml")
     assert info.value.key == key and expected in str(info.value)
     assert str(info.value).startswith(f"cfg.toml: {key}: ")
     assert "hunter2" not in str(info.value)
@@ -324,7 +325,7 @@ def test_email_config_errors_name_the_key(extra: str, key: str, expected: str) -
 )  # fmt: skip
 def test_email_config_required_keys_and_addresses(text: str, key: str, expected: str) -> None:
     with pytest.raises(ConfigError) as info:
-        config_from_text(text + "\n", file="cfg.toml")
+        settings_from_text(text + "\n", file="cfg.toml")
     assert info.value.key == key and expected in str(info.value)
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pawatch.config import load_config
 from pawatch.demo.localserver import LocalServer, Route
 from pawatch.pipeline import run_once
+from pawatch.settings import load_settings
 from pawatch.storage import CheckInput, StorageError, Store
 from tests.conftest import source_block, write_config
 
@@ -47,7 +47,7 @@ def test_faults_become_typed_failures_and_spare_the_other_sources(
     sources = "".join(source_block(n, server.url(f"/{n}")) for n in names)
     sources += source_block("private", server.url("/private/page"))
     cfg = write_config(tmp_path, sources, max_bytes=100000, timeout=1)
-    settings = load_config(cfg)
+    settings = load_settings(cfg)
     with Store.open(settings.storage.path) as store:
         summary = run_once(settings, settings.sources, store)
         by_id = {o.source_id: o for o in summary.outcomes}
@@ -82,7 +82,7 @@ def test_second_run_sends_validators_and_records_304_and_changes(
     server.set("/b", Route(body=PAGE.format(n=1), last_modified="Wed, 01 Oct 2025 10:00:00 GMT"))
     server.set("/c", Route(body=PAGE.format(n=1)))
     cfg = write_config(tmp_path, "".join(source_block(n, server.url(f"/{n}")) for n in "abc"))
-    settings = load_config(cfg)
+    settings = load_settings(cfg)
     with Store.open(settings.storage.path) as store:
         first = run_once(settings, settings.sources, store)
         assert first.ids("new") == ["a", "b", "c"] and first.exit_code == 0
@@ -105,7 +105,7 @@ def test_unchanged_pages_replayed_many_times_add_no_snapshots(
 ) -> None:
     server.set("/a", Route(body=PAGE.format(n=1)))  # no validators: full body each time
     cfg = write_config(tmp_path, source_block("a", server.url("/a")))
-    settings = load_config(cfg)
+    settings = load_settings(cfg)
     with Store.open(settings.storage.path) as store:
         for _ in range(25):
             run_once(settings, settings.sources, store)
@@ -139,7 +139,7 @@ def test_changing_a_source_config_is_not_a_change_in_the_world(
     )
     block = source_block("r", server.url("/r"), parser="roster")
     cfg = write_config(tmp_path, block + '[sources.options]\nname = ".n"\nmin_items = 2\n')
-    settings = load_config(cfg)
+    settings = load_settings(cfg)
     with Store.open(settings.storage.path) as store:
         run_once(settings, settings.sources, store)
         assert rows(store, "SELECT COUNT(*) FROM facts WHERE subject = 'roster'") == [(4,)]
@@ -147,7 +147,7 @@ def test_changing_a_source_config_is_not_a_change_in_the_world(
         cfg = write_config(
             tmp_path, block + 'delegation = "KG"\n[sources.options]\nname = ".n"\nmin_items = 2\n'
         )
-        settings = load_config(cfg)
+        settings = load_settings(cfg)
         run_once(settings, settings.sources, store)
         assert events(store) == []
         assert rows(
@@ -170,7 +170,7 @@ def test_changing_a_source_config_is_not_a_change_in_the_world(
             + 'delegation = "KG"\n[sources.options]\nname = ".n"\n'
             "min_items = 2\n",
         )
-        settings = load_config(cfg)
+        settings = load_settings(cfg)
         run_once(settings, settings.sources, store)
         assert events(store) == []
         current = rows(store, "SELECT name FROM members WHERE valid_to IS NULL ORDER BY name")
@@ -186,7 +186,7 @@ def test_the_delegation_option_is_used_when_the_source_has_none(
         source_block("r", server.url("/r"), parser="roster")
         + '[sources.options]\nname = ".n"\ndelegation = "KG"\n',
     )
-    settings = load_config(cfg)
+    settings = load_settings(cfg)
     with Store.open(settings.storage.path) as store:
         run_once(settings, settings.sources, store)
         assert rows(store, "SELECT delegation FROM members") == [("KG",)]
@@ -202,7 +202,7 @@ def test_a_database_error_in_one_check_spares_the_others(
         source_block("fast", server.url("/fast"), parser="delegations")
         + source_block("slow", server.url("/slow"), parser="delegations"),
     )
-    settings = load_config(cfg)
+    settings = load_settings(cfg)
     with Store.open(settings.storage.path) as store:
         real = store.record_check
 

@@ -15,9 +15,9 @@ import pytest
 from click.testing import CliRunner
 
 from pawatch.cli import cli
-from pawatch.config import config_from_text
 from pawatch.demo.run import ASSEMBLY_PAGES, NATIONAL_PAGES, demo_config, demo_servers, publish
 from pawatch.pipeline import run_once
+from pawatch.settings import settings_from_text
 from pawatch.storage import Store, parse_time
 
 
@@ -28,7 +28,9 @@ def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, li
     db_path = out / "pawatch.db"
     stamps = []
     with demo_servers() as (assembly, national):
-        settings = config_from_text(demo_config(assembly.base_url, national.base_url, str(db_path)))
+        settings = settings_from_text(
+            demo_config(assembly.base_url, national.base_url, str(db_path))
+        )
         with Store.open(db_path) as store:
             for version in ("v1", "v2"):
                 publish(assembly, ASSEMBLY_PAGES, version)

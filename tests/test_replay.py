@@ -19,11 +19,12 @@ from typing import Any, NamedTuple
 import pytest
 
 import pawatch.storage.facts as facts_module
-from pawatch.config import Settings, load_config
+from pawatch.config import Settings
 from pawatch.demo.localserver import LocalServer, Route
 from pawatch.pipeline import check_sources, run_once
 from pawatch.scraper.parsers import PARSERS, ParseResult
 from pawatch.scraper.parsers.records import DelegationRecord, text_digest
+from pawatch.settings import load_settings
 from pawatch.storage import StorageError, Store
 from pawatch.storage.changes import CHANGE_KINDS
 
@@ -253,7 +254,7 @@ def write_settings(tmp_path: Path, server: LocalServer, sources: Sequence[Src]) 
             lines += [f"{k} = {_toml(v)}" for k, v in src.options.items()]
     path = tmp_path / "replay.toml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return load_config(path)
+    return load_settings(path)
 
 
 class Replay:

@@ -11,7 +11,8 @@ from typing import Any, NoReturn
 
 import click
 
-from pawatch.config import ConfigError, Settings, Source, load_config
+from pawatch.config import ConfigError, Settings, Source
+from pawatch.settings import load_settings
 from pawatch.storage import StorageError, Store
 
 EXIT_OK = 0
@@ -32,7 +33,7 @@ class Context:
     def settings(self) -> Settings:
         if self._settings is None:
             try:
-                self._settings = load_config(self.config_path, db=self.db_path)
+                self._settings = load_settings(self.config_path, db=self.db_path)
             except ConfigError as exc:
                 fail(f"config error: {exc}")
         return self._settings

@@ -7,7 +7,8 @@ import sys
 import click
 
 from pawatch.cli.common import Context
-from pawatch.config import Settings, load_config
+from pawatch.config import Settings
+from pawatch.settings import load_settings
 
 
 @click.command()
@@ -39,6 +40,6 @@ def daemon(obj: Context, log_format: str) -> None:
         click.echo("pawatch: warning: no enabled sources; waiting for SIGHUP", err=True)
 
     def reload() -> Settings:
-        return load_config(obj.config_path, db=obj.db_path)
+        return load_settings(obj.config_path, db=obj.db_path)
 
     sys.exit(run_daemon(settings, reload))

@@ -20,13 +20,14 @@ from pathlib import Path
 
 import click
 
-from pawatch.config import Settings, config_from_text
+from pawatch.config import Settings
 from pawatch.config.model import EmailSettings
 from pawatch.delivery import deliver_pending
 from pawatch.demo.localserver import LocalServer, Route
 from pawatch.demo.smtpcapture import save_eml, smtp_capture
 from pawatch.display import event_line
 from pawatch.pipeline import RunSummary, run_once
+from pawatch.settings import settings_from_text
 from pawatch.storage import Store
 
 # path on the server -> (file in site/vN, content type)
@@ -176,7 +177,7 @@ def run_demo(out_dir: str) -> int:
         config_text = demo_config(assembly.base_url, national.base_url, str(db_path.resolve()))
         config_file = out / "pawatch-demo.toml"
         config_file.write_text(config_text, encoding="utf-8")
-        settings = config_from_text(config_text, str(config_file))
+        settings = settings_from_text(config_text, str(config_file))
         click.echo(
             f"Example sites: {assembly.base_url} (Assembly), {national.base_url} "
             f"(national parliament)"

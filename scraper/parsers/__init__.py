@@ -1,16 +1,9 @@
-"""Parsers, registered by name. Importing this package registers all of them."""
+"""The parsers, by name: ``PARSERS`` is the one list of parser names (the config loader checks
+``parser =`` and ``[sources.options]`` against it)."""
 
-from pawatch.scraper.parsers import delegation_page, delegations, news, page, roster  # noqa: F401
-from pawatch.scraper.parsers.base import (
-    PARSERS,
-    Fact,
-    OptionSpec,
-    ParseError,
-    ParseResult,
-    ParserSpec,
-    get_parser,
-    register,
-)
+from pawatch.config.model import OptionSpec
+from pawatch.scraper.parsers import delegation_page, delegations, news, page, roster
+from pawatch.scraper.parsers.base import Fact, ParseError, ParseResult, ParserSpec
 from pawatch.scraper.parsers.records import (
     ChamberSeats,
     DelegationRecord,
@@ -34,5 +27,23 @@ __all__ = [
     "RosterEntry",
     "Website",
     "get_parser",
-    "register",
+    "parser_options",
 ]
+
+PARSERS: dict[str, ParserSpec] = {
+    spec.name: spec
+    for spec in (delegations.SPEC, delegation_page.SPEC, news.SPEC, roster.SPEC, page.SPEC)
+}
+
+
+def get_parser(name: str) -> ParserSpec:
+    """The parser called ``name``; KeyError naming the known ones otherwise."""
+    try:
+        return PARSERS[name]
+    except KeyError:
+        raise KeyError(f"unknown parser {name!r}; known: {', '.join(sorted(PARSERS))}") from None
+
+
+def parser_options() -> dict[str, dict[str, OptionSpec]]:
+    """What the config loader checks sources against: each parser's name and options."""
+    return {name: dict(spec.options) for name, spec in PARSERS.items()}

@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pawatch.config.model import OptionSpec
+
 
 class ParseError(Exception):
     """The page could not be parsed as its source expects; the message says what was wrong."""
@@ -51,15 +53,6 @@ ParserFunc = Callable[[str, str, Mapping[str, Any]], ParseResult]
 
 
 @dataclass(frozen=True)
-class OptionSpec:
-    """One per-source parser option, validated by the config loader."""
-
-    type: type | tuple[type, ...]
-    help: str
-    required: bool = False
-
-
-@dataclass(frozen=True)
 class ParserSpec:
     name: str
     func: ParserFunc
@@ -67,33 +60,16 @@ class ParserSpec:
     description: str
     options: Mapping[str, OptionSpec] = field(default_factory=dict)
 
-
-PARSERS: dict[str, ParserSpec] = {}
-
-
-def register(
-    name: str,
-    *,
-    version: int,
-    description: str,
-    options: Mapping[str, OptionSpec] | None = None,
-) -> Callable[[ParserFunc], ParserFunc]:
-    """Decorator: make a parser selectable from config as ``parser = "<name>"``."""
-
-    def inner(func: ParserFunc) -> ParserFunc:
-        if name in PARSERS:
-            raise ValueError(f"parser {name!r} registered twice")
-        PARSERS[name] = ParserSpec(name, func, version, description, dict(options or {}))
-        return func
-
-    return inner
-
-
-def get_parser(name: str) -> ParserSpec:
-    """The registered parser called ``name``; KeyError naming the known ones otherwise."""
-    from pawatch.scraper import parsers  # noqa: F401  (importing the package registers every parser)
-
-    try:
-        return PARSERS[name]
-    except KeyError:
-        raise KeyError(f"unknown parser {name!r}; known: {', '.join(sorted(PARSERS))}") from None
+    @classmethod
+    def declare(
+        cls,
+        func: ParserFunc,
+        name: str,
+        *,
+        version: int,
+        description: str,
+        options: Mapping[str, OptionSpec] | None = None,
+    ) -> ParserSpec:
+        """A parser module's ``SPEC``: what makes it selectable as ``parser = "<name>"``;
+        the package lists every module's ``SPEC`` in one registry (``PARSERS``)."""
+        return cls(name, func, version, description, dict(options or {}))

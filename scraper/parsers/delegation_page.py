@@ -19,8 +19,9 @@ from typing import Any
 
 from selectolax.lexbor import LexborNode
 
+from pawatch.config.model import OptionSpec
 from pawatch.config.registry import load_registry
-from pawatch.scraper.parsers.base import OptionSpec, ParseError, ParseResult, register
+from pawatch.scraper.parsers.base import ParseError, ParseResult, ParserSpec
 from pawatch.scraper.parsers.composition import (
     COMPOSITION,
     OTHER,
@@ -155,17 +156,6 @@ def _choose(candidates: list[_Candidate], delegation: str | None) -> _Candidate:
     return pool[0]
 
 
-@register(
-    NAME,
-    version=2,
-    description="A national delegation's page on the Assembly site: composition, members, "
-    "plenipotentiary, websites, head of delegation.",
-    options={
-        "delegation": OptionSpec(str, "the source's delegation id: which sentence to read"),
-        "select": OptionSpec(str, "CSS selector of the part of the page to read (default: all)"),
-        "members": OptionSpec(str, "CSS selector of the member names (default: found by text)"),
-    },
-)
 def parse_delegation_page(html: str, url: str, options: Mapping[str, Any]) -> ParseResult:
     result = ParseResult(NAME)
     if not has_statement_keyword(html):
@@ -264,3 +254,17 @@ def _unique_members(names: list[str], warnings: list[str]) -> list[str]:
         seen.add(key)
         out.append(name)
     return out
+
+
+SPEC = ParserSpec.declare(
+    parse_delegation_page,
+    NAME,
+    version=2,
+    description="A national delegation's page on the Assembly site: composition, members, "
+    "plenipotentiary, websites, head of delegation.",
+    options={
+        "delegation": OptionSpec(str, "the source's delegation id: which sentence to read"),
+        "select": OptionSpec(str, "CSS selector of the part of the page to read (default: all)"),
+        "members": OptionSpec(str, "CSS selector of the member names (default: found by text)"),
+    },
+)

@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from pawatch.config.model import OptionSpec
 from pawatch.config.registry import load_registry
-from pawatch.scraper.parsers.base import OptionSpec, ParseError, ParseResult, register
+from pawatch.scraper.parsers.base import ParseError, ParseResult, ParserSpec
 from pawatch.scraper.parsers.composition import (
     COMPOSITION,
     KEYWORDS,
@@ -41,15 +42,6 @@ def page_links(node: Any, url: str) -> list[Link]:
     return out
 
 
-@register(
-    NAME,
-    version=2,
-    description="The Assembly's block of national delegations: seats per chamber, "
-    "plenipotentiary representatives, websites (English or Russian).",
-    options={
-        "select": OptionSpec(str, "CSS selector of the part of the page to read (default: all)"),
-    },
-)
 def parse_delegations(html: str, url: str, options: Mapping[str, Any]) -> ParseResult:
     result = ParseResult(NAME)
     if not has_statement_keyword(html):
@@ -75,3 +67,15 @@ def parse_delegations(html: str, url: str, options: Mapping[str, Any]) -> ParseR
     if not result.records:  # unreachable: each sentence gives a record or raises
         raise ParseError(f"{NAME}: found {sentences} composition sentence(s) but read none")
     return result
+
+
+SPEC = ParserSpec.declare(
+    parse_delegations,
+    NAME,
+    version=2,
+    description="The Assembly's block of national delegations: seats per chamber, "
+    "plenipotentiary representatives, websites (English or Russian).",
+    options={
+        "select": OptionSpec(str, "CSS selector of the part of the page to read (default: all)"),
+    },
+)

@@ -18,8 +18,9 @@ from typing import Any
 
 from selectolax.lexbor import LexborNode
 
+from pawatch.config.model import OptionSpec
 from pawatch.config.registry import fold_text
-from pawatch.scraper.parsers.base import OptionSpec, ParseError, ParseResult, register
+from pawatch.scraper.parsers.base import ParseError, ParseResult, ParserSpec
 from pawatch.scraper.parsers.dates import looks_like_date, parse_date
 from pawatch.scraper.parsers.records import NewsItem
 from pawatch.scraper.parsers.text import (
@@ -186,27 +187,6 @@ def _repeated_links(region: LexborNode, url: str) -> str | None:
     return None
 
 
-@register(
-    NAME,
-    version=2,
-    description="News items (title, URL, date, summary) from a list page, or one article "
-    "(title, date, text).",
-    options={
-        "mode": OptionSpec(str, "auto (default), list or article"),
-        "item": OptionSpec(str, "CSS selector of one news item in a list"),
-        "title": OptionSpec(str, "CSS selector of an item's title (inside the item)"),
-        "link": OptionSpec(str, "CSS selector of an item's link (inside the item)"),
-        "date": OptionSpec(str, "CSS selector of an item's date (inside the item)"),
-        "summary": OptionSpec(str, "CSS selector of an item's summary (inside the item)"),
-        "article": OptionSpec(str, "CSS selector of an article page's main block"),
-        "article_title": OptionSpec(str, "CSS selector of an article's title"),
-        "article_date": OptionSpec(str, "CSS selector of an article's date"),
-        "article_text": OptionSpec(str, "CSS selector of an article's text"),
-        "strip": OptionSpec((str, list), "CSS selectors of noise to remove first"),
-        "watch": OptionSpec((str, list), "terms to flag on items (kept for filtering)"),
-        "min_items": OptionSpec(int, "fewer items in a list is a parse error"),
-    },
-)
 def parse_news(html: str, url: str, options: Mapping[str, Any]) -> ParseResult:
     result = ParseResult(NAME)
     mode = option_str(options, "mode", "auto")
@@ -245,3 +225,27 @@ def parse_news(html: str, url: str, options: Mapping[str, Any]) -> ParseResult:
         result.warnings.append(f"unreadable date {article.date_text!r} kept as text")
     result.records.append(article)
     return result
+
+
+SPEC = ParserSpec.declare(
+    parse_news,
+    NAME,
+    version=2,
+    description="News items (title, URL, date, summary) from a list page, or one article "
+    "(title, date, text).",
+    options={
+        "mode": OptionSpec(str, "auto (default), list or article"),
+        "item": OptionSpec(str, "CSS selector of one news item in a list"),
+        "title": OptionSpec(str, "CSS selector of an item's title (inside the item)"),
+        "link": OptionSpec(str, "CSS selector of an item's link (inside the item)"),
+        "date": OptionSpec(str, "CSS selector of an item's date (inside the item)"),
+        "summary": OptionSpec(str, "CSS selector of an item's summary (inside the item)"),
+        "article": OptionSpec(str, "CSS selector of an article page's main block"),
+        "article_title": OptionSpec(str, "CSS selector of an article's title"),
+        "article_date": OptionSpec(str, "CSS selector of an article's date"),
+        "article_text": OptionSpec(str, "CSS selector of an article's text"),
+        "strip": OptionSpec((str, list), "CSS selectors of noise to remove first"),
+        "watch": OptionSpec((str, list), "terms to flag on items (kept for filtering)"),
+        "min_items": OptionSpec(int, "fewer items in a list is a parse error"),
+    },
+)

@@ -7,7 +7,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from pawatch.scraper.parsers.base import OptionSpec, ParseError, ParseResult, register
+from pawatch.config.model import OptionSpec
+from pawatch.scraper.parsers.base import ParseError, ParseResult, ParserSpec
 from pawatch.scraper.parsers.records import PageText
 from pawatch.scraper.parsers.text import (
     normalize_text,
@@ -32,16 +33,6 @@ def _compile(patterns: list[str]) -> list[re.Pattern[str]]:
     return compiled
 
 
-@register(
-    NAME,
-    version=1,
-    description="The readable text of the page or of a CSS selection, normalised.",
-    options={
-        "select": OptionSpec(str, "CSS selector of the part to read (default: body)"),
-        "ignore": OptionSpec((str, list), "regexes removed from the text (volatile parts)"),
-        "strip": OptionSpec((str, list), "CSS selectors of elements removed first"),
-    },
-)
 def parse_page(html: str, url: str, options: Mapping[str, Any]) -> ParseResult:
     selector = option_str(options, "select", "body") or "body"
     ignore = _compile(option_list(options, "ignore"))
@@ -62,3 +53,16 @@ def parse_page(html: str, url: str, options: Mapping[str, Any]) -> ParseResult:
     if not text:
         raise ParseError(f"{NAME}: select {selector!r} has no text")
     return ParseResult(NAME, [PageText(text, selector)])
+
+
+SPEC = ParserSpec.declare(
+    parse_page,
+    NAME,
+    version=1,
+    description="The readable text of the page or of a CSS selection, normalised.",
+    options={
+        "select": OptionSpec(str, "CSS selector of the part to read (default: body)"),
+        "ignore": OptionSpec((str, list), "regexes removed from the text (volatile parts)"),
+        "strip": OptionSpec((str, list), "CSS selectors of elements removed first"),
+    },
+)

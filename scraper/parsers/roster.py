@@ -13,7 +13,8 @@ from typing import Any
 
 from selectolax.lexbor import LexborNode
 
-from pawatch.scraper.parsers.base import OptionSpec, ParseError, ParseResult, register
+from pawatch.config.model import OptionSpec
+from pawatch.scraper.parsers.base import ParseError, ParseResult, ParserSpec
 from pawatch.scraper.parsers.names import clean_name, name_key
 from pawatch.scraper.parsers.records import RosterEntry
 from pawatch.scraper.parsers.text import (
@@ -156,30 +157,6 @@ def _href(
     return node.attributes.get("href") if node is not None else None
 
 
-@register(
-    NAME,
-    version=1,
-    description="Members of a national parliament or delegation, by CSS selectors or from a "
-    "JSON API.",
-    options={
-        "delegation": OptionSpec(str, "the source's delegation id (facts go to it)"),
-        # Required in HTML mode (checked when parsing); JSON mode uses json_name instead, so
-        # the config loader cannot demand it for every roster source.
-        "name": OptionSpec(str, "HTML mode (required there): CSS selector of a member's name"),
-        "item": OptionSpec(str, "CSS selector of one member's block (default: the name)"),
-        "role": OptionSpec(str, "CSS selector of a member's role (inside item)"),
-        "chamber": OptionSpec(str, "CSS selector of a member's chamber (inside item)"),
-        "link": OptionSpec(str, "CSS selector of the link to a member's page (inside item)"),
-        "min_items": OptionSpec(int, "fewer members is a parse error (a collapsed page)"),
-        "max_items": OptionSpec(int, "more members is a parse error (the selector overreaches)"),
-        "strip": OptionSpec((str, list), "CSS selectors of noise to remove first"),
-        "json_items": OptionSpec(str, "JSON mode: dotted path to the list of members"),
-        "json_name": OptionSpec((str, list), "JSON mode: field(s) of the name, joined by space"),
-        "json_role": OptionSpec((str, list), "JSON mode: field(s) of the role"),
-        "json_chamber": OptionSpec((str, list), "JSON mode: field(s) of the chamber"),
-        "json_link": OptionSpec(str, "JSON mode: field of the member's page URL"),
-    },
-)
 def parse_roster(html: str, url: str, options: Mapping[str, Any]) -> ParseResult:
     result = ParseResult(NAME)
     json_mode = "json_items" in options or "json_name" in options
@@ -207,3 +184,30 @@ def parse_roster(html: str, url: str, options: Mapping[str, Any]) -> ParseResult
     if maximum is not None and count > maximum:
         raise ParseError(f"{NAME}: {count} members, more than max_items={maximum}")
     return result
+
+
+SPEC = ParserSpec.declare(
+    parse_roster,
+    NAME,
+    version=1,
+    description="Members of a national parliament or delegation, by CSS selectors or from a "
+    "JSON API.",
+    options={
+        "delegation": OptionSpec(str, "the source's delegation id (facts go to it)"),
+        # Required in HTML mode (checked when parsing); JSON mode uses json_name instead, so
+        # the config loader cannot demand it for every roster source.
+        "name": OptionSpec(str, "HTML mode (required there): CSS selector of a member's name"),
+        "item": OptionSpec(str, "CSS selector of one member's block (default: the name)"),
+        "role": OptionSpec(str, "CSS selector of a member's role (inside item)"),
+        "chamber": OptionSpec(str, "CSS selector of a member's chamber (inside item)"),
+        "link": OptionSpec(str, "CSS selector of the link to a member's page (inside item)"),
+        "min_items": OptionSpec(int, "fewer members is a parse error (a collapsed page)"),
+        "max_items": OptionSpec(int, "more members is a parse error (the selector overreaches)"),
+        "strip": OptionSpec((str, list), "CSS selectors of noise to remove first"),
+        "json_items": OptionSpec(str, "JSON mode: dotted path to the list of members"),
+        "json_name": OptionSpec((str, list), "JSON mode: field(s) of the name, joined by space"),
+        "json_role": OptionSpec((str, list), "JSON mode: field(s) of the role"),
+        "json_chamber": OptionSpec((str, list), "JSON mode: field(s) of the chamber"),
+        "json_link": OptionSpec(str, "JSON mode: field of the member's page URL"),
+    },
+)
