@@ -86,7 +86,7 @@ import hashlib  # noqa: E402
 
 import zstandard  # noqa: E402
 
-from pawatch.scraper.parsers.base import Fact  # noqa: E402
+from pawatch.domain import Fact  # noqa: E402
 from pawatch.scraper.parsers.names import name_key  # noqa: E402
 from pawatch.storage import Store, format_time  # noqa: E402
 from pawatch.storage.changes import Change, diff_facts, matches_watch  # noqa: E402

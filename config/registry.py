@@ -5,70 +5,20 @@ written ("Парламента Республики Казахстан", "Senate
 stable id (``KZ``, ``senate``). A parliament the registry does not know gets a stable slug id
 (``x-parliament-of-narnia``) so that a new delegation can appear in the facts.
 
-This module also owns the small text folding used for matching and slugs (``fold_text``,
-``transliterate``, ``slugify``); the name normaliser reuses ``transliterate``.
+Text folding for matching and slugs (``fold_text``, ``slugify``) is ``pawatch.domain``'s.
 """
 
 from __future__ import annotations
 
-import re
 import tomllib
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import Any
 
+from pawatch.domain import fold_text, slugify
+
 REGISTRY_FILE = "delegations.toml"
-
-# A simple, deterministic Cyrillic -> Latin table (Russian plus the letters of Belarusian,
-# Kazakh, Kyrgyz and Tajik). Lower case only: callers fold case first.
-_TRANSLIT: dict[str, str] = {
-    "а": "a", "б": "b", "в": "v", "г": "g", "д": "d", "е": "e", "ё": "e", "ж": "zh",
-    "з": "z", "и": "i", "й": "y", "к": "k", "л": "l", "м": "m", "н": "n", "о": "o",
-    "п": "p", "р": "r", "с": "s", "т": "t", "у": "u", "ф": "f", "х": "kh", "ц": "ts",
-    "ч": "ch", "ш": "sh", "щ": "shch", "ъ": "", "ы": "y", "ь": "", "э": "e", "ю": "yu",
-    "я": "ya", "і": "i", "ї": "i", "є": "e", "ў": "u", "ґ": "g", "ә": "a", "ғ": "g",
-    "қ": "k", "ң": "n", "ө": "o", "ұ": "u", "ү": "u", "һ": "h", "ӣ": "i", "ӯ": "u",
-    "ҳ": "h", "ҷ": "j", "ҹ": "ch", "ӊ": "n", "ҝ": "g",
-}  # fmt: skip
-_TRANSLIT_TABLE = str.maketrans(_TRANSLIT)
-
-# Latin letters that look like Cyrillic ones, and back: a word typed with mixed scripts is
-# folded to the script most of its letters use.
-_LATIN_TO_CYRILLIC = str.maketrans("aceopxykmthb", "асеорхукмтнв")
-_CYRILLIC_RE = re.compile(r"[\u0400-\u04ff]")
-_LATIN_RE = re.compile(r"[a-z]")
-
-_QUOTES_RE = re.compile(r"[\"'«»„“”‘’`´]")
-_PUNCT_RE = re.compile(r"[\s.,;:()\[\]/\\\-–—]+")
-
-
-def transliterate(text: str) -> str:
-    """Cyrillic letters to Latin with a simple fixed table; other characters unchanged.
-
-    Expects lower-case text (upper-case Cyrillic letters are folded first).
-    """
-    return text.lower().translate(_TRANSLIT_TABLE)
-
-
-def _fold_word_script(word: str) -> str:
-    """A word with both Cyrillic and Latin letters: Latin look-alikes become Cyrillic."""
-    if _CYRILLIC_RE.search(word) and _LATIN_RE.search(word):
-        return word.translate(_LATIN_TO_CYRILLIC)
-    return word
-
-
-def fold_text(text: str) -> str:
-    """Fold a name for matching: case, ё/е, quotes, punctuation, look-alikes, "the", spaces."""
-    text = _QUOTES_RE.sub("", text.casefold().replace("ё", "е"))
-    words = _PUNCT_RE.sub(" ", text).split()
-    return " ".join(_fold_word_script(w) for w in words if w != "the")
-
-
-def slugify(text: str) -> str:
-    """A stable ASCII slug: ``"the Parliament of Narnia"`` -> ``"parliament-of-narnia"``."""
-    latin = transliterate(fold_text(text))
-    return re.sub(r"[^a-z0-9]+", "-", latin).strip("-")[:60].strip("-") or "unnamed"
 
 
 def unknown_delegation_id(parliament: str) -> str:

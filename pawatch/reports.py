@@ -17,7 +17,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from pawatch.storage.changes import CHANGE_KINDS, HEALTH_KINDS
+from pawatch.domain import CHANGE_KINDS, HEALTH_KINDS
 
 if TYPE_CHECKING:
     import jinja2

@@ -16,23 +16,8 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from pawatch.config.registry import fold_text
-from pawatch.scraper.parsers.base import Fact
+from pawatch.domain import Fact, fold_text
 
-HEALTH_KINDS = ("source_failing", "source_recovered", "parse_broken", "parse_recovered")
-CHANGE_KINDS = (
-    "composition",
-    "representative",
-    "member_added",
-    "member_removed",
-    "member_renamed",
-    "website_added",
-    "website_removed",
-    "delegation_added",
-    "delegation_removed",
-    "news",
-    "page_changed",
-)
 RENAME_SIMILARITY = 0.85  # two member keys this alike, one removed and one added, are a rename
 # Endings that make a name's masculine and feminine forms (transliterated keys): "petrov" /
 # "petrova", "petrovsky" / "petrovskaya", "tolstoy" / "tolstaya", "nurlanuly" / "nurlankyzy".

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pawatch.scraper.parsers.base import Fact
+from pawatch.domain import Fact
 from pawatch.storage.changes import Change, count_members, diff_facts, matches_watch
 
 EventWriter = Callable[..., int]

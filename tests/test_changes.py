@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from pawatch.domain import Fact
 from pawatch.scraper.parsers import get_parser
-from pawatch.scraper.parsers.base import Fact
 from pawatch.scraper.parsers.names import name_key
 from pawatch.storage.changes import Change, diff_facts, matches_watch
 

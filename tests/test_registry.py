@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pawatch.config.registry import (
-    fold_text,
-    load_registry,
-    registry_from_text,
-    slugify,
-    unknown_delegation_id,
-)
+from pawatch.config.registry import load_registry, registry_from_text, unknown_delegation_id
+from pawatch.domain import fold_text, slugify
 
 REGISTRY = load_registry()
 

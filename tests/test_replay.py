@@ -21,12 +21,12 @@ import pytest
 import pawatch.storage.facts as facts_module
 from pawatch.config import Settings
 from pawatch.demo.localserver import LocalServer, Route
+from pawatch.domain import CHANGE_KINDS
 from pawatch.pipeline import check_sources, run_once
 from pawatch.scraper.parsers import PARSERS, ParseResult
 from pawatch.scraper.parsers.records import DelegationRecord, text_digest
 from pawatch.settings import load_settings
 from pawatch.storage import StorageError, Store
-from pawatch.storage.changes import CHANGE_KINDS
 
 # --- the pages -----------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pawatch.scraper.parsers.base import Fact
+from pawatch.domain import Fact
 from pawatch.storage import CheckInput, SourceRow, StorageError, Store
 from pawatch.storage.facts import DIFF_LINES, ParseInput, Policy, Version
 from pawatch.storage.schema import SCHEMA_VERSION
@@ -197,7 +197,7 @@ def test_a_killed_process_mid_check_leaves_no_partial_rows(tmp_path: Path) -> No
         from datetime import datetime, UTC
         from pawatch.storage import Store, CheckInput
         from pawatch.storage.facts import ParseInput
-        from pawatch.scraper.parsers.base import Fact
+        from pawatch.domain import Fact
         st = Store.open({str(db)!r})
         def die(*a, **k):
             os.kill(os.getpid(), signal.SIGKILL)

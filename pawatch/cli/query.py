@@ -16,9 +16,9 @@ import click
 
 from pawatch.cli.common import Context, fail, format_option
 from pawatch.display import event_line, printable
+from pawatch.domain import CHANGE_KINDS, HEALTH_KINDS
 from pawatch.reports import parse_since
 from pawatch.storage import format_time
-from pawatch.storage.changes import CHANGE_KINDS, HEALTH_KINDS
 from pawatch.storage.queries import (
     delegation_ids,
     delegations_overview,

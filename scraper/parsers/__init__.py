@@ -2,8 +2,9 @@
 ``parser =`` and ``[sources.options]`` against it)."""
 
 from pawatch.config.model import OptionSpec
+from pawatch.domain import Fact
 from pawatch.scraper.parsers import delegation_page, delegations, news, page, roster
-from pawatch.scraper.parsers.base import Fact, ParseError, ParseResult, ParserSpec
+from pawatch.scraper.parsers.base import ParseError, ParseResult, ParserSpec
 from pawatch.scraper.parsers.records import (
     ChamberSeats,
     DelegationRecord,

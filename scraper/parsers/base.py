@@ -13,25 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pawatch.config.model import OptionSpec
+from pawatch.domain import Fact
 
 
 class ParseError(Exception):
     """The page could not be parsed as its source expects; the message says what was wrong."""
-
-
-@dataclass(frozen=True)
-class Fact:
-    """One statement read from a page: ``(subject, attribute, key) = value``.
-
-    ``key`` identifies the fact among many of one attribute (a member's normalised name, a
-    website's URL, a news item's URL); single-valued attributes (seats, plenipotentiary) use
-    ``key=""``. ``value`` is what is shown, as written on the page.
-    """
-
-    subject: str  # e.g. "delegation:KG", "source:duma-news"
-    attribute: str  # e.g. "seats:supreme-council", "seats:total", "plenipotentiary", "member"
-    key: str
-    value: str
 
 
 @dataclass

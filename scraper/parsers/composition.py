@@ -28,7 +28,8 @@ from typing import Any
 
 from selectolax.lexbor import LexborNode
 
-from pawatch.config.registry import Registry, fold_text, slugify
+from pawatch.config.registry import Registry
+from pawatch.domain import fold_text, slugify
 from pawatch.scraper.parsers.base import ParseError
 from pawatch.scraper.parsers.names import clean_name, looks_like_name
 from pawatch.scraper.parsers.numbers import COUNT_PATTERN, parse_count

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from pawatch.config.registry import transliterate
+from pawatch.domain import transliterate
 from pawatch.scraper.parsers.text import normalize_space
 
 _NON_LETTERS_RE = re.compile(r"[\W\d_]+")

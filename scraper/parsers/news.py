@@ -19,7 +19,7 @@ from typing import Any
 from selectolax.lexbor import LexborNode
 
 from pawatch.config.model import OptionSpec
-from pawatch.config.registry import fold_text
+from pawatch.domain import fold_text
 from pawatch.scraper.parsers.base import ParseError, ParseResult, ParserSpec
 from pawatch.scraper.parsers.dates import looks_like_date, parse_date
 from pawatch.scraper.parsers.records import NewsItem

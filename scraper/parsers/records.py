@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-from pawatch.scraper.parsers.base import Fact
+from pawatch.domain import Fact
 from pawatch.scraper.parsers.names import name_key
 from pawatch.scraper.parsers.text import normalize_url
 
