@@ -19,9 +19,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from pawatch.config.daemon import DAEMON_KEYS
 from pawatch.config.model import (
+    DELIVER_AFTER_CHECKS,
+    DELIVER_OFF,
+    MAX_JITTER,
     SECURITY_MODES,
+    DaemonSettings,
     EmailSettings,
     HttpSettings,
     OptionSpec,
@@ -225,7 +228,7 @@ _SOURCE_KEYS: dict[str, Check] = {
 }
 _SOURCE_REQUIRED = ("id", "url", "parser")
 _TOP_KEYS = {"storage", "http", "sources", "timezone", "include_default_sources", "email"}
-_TOP_KEYS.add("daemon")  # [daemon]: config/daemon.py
+_TOP_KEYS.add("daemon")
 
 # ------------------------------------------------------------------ [email]
 _ADDRESS_RE = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*$")
@@ -460,6 +463,46 @@ def _parse_source(
                 )
     _check_options(file, where, values["parser"], values.get("options", {}), parsers)
     return Source(**values)
+
+
+# The [daemon] table.
+def _seconds(low: float, high: float, *, zero: bool = True) -> Callable[[Any], float]:
+    def check(value: Any) -> float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        if ok and (low <= value <= high) and (zero or value > 0):
+            return float(value)
+        bound = f">= {low:g}" if zero else f"> {low:g}"
+        raise ValueError(
+            f"expected a number of seconds {bound} and <= {high:g}, got {_show(value)}"
+        )
+
+    return check
+
+
+def _deliver(value: Any) -> str:
+    if value in (DELIVER_AFTER_CHECKS, DELIVER_OFF):
+        return str(value)
+    if isinstance(value, str):
+        try:
+            return Schedule.parse(value).text
+        except ValueError:
+            pass
+    raise ValueError(
+        f"expected {DELIVER_AFTER_CHECKS!r}, {DELIVER_OFF!r}, an interval like '1h' or a "
+        f"five-field cron expression like '0 9 * * mon-fri', got {_show(value)}"
+    )
+
+
+DAEMON_KEYS: dict[str, Callable[[Any], Any]] = {
+    "jitter": _seconds(0, MAX_JITTER),
+    "grace_period": _seconds(0, 3600),
+    "misfire_grace_time": _seconds(1, 86400),
+    "deliver": _deliver,
+    "heartbeat_interval": _seconds(0.2, 3600),
+    "lock_timeout": _seconds(0, 86400),
+}
+
+assert set(DAEMON_KEYS) == {f.name for f in fields(DaemonSettings)}
 
 
 def _read_toml(path: Path, label: str) -> dict[str, Any]:

@@ -7,8 +7,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pawatch.config.daemon import DaemonSettings
-
 
 @dataclass(frozen=True)
 class OptionSpec:
@@ -160,6 +158,31 @@ class EmailSettings:
     @property
     def port(self) -> int:
         return self.smtp_port if self.smtp_port is not None else _DEFAULT_PORTS[self.security]
+
+
+# The [daemon] table: how `pawatch daemon` schedules, spreads, stops and locks (docs/deploy.md).
+DELIVER_AFTER_CHECKS = "after-checks"
+DELIVER_OFF = "off"
+MAX_JITTER = 3600.0
+
+
+@dataclass(frozen=True)
+class DaemonSettings:
+    """The ``[daemon]`` table (docs/deploy.md)."""
+
+    jitter: float = 30.0  # seconds; never more than half a source's interval
+    grace_period: float = 30.0
+    misfire_grace_time: float = 300.0
+    deliver: str = DELIVER_AFTER_CHECKS  # "after-checks" | "off" | a schedule ("1h", cron)
+    heartbeat_interval: float = 5.0
+    lock_timeout: float = 300.0
+
+    @property
+    def deliver_schedule(self) -> Schedule | None:
+        """The delivery schedule, or None for "after-checks" and "off"."""
+        if self.deliver in (DELIVER_AFTER_CHECKS, DELIVER_OFF):
+            return None
+        return Schedule.parse(self.deliver)
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ from typing import Any
 from apscheduler.triggers.base import BaseTrigger
 
 from pawatch.config import ConfigError, Schedule, Settings, Source
-from pawatch.config.daemon import DELIVER_AFTER_CHECKS, DELIVER_OFF
+from pawatch.config.model import DELIVER_AFTER_CHECKS, DELIVER_OFF
 from pawatch.delivery import DeliveryResult, deliver_pending
 from pawatch.lock import EXIT_LOCKED, FileLock, LockTimeout, describe_holder
 from pawatch.storage import CheckOutcome, StorageError, Store, format_time
