@@ -28,219 +28,25 @@ import contextlib
 import json
 import logging
 import os
-import random
 import signal
 import socket
-import sys
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import datetime
 from typing import Any
 
-from apscheduler.triggers.base import BaseTrigger
-
-from pawatch.config import ConfigError, Schedule, Settings, Source
+from pawatch.config import ConfigError, Settings, Source
 from pawatch.config.model import DELIVER_AFTER_CHECKS, DELIVER_OFF
 from pawatch.delivery import DeliveryResult, deliver_pending
+from pawatch.heartbeat import heartbeat_path
 from pawatch.lock import EXIT_LOCKED, FileLock, LockTimeout, describe_holder
+from pawatch.schedules import JitterTrigger, effective_jitter, last_checks, next_due, utcnow
 from pawatch.storage import CheckOutcome, StorageError, Store, format_time
-from pawatch.storage.store import parse_time
 
 log = logging.getLogger("pawatch.daemon")
 
 BATCH_WINDOW = 0.2  # seconds: jobs firing this close together share one check_sources call
-HEARTBEAT_SUFFIX = ".daemon.json"
-DUE_SLACK_MAX = 60.0  # `run --due`: a source due within this (or 10% of its period) counts
 EXIT_CONFIG = 2
-
-
-# ----------------------------------------------------------------------------- schedules
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def schedule_period(schedule: Schedule, timezone: str, now: datetime | None = None) -> float:
-    """Seconds between two runs: the interval, or the gap between a cron line's next two."""
-    if schedule.interval is not None:
-        return schedule.interval.total_seconds()
-    now = now or _utcnow()
-    trigger = schedule.trigger(timezone)
-    first = trigger.get_next_fire_time(None, now)
-    second = trigger.get_next_fire_time(first, first) if first is not None else None
-    if first is None or second is None:
-        return 86400.0
-    return float((second - first).total_seconds())
-
-
-def effective_jitter(schedule: Schedule, jitter: float, timezone: str) -> float:
-    """``[daemon] jitter``, capped at half the source's period (a 2 s schedule: 1 s at most)."""
-    return max(0.0, min(jitter, schedule_period(schedule, timezone) / 2))
-
-
-def next_due(
-    schedule: Schedule, last_check: datetime | None, now: datetime, timezone: str
-) -> datetime:
-    """When a source last checked at ``last_check`` is next due (``now`` if never checked)."""
-    return schedule.next_due(last_check, now, timezone)
-
-
-def last_checks(store: Store) -> dict[str, datetime]:
-    """Each source's last check (its latest fetch_log ``started_at``)."""
-    return {s.id: parse_time(s.last_check) for s in store.statuses() if s.last_check}
-
-
-def due_sources(
-    sources: Iterable[Source],
-    checked: dict[str, datetime],
-    now: datetime,
-    timezone: str,
-    *,
-    slack: bool = True,
-) -> list[Source]:
-    """The sources whose schedule says they are due at ``now`` (for ``pawatch run --due``).
-
-    With ``slack`` a source due within min(60 s, 10% of its period) counts as due, so a crontab
-    line every N minutes does not skip a source whose last check started a few seconds late.
-    """
-    out = []
-    for src in sources:
-        margin = 0.0
-        if slack:
-            margin = min(DUE_SLACK_MAX, schedule_period(src.schedule, timezone, now) * 0.1)
-        due = next_due(src.schedule, checked.get(src.id), now, timezone)
-        if due <= now + timedelta(seconds=margin):
-            out.append(src)
-    return out
-
-
-class JitterTrigger(BaseTrigger):  # type: ignore[misc]
-    """A trigger whose every fire time is its base trigger's plus ``uniform(0, jitter)`` s.
-
-    The base sequence is computed from un-jittered times, so the jitter never accumulates
-    (APScheduler 3.x's ``jitter=`` on an IntervalTrigger adds it to the previous jittered
-    time: a 2 s schedule with 1 s of jitter would run every 2.5 s on average).
-    """
-
-    def __init__(self, base: Any, jitter: float) -> None:
-        self.base = base
-        self.jitter = jitter
-        self._bases: dict[datetime, datetime] = {}  # jittered fire time -> its base time
-
-    def get_next_fire_time(
-        self, previous_fire_time: datetime | None, now: datetime
-    ) -> datetime | None:
-        base_prev = None
-        if previous_fire_time is not None:
-            base_prev = self._bases.get(previous_fire_time, previous_fire_time)
-        base_next = self.base.get_next_fire_time(base_prev, now)
-        return None if base_next is None else self.jittered(base_next)
-
-    def jittered(self, base: datetime) -> datetime:
-        fire = base + timedelta(seconds=random.uniform(0, self.jitter)) if self.jitter else base
-        self._bases[fire] = base
-        if len(self._bases) > 16:
-            for key in list(self._bases)[:-8]:
-                del self._bases[key]
-        return fire
-
-    def __str__(self) -> str:
-        return f"{self.base} + jitter <= {self.jitter:g}s"
-
-    def __repr__(self) -> str:
-        return f"<JitterTrigger {self.base!r} jitter={self.jitter:g}>"
-
-
-# ----------------------------------------------------------------------------- heartbeat
-
-
-def heartbeat_path(db_path: str) -> str:
-    """The daemon's heartbeat file: ``<db>.daemon.json`` next to the database."""
-    return str(db_path) + HEARTBEAT_SUFFIX
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # it exists, under another user
-    return True
-
-
-def read_heartbeat(db_path: str, now: datetime | None = None) -> dict[str, Any] | None:
-    """The heartbeat file plus ``alive`` and ``beat_age`` (seconds), or None without a file.
-
-    Alive: the daemon says it is running, its last beat is recent (three heartbeat intervals,
-    at least 15 s) and, on this host, its pid exists.
-    """
-    try:
-        data = json.loads(Path(heartbeat_path(db_path)).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:
-        return {"alive": False, "state": "unreadable", "error": str(exc)}
-    if not isinstance(data, dict):
-        return {"alive": False, "state": "unreadable", "error": "not a JSON object"}
-    now = now or _utcnow()
-    age = None
-    alive = False
-    try:
-        age = (now - parse_time(str(data["last_beat"]))).total_seconds()
-        interval = float(data.get("heartbeat_interval") or 5)
-        alive = data.get("state") in ("running", "stopping") and age <= max(3 * interval, 15)
-        if alive and data.get("host") == socket.gethostname():
-            alive = _pid_alive(int(data["pid"]))
-    except (KeyError, TypeError, ValueError):
-        alive = False
-    data["alive"] = alive
-    data["beat_age"] = age
-    return data
-
-
-# ----------------------------------------------------------------------------- logging
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message, and the record's ``fields``."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        moment = datetime.fromtimestamp(record.created, UTC)
-        data: dict[str, Any] = {
-            "time": moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z",
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        fields = getattr(record, "fields", None)
-        if isinstance(fields, dict):
-            data.update(fields)
-        if record.exc_info:
-            data["exception"] = self.formatException(record.exc_info)
-        return json.dumps(data, ensure_ascii=False, default=str)
-
-
-def setup_daemon_logging(log_format: str) -> None:
-    """Log format for the daemon; APScheduler's warnings go to the same handler."""
-    root = logging.getLogger("pawatch")
-    handler = root.handlers[0] if root.handlers else logging.StreamHandler(sys.stderr)
-    if log_format == "json":
-        handler.setFormatter(JsonFormatter())
-    if not root.handlers:
-        root.addHandler(handler)
-    aps = logging.getLogger("apscheduler")
-    aps.handlers[:] = [handler]
-    aps.setLevel(logging.WARNING)
-    aps.propagate = False
-
-
-# ----------------------------------------------------------------------------- delivery
-
-
-# ----------------------------------------------------------------------------- the daemon
 
 
 class Daemon:
@@ -254,7 +60,7 @@ class Daemon:
         self.instance_lock = FileLock.for_database(self.db_path, "daemon", ".daemon.lock")
         self.store: Store | None = None
         self.scheduler: Any = None
-        self.started_at = _utcnow()
+        self.started_at = utcnow()
         self.last_error: dict[str, Any] | None = None
         self.last_checks: dict[str, dict[str, Any]] = {}
         self._state = "starting"
@@ -431,7 +237,7 @@ class Daemon:
         ]
         if changed:
             assert self.store is not None
-            now = _utcnow()
+            now = utcnow()
             checked = last_checks(self.store)
             for src in changed:
                 self._add_job(new, src, checked.get(src.id), now)
@@ -582,7 +388,7 @@ class Daemon:
 
     def _on_outcome(self, outcome: CheckOutcome) -> None:
         duration = round(outcome.duration, 3)
-        now = _utcnow()
+        now = utcnow()
         self.last_checks[outcome.source_id] = {
             "at": format_time(now),
             "outcome": outcome.outcome,
@@ -625,7 +431,7 @@ class Daemon:
 
     def _error(self, message: str) -> None:
         log.error("%s", message, extra={"fields": {"event": "error"}})
-        self.last_error = {"time": format_time(_utcnow()), "source": None, "message": message}
+        self.last_error = {"time": format_time(utcnow()), "source": None, "message": message}
         self._write_heartbeat()
 
     @contextlib.asynccontextmanager
@@ -637,7 +443,7 @@ class Daemon:
         waited: datetime | None = None
         async with self._lock_guard:
             if self._lock_holders == 0 and not self.lock.try_acquire():
-                waited = _utcnow()
+                waited = utcnow()
                 timeout = self.settings.daemon.lock_timeout
                 log.info(
                     "database busy (%s); waiting up to %g s",
@@ -680,7 +486,7 @@ class Daemon:
                 return
             self._log_delivery(reason, result)
 
-    def _log_delivery(self, reason: str, result: Any) -> None:
+    def _log_delivery(self, reason: str, result: DeliveryResult) -> None:
         summary = getattr(result, "summary_lines", None)
         lines = [str(x) for x in summary()] if callable(summary) else [str(result)]
         fields = {
@@ -767,7 +573,7 @@ class Daemon:
                 "last_check": last.get("at"),
                 "last_outcome": last.get("outcome"),
             }
-        now = _utcnow()
+        now = utcnow()
         data: dict[str, Any] = {
             "pid": os.getpid(),
             "host": socket.gethostname(),

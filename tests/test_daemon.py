@@ -18,15 +18,9 @@ from pathlib import Path
 import pytest
 
 from pawatch.config import ConfigError, Schedule, Source
-from pawatch.daemon import (
-    JitterTrigger,
-    due_sources,
-    effective_jitter,
-    heartbeat_path,
-    next_due,
-    read_heartbeat,
-)
 from pawatch.demo.localserver import LocalServer, Route
+from pawatch.heartbeat import heartbeat_path, read_heartbeat
+from pawatch.schedules import JitterTrigger, due_sources, effective_jitter, next_due
 from pawatch.settings import settings_from_text
 from tests.conftest import source_block, write_config
 

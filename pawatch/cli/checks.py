@@ -123,7 +123,7 @@ def run(
     with obj.store() as store, obj.writing(store, "run --due" if due else "run", wait):
         now = datetime.now(UTC)
         if due:
-            from pawatch.daemon import due_sources, last_checks
+            from pawatch.schedules import due_sources, last_checks
 
             sources = due_sources(sources, last_checks(store), now, settings.timezone)
         if sources:
@@ -187,7 +187,7 @@ def status(obj: Context, fmt: str, daemon_only: bool) -> None:
     """Each source's last check, last success, consecutive failures, last error, last change
     and snapshot count, from the database; and the daemon: alive or not, since when, the next
     run per source and its last error (from the heartbeat file <db>.daemon.json)."""
-    from pawatch.daemon import read_heartbeat
+    from pawatch.heartbeat import read_heartbeat
 
     beat = read_heartbeat(obj.settings.storage.path)
     alive = bool(beat and beat.get("alive"))

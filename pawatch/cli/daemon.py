@@ -32,7 +32,8 @@ def daemon(obj: Context, log_format: str) -> None:
     heartbeat file <db>.daemon.json feeds `pawatch status`. Exit codes: 0 stopped cleanly,
     2 config or database error, 3 another daemon already runs on this database.
     """
-    from pawatch.daemon import run_daemon, setup_daemon_logging
+    from pawatch.daemon import run_daemon
+    from pawatch.logs import setup_daemon_logging
 
     settings = obj.settings  # a config error at start exits 2 here
     setup_daemon_logging(log_format)

@@ -4,7 +4,7 @@
 from pawatch.config.model import OptionSpec
 from pawatch.domain import Fact
 from pawatch.scraper.parsers import delegation_page, delegations, news, page, roster
-from pawatch.scraper.parsers.base import ParseError, ParseResult, ParserSpec
+from pawatch.scraper.parsers.base import ParseError, ParseResult, ParserSpec, Unreadable
 from pawatch.scraper.parsers.records import (
     ChamberSeats,
     DelegationRecord,
@@ -26,6 +26,7 @@ __all__ = [
     "ParseResult",
     "ParserSpec",
     "RosterEntry",
+    "Unreadable",
     "Website",
     "get_parser",
     "parser_options",

@@ -20,12 +20,30 @@ class ParseError(Exception):
     """The page could not be parsed as its source expects; the message says what was wrong."""
 
 
+@dataclass(frozen=True)
+class Unreadable:
+    """A part of a page the parser found but could not read, e.g. a composition sentence
+    naming a chamber the registry cannot resolve ("12 guardians of Narnia").
+
+    It is a monitoring problem, never a change: the source's parse status becomes
+    ``degraded`` with ``message`` (which quotes the phrase), and the source's stored facts of
+    ``subject`` whose attribute starts with ``attribute_prefix`` (e.g. ``"seats:"``) are held
+    as they were: neither ended nor replaced, and no event is raised for them.
+    """
+
+    subject: str  # e.g. "delegation:RU"
+    attribute_prefix: str  # e.g. "seats:" (every seats fact of that delegation)
+    message: str
+
+
 @dataclass
 class ParseResult:
     parser: str
     records: list[Any] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     found: bool = True  # False: the page has no block of the kind this parser reads
+    # Parts found but unreadable: parse status "degraded", their facts held (see Unreadable).
+    unreadable: list[Unreadable] = field(default_factory=list)
 
     def facts(self) -> list[Fact]:
         """The facts these records state (empty when ``found`` is False)."""
