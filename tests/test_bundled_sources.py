@@ -234,3 +234,34 @@ def test_assembly_events_take_the_date_from_the_first_link_and_the_title_from_th
     assert all(r.url.startswith(f"{source.url}/") for r in result.records)
     assert not any(r.title[0].isdigit() for r in result.records)
     assert not result.warnings
+
+
+def test_person_links_read_once_without_warnings() -> None:
+    """A photo link and a name link to one senator are one member, and the submenu's link
+    back to the list is no member."""
+    body = build.sovrep_senators()
+    result = get_parser("roster").func(
+        body.body, "https://sovrep.gov.by/en/senators-en/", _options("by-council-senators")
+    )
+    assert len(result.records) == 64 and not result.warnings
+    assert result.records[0].link == (
+        "https://sovrep.gov.by/en/senators-en/view/ivanovsky-anatoly-300/"
+    )
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"json_filter": "fraction_positions[?"}, "option json_filter: not a JMESPath"),
+        ({"json_filter": "var('term')"}, r"var\('term'\) is not in json_vars"),
+        ({"json_vars": {"c": "no_such_field"}}, r"json_vars\.c .* is null"),
+        ({"json_items": "persons[0]"}, "is not a list"),
+    ],
+)
+def test_json_mode_options_that_cannot_work_are_parse_errors(
+    options: dict[str, object], message: str
+) -> None:
+    base = _options("ru-duma-deputies")
+    with pytest.raises(ParseError, match=message):
+        get_parser("roster").func(build.duma_data_json().body, "http://duma.gov.ru/data.json",
+                                  {**base, **options})  # fmt: skip
