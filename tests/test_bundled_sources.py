@@ -265,3 +265,60 @@ def test_json_mode_options_that_cannot_work_are_parse_errors(
     with pytest.raises(ParseError, match=message):
         get_parser("roster").func(build.duma_data_json().body, "http://duma.gov.ru/data.json",
                                   {**base, **options})  # fmt: skip
+
+
+TJ_ROSTER = """<html><body><main>{cards}</main></body></html>"""
+
+
+def test_assembly_members_are_confirmed_by_the_national_roster_and_flagged_when_they_leave(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    """The Assembly's Tajik country page against a national roster of the same delegation:
+    `assembly_members` says which roster confirms each listed member, and `left_roster` once
+    the roster stops listing one (the Assembly page still does)."""
+    settings = default_settings()
+    page = settings.source("pacsto-en-country-tj")
+    country = (PARSER_FIXTURES / "delegation-page" / "tj_country_page.html").read_text("utf-8")
+    server.set("/countries/republic-of-tajikistan", Route(body=country))
+    roster_names = ["Rustam Emomali", "Nuriddin Saidzoda", "Somebody Else"]
+
+    def serve_roster(names: list[str]) -> None:
+        cards = "".join(f'<a href="/members/{n}/">{name}</a>' for n, name in enumerate(names))
+        server.set("/members/", Route(body=TJ_ROSTER.format(cards=cards)))
+
+    roster = replace(
+        page, id="tj-roster", parser="roster", url=server.url("/members/"),
+        options={"name": "a[href*='/members/']"},
+    )  # fmt: skip
+    local = _local(settings, page, server, tmp_path / "pawatch.db")
+    local = replace(local, sources=(*local.sources, roster))
+    db = tmp_path / "pawatch.db"
+
+    def view() -> dict[str, tuple[object, ...]]:
+        conn = sqlite3.connect(db)
+        try:
+            rows = conn.execute(
+                "SELECT name, delegation, confirmed_by, left_roster_at, status "
+                "FROM assembly_members WHERE source_id = 'pacsto-en-country-tj'"
+            ).fetchall()
+        finally:
+            conn.close()
+        return {str(r[0]): tuple(r[1:]) for r in rows}
+
+    serve_roster(roster_names)
+    with Store.open(str(db)) as store:
+        run_once(local, local.sources, store)
+    first = view()
+    assert len(first) == 12
+    assert first["Rustam Emomali"] == ("TJ", "tj-roster", None, "confirmed")
+    assert first["Nuriddin Saidzoda"][3] == "confirmed"
+    assert first["Sharipov Jamshed"] == ("TJ", None, None, "unconfirmed")
+
+    serve_roster([n for n in roster_names if n != "Nuriddin Saidzoda"])
+    with Store.open(str(db)) as store:
+        run_once(local, local.sources, store)
+    second = view()
+    delegation, confirmed_by, left_at, status = second["Nuriddin Saidzoda"]
+    assert (delegation, confirmed_by, status) == ("TJ", None, "left_roster")
+    assert isinstance(left_at, str) and left_at.endswith("Z")
+    assert second["Rustam Emomali"][3] == "confirmed"
