@@ -322,3 +322,15 @@ def test_assembly_members_are_confirmed_by_the_national_roster_and_flagged_when_
     assert (delegation, confirmed_by, status) == ("TJ", None, "left_roster")
     assert isinstance(left_at, str) and left_at.endswith("Z")
     assert second["Rustam Emomali"][3] == "confirmed"
+
+
+def test_news_photo_links_beside_title_links_are_no_warnings() -> None:
+    result = get_parser("news-list").func(
+        build.duma_news().body, "http://duma.gov.ru/news/", _options("ru-duma-news")
+    )
+    assert len(result.records) == 20 and not result.warnings
+    html = build.duma_news().body.replace('">Депутаты обсудили законопроект № 58003<', '"><')
+    result = get_parser("news-list").func(
+        html, "http://duma.gov.ru/news/", _options("ru-duma-news")
+    )
+    assert len(result.records) == 19 and result.warnings == ["item 7: no title"]

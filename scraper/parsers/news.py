@@ -87,6 +87,7 @@ def _read_list(
     sel = {key: option_str(options, key, DEFAULTS[key]) or DEFAULTS[key] for key in DEFAULTS}
     watch = option_list(options, "watch")
     seen: set[str] = set()
+    untitled: dict[str, int] = {}  # href -> item number: warned only if no item titles it
     # Each selector runs once over the page; its matches go to their items.
     fields = ItemFields(root, items)
     for index, item in enumerate(items):
@@ -95,8 +96,11 @@ def _read_list(
         href = absolute_url(url, link_node.attributes.get("href") if link_node else None)
         title_node = fields.first(index, sel["title"], "title")
         title = _title_text(title_node) or _link_title(item, link_node)
-        if href is None or not title:
-            result.warnings.append(f"item {number}: no {'link' if href is None else 'title'}")
+        if href is None:
+            result.warnings.append(f"item {number}: no link")
+            continue
+        if not title:  # e.g. a photo link beside the title link to the same item
+            untitled.setdefault(href, number)
             continue
         if href in seen:
             continue
@@ -107,6 +111,8 @@ def _read_list(
         summary = inline_text(fields.first(index, sel["summary"], "summary")) or None
         hits = _watch_hits(watch, title, summary)
         result.records.append(NewsItem(href, title, date, date_text, summary, None, hits))
+    untitled_numbers = [number for href, number in untitled.items() if href not in seen]
+    result.warnings += [f"item {number}: no title" for number in untitled_numbers]
 
 
 def _title_text(node: LexborNode | None) -> str:
