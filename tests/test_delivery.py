@@ -18,7 +18,7 @@ from pawatch.demo.smtpcapture import Received, free_port, smtp_capture
 from pawatch.pipeline import run_once
 from pawatch.settings import load_settings
 from pawatch.storage import SourceRow, Store
-from pawatch.storage import outbox as ob
+from pawatch.storage.outbox import Outbox
 from tests.conftest import source_block, write_config
 
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
@@ -186,7 +186,7 @@ def test_killed_between_send_and_mark_resends_with_the_same_message_id(
             raise KeyboardInterrupt  # the process dies after the server said 250
 
         with monkeypatch.context() as m:
-            m.setattr(ob, "mark_delivered", killed)
+            m.setattr(Outbox, "mark_delivered", killed)
             with pytest.raises(KeyboardInterrupt):
                 deliver_pending(settings, store, now=T0)
         assert len(server.wait_for(1)) == 1

@@ -99,7 +99,8 @@ def test_report_email_has_both_parts_escaped_html_and_encoded_cyrillic_subject(
         "pawatch: 2 changes - KG member added: Новикова Фарида, "
         'news: <script>alert("x")</script> Заседание Совета'
     )
-    assert msg["Message-ID"] == message_id_for("all", [1, 2], "pawatch@example.org")
+    expected = message_id_for("all", [1, 2], "pawatch@example.org", store.instance_id())
+    assert msg["Message-ID"] == expected
     assert msg.get_content_type() == "multipart/alternative"
     text = msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     html = msg.get_body(("html",)).get_content()  # type: ignore[union-attr]
@@ -110,11 +111,12 @@ def test_report_email_has_both_parts_escaped_html_and_encoded_cyrillic_subject(
     assert eml.read_bytes() == received.data
 
 
-def test_message_id_is_stable_for_the_same_events() -> None:
-    one = message_id_for("all", [3, 1, 2], "pawatch <p@example.org>")
-    assert one == message_id_for("all", [1, 2, 3], "p@example.org")
-    assert one != message_id_for("KG", [1, 2, 3], "p@example.org")
-    assert one != message_id_for("all", [1, 2], "p@example.org")
+def test_message_id_is_stable_for_the_same_events_and_unique_per_database() -> None:
+    one = message_id_for("all", [3, 1, 2], "pawatch <p@example.org>", "db-1")
+    assert one == message_id_for("all", [1, 2, 3], "p@example.org", "db-1")
+    assert one != message_id_for("KG", [1, 2, 3], "p@example.org", "db-1")
+    assert one != message_id_for("all", [1, 2], "p@example.org", "db-1")
+    assert one != message_id_for("all", [1, 2, 3], "p@example.org", "db-2")
     assert one.startswith("<pawatch.all.") and one.endswith("@example.org>")
 
 
