@@ -22,6 +22,7 @@ import zstandard
 from sqlite_utils import Database
 
 from pawatch.domain import HEALTH_KINDS
+from pawatch.storage import queries
 from pawatch.storage.facts import (
     CheckContext,
     ParseInput,
@@ -607,6 +608,32 @@ class Store:
         if row is None:
             raise StorageError(f"{self.path}: the database has no instance id")
         return str(row[0])
+
+    # The read-only queries of `changes`, `history` and `export` (storage/queries.py).
+
+    def select_events(
+        self,
+        *,
+        since: str | None = None,
+        delegation: str | None = None,
+        kinds: tuple[str, ...] = (),
+        latest: int | None = None,
+    ) -> list[dict[str, Any]]:
+        return queries.select_events(
+            self.db, since=since, delegation=delegation, kinds=kinds, latest=latest
+        )
+
+    def facts_as_of(self, delegation: str, at: str) -> list[queries.FactAt]:
+        return queries.facts_as_of(self.db, delegation, at)
+
+    def delegation_ids(self) -> list[str]:
+        return queries.delegation_ids(self.db)
+
+    def memberships(self) -> list[dict[str, Any]]:
+        return queries.memberships(self.db)
+
+    def delegations_overview(self) -> list[dict[str, Any]]:
+        return queries.delegations_overview(self.db)
 
     def events(self, since: str | None = None) -> list[dict[str, Any]]:
         sql = "SELECT * FROM events"
