@@ -283,6 +283,7 @@ def test_email_config_parses_with_defaults() -> None:
     assert email is not None and email.port == 587 and email.security == "starttls"
     assert email.delegation_recipients == {"KG": ("kg@example.org",)}
     assert email.digest == timedelta(days=1) and email.health_repeat == timedelta(days=1)
+    assert email.max_resends == 3
     assert settings_from_text("").email is None
     off = settings_from_text(GOOD + 'security = "tls"\nhealth_repeat = "off"\n').email
     assert off is not None and off.port == 465 and off.health_repeat is None
@@ -296,6 +297,9 @@ def test_email_config_parses_with_defaults() -> None:
         ("smtp_port = 70000", "email.smtp_port", "expected a port number"),
         ('smtp_port = "25"', "email.smtp_port", "expected a port number"),
         ("timeout = 0", "email.timeout", "expected a number > 0"),
+        ("max_resends = 101", "email.max_resends", "expected a whole number from 0 to 100"),
+        ("max_resends = -1", "email.max_resends", "expected a whole number from 0 to 100"),
+        ("max_resends = 2.5", "email.max_resends", "expected a whole number from 0 to 100"),
         ('digest = "daily"', "email.digest", "expected an interval like '6h'"),
         ('password = "hunter2"', "email.password", "never read from the config file"),
         ('username = "monitor"', "email.password_env", "set both or neither"),
