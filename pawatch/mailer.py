@@ -182,6 +182,10 @@ def _translate(exc: BaseException, settings: EmailSettings, uncertain: bool) -> 
         )
     if isinstance(exc, smtplib.SMTPNotSupportedError):
         return MailAuthError(f"authentication failed: {where} offers no AUTH on this connection")
+    if isinstance(exc, smtplib.SMTPConnectError):  # the greeting was a refusal (421, 554)
+        return MailConnectError(
+            f"{where} refused the connection: {exc.smtp_code} {_text(exc.smtp_error)}"
+        )
     if isinstance(exc, smtplib.SMTPSenderRefused):
         reply = f"{exc.smtp_code} {_text(exc.smtp_error)}"
         return MailRejected(f"{where} refused the sender: {reply}", reply=reply)

@@ -1,8 +1,9 @@
 """The database schema, as an ordered list of migrations (sqlite-utils ``Migrations``).
 
-Never edit a migration that has shipped: add a new one. ``SCHEMA_VERSION`` is the number of
-migrations. ``Store.open`` applies the pending ones under the single-writer lock and refuses a
-database that has migrations this version does not know (written by a newer pawatch).
+Never edit a migration that has shipped: add a new one at the end. ``SCHEMA_VERSION`` is the
+number of migrations (computed when read, so migrations added below count). ``Store.open``
+applies the pending ones under the single-writer lock and refuses a database that has
+migrations this version does not know (written by a newer pawatch).
 """
 
 from __future__ import annotations
@@ -12,6 +13,18 @@ import uuid
 from sqlite_utils import Database, Migrations
 
 migrations = Migrations("pawatch")
+
+
+def known_names() -> list[str]:
+    """The names of the migrations this version of pawatch knows, in order (the pending ones
+    of an empty database: sqlite-utils has no other public list)."""
+    return [m.name for m in migrations.pending(Database(memory=True))]
+
+
+def __getattr__(name: str) -> int:
+    if name == "SCHEMA_VERSION":
+        return len(known_names())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @migrations(name="0001_fetch_log_snapshots_events")
@@ -388,12 +401,3 @@ def _m0007(db: Database) -> None:
         END;
         """
     )
-
-
-def known_names() -> list[str]:
-    """The names of the migrations this version of pawatch knows, in order (the pending ones
-    of an empty database: sqlite-utils has no other public list)."""
-    return [m.name for m in migrations.pending(Database(memory=True))]
-
-
-SCHEMA_VERSION = len(known_names())

@@ -35,6 +35,7 @@ from pawatch.storage.outbox import Outbox
 from pawatch.storage.schema import known_names, migrations
 
 _COMPRESSION = "zstd"
+_KNOWN: list[str] | None = None  # the migration names this version knows
 
 
 _local = threading.local()
@@ -242,7 +243,10 @@ class Store:
     def _needs_setup(self, *, wal: bool = True) -> bool:
         """True while migrations are pending (or the file is not in WAL mode yet); raises
         ``SchemaTooNew`` for a database with migrations this version does not know."""
-        known = known_names()
+        global _KNOWN
+        if _KNOWN is None:  # once per process, after every migration module is loaded
+            _KNOWN = known_names()
+        known = _KNOWN
         applied = [m.name for m in migrations.applied(self.db)]
         unknown = [name for name in applied if name not in known]
         if unknown:
