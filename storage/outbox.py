@@ -227,6 +227,14 @@ class Outbox:
         )
         return cur.rowcount
 
+    def retry_failed(self) -> int:
+        """A person fixed the cause: the ``failed`` rows are pending again (a new message)."""
+        cur = self.conn.execute(
+            "UPDATE outbox SET status = 'pending', message_id = NULL, sending_at = NULL, "
+            "resends = 0 WHERE status = 'failed'"
+        )
+        return cur.rowcount
+
     def keep_uncertain(self, message_id: str, error: str) -> None:
         """Maybe accepted: stays ``sending`` with its Message-ID; the next run sends it again."""
         self.conn.execute(

@@ -108,6 +108,12 @@ def test_451_keeps_pending_554_marks_failed_and_the_exit_codes_say_so(
         assert again.returncode == 0 and "nothing to deliver" in again.stderr
         assert smtp.messages == [] and len(smtp.refused) == 2
 
+        retry = pawatch(cfg, "deliver", "--retry-failed")  # a person fixed the cause
+        assert retry.returncode == 0, retry.stderr
+        assert "2 failed outbox row(s) pending again" in retry.stderr
+        assert len(smtp.wait_for(1)) == 1
+    assert {s for _, c, s, _ in outbox(db) if c == "all"} == {"delivered"}
+
 
 def test_test_email_says_refused_and_exits_1(tmp_path: Path, server: LocalServer) -> None:
     port = free_port()
@@ -159,8 +165,8 @@ def test_an_unconfirmed_message_is_resent_at_most_max_resends_times(tmp_path: Pa
     db = tmp_path / "pawatch.db"
     pending_events(db)
     port = free_port()
-    with Store.open(db) as store, smtp_capture(port=port, data_delay=1.5) as smtp:
-        settings = email_settings(port, timeout=0.4, max_resends=2)
+    with Store.open(db) as store, smtp_capture(port=port, data_delay=2.5) as smtp:
+        settings = email_settings(port, timeout=1.0, max_resends=2)
         codes = []
         for minute in range(5):
             result = deliver_pending(settings, store, now=T0 + timedelta(minutes=minute))

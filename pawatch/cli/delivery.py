@@ -16,8 +16,14 @@ from pawatch.storage import outbox as ob
 @click.option(
     "--dry-run", is_flag=True, help="Print what would be sent; send nothing, mark nothing."
 )
+@click.option(
+    "--retry-failed",
+    is_flag=True,
+    help="First put the events marked failed (refused for good, or never confirmed) back "
+    "to pending, after fixing what made them fail.",
+)
 @click.pass_obj
-def deliver(obj: Context, dry_run: bool) -> None:
+def deliver(obj: Context, dry_run: bool, retry_failed: bool) -> None:
     """Send the pending change events: by email with an [email] table in the config, else
     print the report to stdout (cron mails it on).
 
@@ -30,6 +36,10 @@ def deliver(obj: Context, dry_run: bool) -> None:
 
     settings = obj.settings
     with obj.store(create=False) as store, obj.writing(store, "deliver"):
+        if retry_failed and not dry_run:
+            with store.transaction():
+                again = store.outbox.retry_failed()
+            click.echo(f"{again} failed outbox row(s) pending again", err=True)
         result = deliver_pending(settings, store, dry_run=dry_run, out=sys.stdout)
     quiet = result.mode == "stdout" and result.ok and obj.verbosity < 1
     if not quiet:
