@@ -436,6 +436,7 @@ def _become(out: _Out, facts: Sequence[Fact], parser_version: int) -> None:
     ]
     out.ops.extend(opened)
     out.set(open=tuple(OpenFact(None, o.fact, s.snapshot_id) for o in opened))
+    out.touch()  # (a no-op on the rows just opened: every open fact was seen now)
 
 
 def _apply_change(
@@ -464,6 +465,7 @@ def _apply_change(
     ]
     out.ops.extend(opened)
     out.set(open=(*kept, *(OpenFact(None, o.fact, s.snapshot_id) for o in opened)))
+    out.touch()  # the facts kept were seen in this sighting too
     changes = diff_facts([o.fact for o in current], new)
     # (an item added by this change was not listed just before, so none of the facts ended
     # above is one of them)
