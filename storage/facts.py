@@ -24,7 +24,14 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pawatch.domain import Fact
-from pawatch.storage.changes import Change, count_members, diff_facts, matches_watch
+from pawatch.storage.changes import (
+    Change,
+    Identity,
+    count_members,
+    diff_facts,
+    identity,
+    matches_watch,
+)
 
 
 @dataclass(frozen=True)
@@ -217,7 +224,8 @@ class EventSpec:
     before_snapshot: int | None = None
     after_snapshot: int | None = None
     details: dict[str, Any] | None = None
-    key: str = ""  # the fact key of a change (not stored on the event row)
+    identity: Identity | None = None  # a delegation's change: what makes it the same change
+    # on another source (``storage.changes.identity``)
 
 
 @dataclass(frozen=True)
@@ -490,7 +498,7 @@ def _apply_change(
             before_snapshot=before_snapshot,
             after_snapshot=snapshot,
             details=_details(change, s.parse.text_diff if s.parse is not None else None),
-            key=change.key,
+            identity=identity(change) if change.delegation is not None else None,
         )
 
 

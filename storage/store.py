@@ -21,6 +21,7 @@ import zstandard
 from sqlite_utils import Database
 
 from pawatch.domain import Fact
+from pawatch.storage.changes import Identity
 from pawatch.storage.facts import (
     End,
     FactOp,
@@ -38,6 +39,7 @@ from pawatch.storage.facts import (
     reparse_sightings,
     track,
 )
+from pawatch.storage.queries import agreed_value, competing_text, disagreements_now
 from pawatch.storage.schema import migrations
 
 _COMPRESSION = "zstd"
@@ -129,6 +131,7 @@ class CheckOutcome:
     error: str | None = None
     parse_error: str | None = None  # set while the source's page cannot be read
     duration: float = 0.0  # seconds the fetch took
+    degraded: str | None = None  # set while a part of the page cannot be read (facts held)
 
     @property
     def broken(self) -> bool:
@@ -147,7 +150,7 @@ class SourceStatus:
     last_error: str | None
     last_change: str | None
     snapshots: int
-    parse_status: str | None  # ok | broken | None (never parsed)
+    parse_status: str | None  # ok | degraded | broken | None (never parsed)
     parse_error: str | None
 
 
@@ -322,10 +325,12 @@ class Store:
             tracked = track(state, sighting, policy or Policy())
             event_ids = self._write_tracked(check.source_id, sighting, tracked)
             after = tracked.state
-            parse_error = None
+            parse_error = degraded = None
             if after.parse_status == "broken":
                 parse_error = after.parse_error or "the page cannot be read"
-            return replace(outcome, event_ids=event_ids, parse_error=parse_error)
+            elif after.parse_status == "degraded" and outcome.outcome != "failed":
+                degraded = after.parse_error or "a part of the page cannot be read"
+            return replace(outcome, event_ids=event_ids, parse_error=parse_error, degraded=degraded)
 
     def rebuild_facts(
         self,
@@ -429,6 +434,7 @@ class Store:
                 before_snapshot=e.before_snapshot,
                 after_snapshot=e.after_snapshot,
                 details=e.details,
+                identity=e.identity,
             )
             for e in tracked.events
         ]
@@ -494,6 +500,83 @@ class Store:
             state,
             open=tuple(replace(o, id=opened[o.fact]) if o.id is None else o for o in state.open),
         )
+
+    def reconcile(self, now: datetime) -> list[int]:
+        """Compare the sources of each delegation (one transaction, after a run's checks).
+
+        Two sources whose current values for the same delegation attribute differ (the
+        ``delegation_now`` view's ``disagree``), or a page whose stated seat total differs
+        from the number of members it lists (``stated_vs_listed``), open a disagreement and
+        raise one ``sources_disagree`` event; when it ends, ``sources_agree``. A
+        disagreement whose competing values change while it lasts is updated silently.
+        Done once per run, not per check: the sources of one run are compared once they
+        were all read, so a change that reaches them all in one run never looks like a
+        disagreement. Returns the ids of the events raised.
+        """
+        stamp = format_time(now)
+        with self.transaction():
+            conn = self.db.conn
+            found = disagreements_now(conn)
+            open_rows = {
+                (r[1], r[2], r[3]): (r[0], r[4])
+                for r in conn.execute(
+                    "SELECT id, delegation, attribute, source_id, competing FROM disagreement_log "
+                    "WHERE ended_at IS NULL"
+                )
+            }
+            ids: list[int] = []
+            for key in sorted(found.keys() - open_rows.keys(), key=_sort_key):
+                delegation, attribute, source_id = key
+                competing = found[key]
+                event_id = self._insert_event(
+                    kind="sources_disagree",
+                    detected_at=stamp,
+                    source_id=source_id,
+                    delegation=delegation,
+                    attribute=attribute,
+                    new=competing_text(competing),
+                    details={
+                        "subject": f"delegation:{delegation}",
+                        "kind": "stated_vs_listed" if source_id else "sources",
+                        "competing": [{"source": s, "value": v} for s, v in competing],
+                    },
+                )
+                ids.append(event_id)
+                conn.execute(
+                    "INSERT INTO disagreement_log (delegation, attribute, source_id, competing, "
+                    "since, event_id) VALUES (?,?,?,?,?,?)",
+                    (delegation, attribute, source_id, _competing_json(competing), stamp, event_id),
+                )
+            for key in sorted(open_rows.keys() - found.keys(), key=_sort_key):
+                delegation, attribute, source_id = key
+                row_id, competing_json = open_rows[key]
+                was = [(c["source"], c["value"]) for c in json.loads(competing_json)]
+                event_id = self._insert_event(
+                    kind="sources_agree",
+                    detected_at=stamp,
+                    source_id=source_id,
+                    delegation=delegation,
+                    attribute=attribute,
+                    old=competing_text(was),
+                    new=agreed_value(conn, delegation, attribute, source_id),
+                    details={
+                        "subject": f"delegation:{delegation}",
+                        "kind": "stated_vs_listed" if source_id else "sources",
+                    },
+                )
+                ids.append(event_id)
+                conn.execute(
+                    "UPDATE disagreement_log SET ended_at = ?, end_event = ? WHERE id = ?",
+                    (stamp, event_id, row_id),
+                )
+            for key in found.keys() & open_rows.keys():
+                row_id, competing_json = open_rows[key]
+                if _competing_json(found[key]) != competing_json:
+                    conn.execute(
+                        "UPDATE disagreement_log SET competing = ? WHERE id = ?",
+                        (_competing_json(found[key]), row_id),
+                    )
+            return ids
 
     def snapshot_versions(self, source_id: str) -> list[tuple[int, str, str, int]]:
         """(id, first_seen, last_seen, seen_count) of every snapshot of a source, oldest
@@ -615,10 +698,17 @@ class Store:
         before_snapshot: int | None = None,
         after_snapshot: int | None = None,
         details: dict[str, Any] | None = None,
+        identity: Identity | None = None,
     ) -> int:
+        change_id = None
+        if identity is not None and delegation is not None and attribute is not None:
+            change_id = self._change_for(
+                kind, delegation, attribute, identity, source_id, detected_at, old, new
+            )
         cur = self.db.conn.execute(
             "INSERT INTO events (kind, detected_at, source_id, delegation, attribute, old, new, "
-            "url, before_snapshot, after_snapshot, details) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            "url, before_snapshot, after_snapshot, details, change_id) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 kind,
                 detected_at,
@@ -631,6 +721,56 @@ class Store:
                 before_snapshot,
                 after_snapshot,
                 json.dumps(details, ensure_ascii=False, sort_keys=True) if details else None,
+                change_id,
+            ),
+        )
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    def _change_for(
+        self,
+        kind: str,
+        delegation: str,
+        attribute: str,
+        identity: Identity,
+        source_id: str | None,
+        detected_at: str,
+        old: str | None,
+        new: str | None,
+    ) -> int:
+        """The delegation-level change a source's event is evidence of: the latest change of
+        the same scope when it is this one (same kind, same old and new identities) and this
+        source has not shown it yet (a source joining, in this run or a later one); else a
+        new change. Only a change's first event enters the outbox (migration 0008)."""
+        conn = self.db.conn
+        latest = conn.execute(
+            "SELECT id, kind, old_id, new_id FROM changes WHERE delegation = ? AND attribute = ? "
+            "AND scope = ? ORDER BY id DESC LIMIT 1",
+            (delegation, attribute, identity.scope),
+        ).fetchone()
+        if (
+            latest is not None
+            and tuple(latest[1:]) == (kind, identity.old_id, identity.new_id)
+            and conn.execute(
+                "SELECT 1 FROM events WHERE change_id = ? AND source_id IS ? LIMIT 1",
+                (latest[0], source_id),
+            ).fetchone()
+            is None
+        ):
+            return int(latest[0])
+        cur = conn.execute(
+            "INSERT INTO changes (kind, delegation, attribute, scope, old, new, old_id, new_id, "
+            "detected_at) VALUES (?,?,?,?,?,?,?,?,?)",
+            (
+                kind,
+                delegation,
+                attribute,
+                identity.scope,
+                old,
+                new,
+                identity.old_id,
+                identity.new_id,
+                detected_at,
             ),
         )
         assert cur.lastrowid is not None
@@ -752,6 +892,16 @@ def _store_news(
             )
             for n in news
         ],
+    )
+
+
+def _sort_key(key: tuple[str, str, str | None]) -> tuple[str, str, str]:
+    return (key[0], key[1], key[2] or "")
+
+
+def _competing_json(competing: Sequence[tuple[str, str]]) -> str:
+    return json.dumps(
+        [{"source": s, "value": v} for s, v in competing], ensure_ascii=False, sort_keys=True
     )
 
 
