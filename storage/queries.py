@@ -116,15 +116,31 @@ def disagreements_now(
     conn: sqlite3.Connection,
 ) -> dict[tuple[str, str, str | None], tuple[tuple[str, str], ...]]:
     """The disagreements the facts show now: ``(delegation, attribute, page or None)`` ->
-    the competing ``(source, value)`` pairs (``("stated", n), ("listed", m)`` for a page
-    whose stated seat total and listed members differ)."""
-    found: dict[tuple[str, str, str | None], tuple[tuple[str, str], ...]] = {}
+    the competing ``(source, value)`` pairs.
+
+    A delegation's seat counts are one finding (attribute ``seats``: English block 7 + 4,
+    Russian block 6 + 3 is one disagreement, each source's value listing its differing
+    counts); a page whose stated seat total and listed members differ is another
+    (attribute ``members``, pairs ``("stated", n), ("listed", m)``).
+    """
+    parts: dict[tuple[str, str], dict[str, list[str]]] = {}
     for delegation, attribute, sources in conn.execute(
-        "SELECT delegation, attribute, sources FROM delegation_now WHERE disagree"
+        "SELECT delegation, attribute, sources FROM delegation_now WHERE disagree "
+        "ORDER BY delegation, attribute = 'seats:total', attribute"
     ):
-        found[(delegation, attribute, None)] = tuple(
-            sorted((s["source"], s["value"]) for s in json.loads(sources))
+        family = "seats" if attribute.startswith("seats:") else attribute
+        per_source = parts.setdefault((delegation, family), {})
+        for s in json.loads(sources):
+            value = s["value"]
+            if family == "seats":
+                value = f"{attribute.removeprefix('seats:')} {value}"
+            per_source.setdefault(s["source"], []).append(value)
+    found: dict[tuple[str, str, str | None], tuple[tuple[str, str], ...]] = {
+        (delegation, family, None): tuple(
+            (source, ", ".join(values)) for source, values in sorted(per_source.items())
         )
+        for (delegation, family), per_source in parts.items()
+    }
     for delegation, source_id, stated, listed in conn.execute(
         "SELECT delegation, source_id, stated, listed FROM stated_vs_listed "
         "WHERE listed > 0 AND listed != stated"
@@ -144,13 +160,22 @@ def competing_text(competing: Sequence[tuple[str, str]]) -> str:
 def agreed_value(
     conn: sqlite3.Connection, delegation: str, attribute: str, source_id: str | None
 ) -> str | None:
-    """The value the sources agree on now (a page's stated total, for stated vs listed)."""
+    """The value the sources agree on now (a page's stated total, for stated vs listed;
+    every seat count, for ``seats``)."""
     if source_id is not None:
         row = conn.execute(
             "SELECT stated FROM stated_vs_listed WHERE delegation = ? AND source_id = ?",
             (delegation, source_id),
         ).fetchone()
         return None if row is None else str(row[0])
+    if attribute == "seats":
+        rows = conn.execute(
+            "SELECT attribute, value FROM delegation_now WHERE delegation = ? "
+            "AND attribute LIKE 'seats:%' AND NOT disagree "
+            "ORDER BY attribute = 'seats:total', attribute",
+            (delegation,),
+        ).fetchall()
+        return ", ".join(f"{a.removeprefix('seats:')} {v}" for a, v in rows) or None
     row = conn.execute(
         "SELECT value FROM delegation_now WHERE delegation = ? AND attribute = ? AND NOT disagree",
         (delegation, attribute),

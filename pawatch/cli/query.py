@@ -20,11 +20,15 @@ from pawatch.domain import CHANGE_KINDS, HEALTH_KINDS
 from pawatch.reports import parse_since
 from pawatch.storage import format_time
 from pawatch.storage.queries import (
+    DelegationChange,
+    delegation_changes,
     delegation_ids,
+    delegation_now,
     delegations_overview,
     event_json,
     facts_as_of,
     memberships,
+    open_disagreements,
     select_events,
 )
 
@@ -66,6 +70,11 @@ def _echo(text: str) -> None:
     metavar="N",
     help="Only the N most recent matching events (still printed oldest first).",
 )
+@click.option(
+    "--per-source",
+    is_flag=True,
+    help="One row per source's event (the evidence) instead of one per delegation-level change.",
+)
 @format_option("text", "json", help="Output format; json is a stable array of objects.")
 @click.pass_obj
 def changes(
@@ -74,21 +83,46 @@ def changes(
     delegation: str | None,
     kinds: tuple[str, ...],
     limit: int | None,
+    per_source: bool,
     fmt: str,
 ) -> None:
-    """List change and health events, oldest first."""
+    """List changes (one per delegation-level change, with the sources that show it) and
+    health events, oldest first."""
     since_at = parse_moment(since, end_of_day=False) if since else None
     with obj.store(create=False) as store:
-        rows = select_events(
-            store.db, since=since_at, delegation=delegation, kinds=kinds, latest=limit
-        )
-    if fmt == "json":
-        click.echo(json.dumps([event_json(r) for r in rows], ensure_ascii=False, indent=2))
+        if per_source:
+            rows = select_events(
+                store.db, since=since_at, delegation=delegation, kinds=kinds, latest=limit
+            )
+        else:
+            items = delegation_changes(
+                store.db, since=since_at, delegation=delegation, kinds=kinds, latest=limit
+            )
+    if per_source:
+        if fmt == "json":
+            click.echo(json.dumps([event_json(r) for r in rows], ensure_ascii=False, indent=2))
+            return
+        if not rows:
+            click.echo("No events.")
+        for row in rows:
+            click.echo(printable(event_line(row)))
         return
-    if not rows:
+    if fmt == "json":
+        click.echo(json.dumps([c.as_json() for c in items], ensure_ascii=False, indent=2))
+        return
+    if not items:
         click.echo("No events.")
-    for row in rows:
-        click.echo(printable(event_line(row)))
+    for item in items:
+        click.echo(printable(change_line(item)))
+
+
+def change_line(item: DelegationChange) -> str:
+    """One line per change; "seen on N sources" when several sources show it."""
+    line = event_line(item.row)
+    if len(item.sources) > 1:
+        names = ", ".join(sorted({w.source or "-" for w in item.sources}))
+        line += f" seen on {len(item.sources)} sources ({names})"
+    return line
 
 
 def _group_by_source(facts: list[Any]) -> dict[str, dict[str, list[Any]]]:
@@ -122,8 +156,10 @@ def history(obj: Context, delegation: str, as_of: str | None, fmt: str) -> None:
             )
         facts = facts_as_of(store.db, delegation, at)
         timeline = [
-            r for r in select_events(store.db, delegation=delegation) if r["detected_at"] <= at
+            c for c in delegation_changes(store.db, delegation=delegation) if c.detected_at <= at
         ]
+        now = delegation_now(store.db, delegation) if as_of is None else []
+        disputes = open_disagreements(store.db, delegation) if as_of is None else []
     by_source = _group_by_source(facts)
     if fmt == "json":
         click.echo(
@@ -131,6 +167,17 @@ def history(obj: Context, delegation: str, as_of: str | None, fmt: str) -> None:
                 {
                     "delegation": delegation,
                     "as_of": at,
+                    "now": [row.as_json() for row in now],
+                    "disagreements": [
+                        {
+                            "attribute": d["attribute"],
+                            "kind": d["kind"],
+                            "source": d["source_id"],
+                            "competing": d["competing"],
+                            "since": d["since"],
+                        }
+                        for d in disputes
+                    ],
                     "sources": {
                         source: {
                             "parliament": _one(attrs.get("delegation")),
@@ -151,14 +198,29 @@ def history(obj: Context, delegation: str, as_of: str | None, fmt: str) -> None:
                         }
                         for source, attrs in sorted(by_source.items())
                     },
-                    "timeline": [event_json(r) for r in timeline],
+                    "timeline": [c.as_json() for c in timeline],
                 },
                 ensure_ascii=False,
                 indent=2,
             )
         )
         return
-    _echo(f"{delegation} as of {at}")
+    if now:
+        _echo(f"{delegation} now (what its sources agree on):")
+        for row in now:
+            label = row.attribute if not row.key else f"{row.attribute}"
+            stated = ", ".join(f"{s['source']} {s['last_confirmed']}" for s in row.sources)
+            if row.disagree:
+                values = "; ".join(f"{s['source']}: {s['value']}" for s in row.sources)
+                _echo(f"  {label}: SOURCES DISAGREE ({values})")
+            else:
+                _echo(f"  {label}: {row.value}  [{stated}]")
+        for d in disputes:
+            values = "; ".join(f"{c['source']}: {c['value']}" for c in d["competing"])
+            where = f" on {d['source_id']}" if d["source_id"] else ""
+            _echo(f"  ! {d['attribute']}: {d['kind'].replace('_', ' ')}{where}: {values}")
+        _echo("")
+    _echo(f"{delegation} as of {at}, per source")
     if not by_source:
         _echo("  (nothing known at that time)")
     for source, attrs in sorted(by_source.items()):
@@ -184,8 +246,8 @@ def history(obj: Context, delegation: str, as_of: str | None, fmt: str) -> None:
     _echo("\nTimeline:")
     if not timeline:
         _echo("  (no changes recorded)")
-    for row in timeline:
-        _echo("  " + event_line(row))
+    for item in timeline:
+        _echo("  " + change_line(item))
 
 
 def _one(facts: list[Any] | None) -> str | None:
