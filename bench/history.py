@@ -22,10 +22,10 @@ What happens:
    - failures: isolated ones (~1.5 % of checks) and host outages of hours to days, shared by
      the sources of one host (one source never fails); 304 for sources that send an ETag;
    - every check a fetch_log row (the stored time format, ``format_time``); every body seen a
-     snapshot and a zstd-compressed body; facts as intervals; events derived with the real
-     ``storage.changes.diff_facts`` / ``matches_watch`` and ``storage.facts._details``, with the
-     failure/parse-health rules of ``storage.facts.apply_check`` (confirm = 1, failing after
-     3); news rows (their FTS index is filled by the schema's trigger); source_state rows.
+     snapshot and a zstd-compressed body; facts as intervals, events and source health from
+     the live rule itself (``storage.facts.track``, confirm = 1, failing after 3), its fact
+     operations applied to the rows held in memory; news rows (their FTS index is filled by
+     the schema's trigger); source_state rows.
 
    ``PRAGMA foreign_key_check`` must come back empty. ``--body-scale 0`` stores tiny bodies
    (quick runs); 1.0 stores bodies of realistic size (20-100 KB of HTML, ~4x compressible).
@@ -73,8 +73,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -87,28 +87,23 @@ import hashlib  # noqa: E402
 import zstandard  # noqa: E402
 
 from pawatch.domain import Fact  # noqa: E402
+from pawatch.pipeline import text_diff  # noqa: E402
 from pawatch.scraper.parsers.names import name_key  # noqa: E402
 from pawatch.storage import Store, format_time  # noqa: E402
-from pawatch.storage.changes import Change, diff_facts, matches_watch  # noqa: E402
-from pawatch.storage.facts import _details  # noqa: E402
-
-try:  # the page text diff: computed by the pipeline and handed to _details (since 577c11c)
-    from pawatch.pipeline import text_diff as _text_diff
-except ImportError:  # pragma: no cover
-    _text_diff = None
-
-
-def event_details(change: Change) -> dict[str, Any] | None:
-    """``storage.facts._details`` as the pipeline calls it (with the page text diff)."""
-    import inspect
-
-    if len(inspect.signature(_details).parameters) == 1:
-        return _details(change)  # type: ignore[call-arg]
-    diff = None
-    if change.kind == "page_changed" and _text_diff is not None:
-        diff = _text_diff(change.old or "", change.new or "")
-    return _details(change, diff)
-
+from pawatch.storage.facts import (  # noqa: E402
+    End,
+    NewsMemory,
+    NewsRow,
+    Open,
+    OpenFact,
+    ParseInput,
+    Policy,
+    Sighting,
+    SourceState,
+    Touch,
+    Tracked,
+    track,
+)
 
 TARGET_MS = 50.0
 INF = 10**9
@@ -838,19 +833,28 @@ class SourceSim:
     ptr: int = 0
     snap: list[Any] | None = None
     open: dict[Fact, list[Any]] = field(default_factory=dict)
-    baseline: str | None = None
-    parse_status: str | None = None
-    parse_error: str | None = None
-    broken_since: str | None = None
-    parsed_snapshot: int | None = None
-    failures: int = 0
-    failing_since: str | None = None
-    alerted: bool = False
-    last_error: str | None = None
-    touch_stamp: str | None = None
+    state: SourceState = field(default_factory=lambda: SourceState(open=None))  # (no open
+    # facts: ``open`` holds their rows)
+    touch_stamp: str | None = None  # when every open fact was last seen (the rule's Touch)
     touch_snap: int | None = None
-    seen_news: dict[str, str] = field(default_factory=dict)  # title -> summary text
+    memory: SimNews = field(default_factory=lambda: SimNews())
     body_count: int = 0
+
+
+class SimNews(NewsMemory):
+    """The source's earlier news items, as ``storage.facts.track`` asks for them."""
+
+    def __init__(self) -> None:
+        self.ended: set[str] = set()  # item URLs no longer listed (ended facts)
+        self.rows: dict[str, NewsRow] = {}  # stored items by URL
+        self.items: dict[str, NewsItem] = {}  # the world's items by URL
+
+    def listed_before(self) -> set[str]:
+        return self.ended
+
+    def stored(self, url: str) -> tuple[str | None, str | None]:
+        row = self.rows.get(url)
+        return (row.summary, row.text) if row else (None, None)
 
 
 class Pool:
@@ -1096,6 +1100,7 @@ class Generator:
         before: int | None = None,
         after: int | None = None,
         details: dict[str, Any] | None = None,
+        url: str | None = None,
     ) -> None:
         self.event_id += 1
         self.events.append(
@@ -1108,14 +1113,14 @@ class Generator:
                 attribute,
                 old,
                 new,
-                sim.spec.url,
+                url or sim.spec.url,
                 before,
                 after,
                 json.dumps(details, ensure_ascii=False, sort_keys=True) if details else None,
             )
         )
 
-    def body(self, sim: SourceSim, facts: list[Fact] | None) -> bytes:
+    def body(self, sim: SourceSim, facts: Sequence[Fact] | None) -> bytes:
         sim.body_count += 1
         spec = sim.spec
         head = (
@@ -1130,7 +1135,7 @@ class Generator:
         return (head + content + filler + "</body></html>\n").encode()
 
     def new_snapshot(
-        self, sim: SourceSim, version: Version, stamp: str, facts: list[Fact] | None
+        self, sim: SourceSim, version: Version, stamp: str, facts: Sequence[Fact] | None
     ) -> list[Any]:
         data = self.body(sim, facts)
         digest = hashlib.sha256(data).hexdigest()
@@ -1162,7 +1167,7 @@ class Generator:
         moment = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ")
         return moment.strftime("%a, %d %b %Y %H:%M:%S GMT")
 
-    def open_fact(self, sim: SourceSim, f: Fact, stamp: str, snap: int) -> None:
+    def open_fact(self, sim: SourceSim, f: Fact, stamp: str, snap: int | None) -> None:
         self.fact_id += 1
         row = [
             self.fact_id,
@@ -1184,99 +1189,98 @@ class Generator:
 
     # ---- one check
 
-    def parsed(
-        self, sim: SourceSim, version: Version, stamp: str, snap: int
-    ) -> tuple[str, str | None]:
-        """apply_check for a check whose body changed; returns (parse_status, parse_error)."""
+    def policy(self, sim: SourceSim) -> Policy:
+        return Policy(failing_after=FAILING_AFTER, watch=tuple(sim.spec.watch))
+
+    def parse_input(self, sim: SourceSim, version: Version) -> ParseInput:
+        """What the parser reads from a new body of ``sim``: its facts, or a broken layout."""
         spec = sim.spec
         if version.broken:
             error = (
                 f"no {spec.parser} block found: the page layout changed (selector matched nothing)"
             )
-            if sim.parse_status != "broken":
-                self.event(sim, "parse_broken", stamp, attribute="parse", new=error, after=snap)
-                sim.broken_since = stamp
-            sim.parse_status, sim.parse_error, sim.parsed_snapshot = "broken", error, snap
-            return "broken", error
-        if sim.parse_status == "broken":
-            self.event(
-                sim,
-                "parse_recovered",
-                stamp,
-                attribute="parse",
-                old=sim.parse_error,
-                before=sim.parsed_snapshot,
-                after=snap,
-                details={"broken_since": sim.broken_since},
-            )
-        sim.parse_status, sim.parse_error, sim.broken_since = "ok", None, None
-        sim.parsed_snapshot = snap
+            return ParseInput(PARSER_VERSION, None, error=error)
         facts = version.facts if version.facts is not None else sim.facts_at(version.hour)
         version.facts = None  # not needed any more
+        news: list[NewsRow] = []
+        diff = None
         if spec.parser == "news-list":
-            urls = {f.key for f in facts}
-            for item in sim.news:
-                if item.url in urls and item.url not in sim.seen_news:
-                    self.news_id += 1
-                    self.news_rows.append(
-                        (
-                            self.news_id,
-                            spec.id,
-                            item.url,
-                            item.title,
-                            item.published,
-                            item.date_text,
-                            item.summary,
-                            None,
-                            stamp,
-                            snap,
-                        )
-                    )
-                    sim.seen_news[item.url] = item.title
-                    sim.seen_news[item.title] = item.summary or ""
-        if sim.baseline is None:
+            if not sim.memory.items:
+                sim.memory.items = {item.url: item for item in sim.news}
             for f in facts:
-                self.open_fact(sim, f, stamp, snap)
-            sim.baseline = stamp
-            sim.touch_stamp, sim.touch_snap = stamp, snap
-            return "ok", None
-        new_set = set(facts)
-        if new_set == sim.open.keys():
-            sim.touch_stamp, sim.touch_snap = stamp, snap
-            return "ok", None
-        before = sim.touch_snap
-        old = list(sim.open)
-        for f in old:
-            if f not in new_set:
-                row = sim.open.pop(f)
+                item = sim.memory.items.get(f.key)
+                if item is not None:
+                    news.append(
+                        NewsRow(item.url, item.title, item.published, item.date_text, item.summary)
+                    )
+        if spec.parser == "page":
+            before = [f.value for f in sim.open if f.attribute == "text"]
+            after = [f.value for f in facts if f.attribute == "text"]
+            if before and after and before != after:
+                diff = text_diff(before[0], after[0])
+        return ParseInput(PARSER_VERSION, facts, news=news, text_diff=diff)
+
+    def apply(self, sim: SourceSim, tracked: Tracked, stamp: str, snap: int | None) -> None:
+        """Write what the rule returned into the rows held in memory."""
+        for op in tracked.ops:
+            if isinstance(op, Touch):
+                sim.touch_stamp, sim.touch_snap = op.stamp, op.snapshot
+            elif isinstance(op, End):
+                row = sim.open.pop(op.fact.fact)
                 row[7], row[10] = sim.touch_stamp, sim.touch_snap
-                row[8], row[11] = stamp, snap
-        for f in facts:
-            if f not in sim.open:
-                self.open_fact(sim, f, stamp, snap)
-        for change in diff_facts(old, facts):
-            if (
-                change.kind == "news"
-                and spec.watch
-                and not matches_watch(
-                    f"{change.new or ''} {sim.seen_news.get(change.new or '', '')}", spec.watch
+                row[8], row[11] = op.at, op.snapshot
+                if op.fact.fact.subject == "news":
+                    sim.memory.ended.add(op.fact.fact.key)
+            elif isinstance(op, Open):
+                self.open_fact(sim, op.fact, op.first_seen, op.first_snapshot)
+        for item in tracked.news:
+            if item.url not in sim.memory.rows:
+                sim.memory.rows[item.url] = item
+                self.news_id += 1
+                self.news_rows.append(
+                    (
+                        self.news_id,
+                        sim.spec.id,
+                        item.url,
+                        item.title,
+                        item.published,
+                        item.date_text,
+                        item.summary,
+                        None,
+                        stamp,
+                        snap,
+                    )
                 )
-            ):
-                continue
+        for e in tracked.events:
             self.event(
                 sim,
-                change.kind,
+                e.kind,
                 stamp,
-                delegation=change.delegation,
-                attribute=change.attribute,
-                old=change.old,
-                new=change.new,
-                before=before,
-                after=snap,
-                details=event_details(change),
+                delegation=e.delegation,
+                attribute=e.attribute,
+                old=e.old,
+                new=e.new,
+                before=e.before_snapshot,
+                after=e.after_snapshot,
+                details=e.details,
+                url=e.url,
             )
-        sim.touch_stamp, sim.touch_snap = stamp, snap
-        return "ok", None
+        sim.state = replace(tracked.state, open=None)
+
+    def sighting(
+        self, sim: SourceSim, sighting: Sighting, *, facts: bool
+    ) -> tuple[str, str | None] | None:
+        """One check through ``storage.facts.track``; returns its logged parse status."""
+        state = sim.state
+        if facts:
+            state = replace(
+                state,
+                open=tuple(OpenFact(row[0], f, sim.touch_snap) for f, row in sim.open.items()),
+            )
+        state = replace(state, news=sim.memory)
+        tracked = track(state, sighting, self.policy(sim))
+        self.apply(sim, tracked, sighting.stamp, sighting.snapshot_id)
+        return tracked.logged
 
     def check(self, sim: SourceSim, h: int, prefixes: list[str]) -> tuple[Any, ...]:
         rng, spec = self.rng, sim.spec
@@ -1300,23 +1304,9 @@ class Generator:
                 error = f"cannot resolve {spec.host}"
             error = f"{error} (after {attempts} attempts)"
             stamp = self.stamp(prefixes, h, start_s, ms)
-            sim.failures += 1
-            sim.last_error = error
-            if sim.failures == 1:
-                sim.failing_since = stamp
-            if sim.failures >= FAILING_AFTER and not sim.alerted:
-                self.event(
-                    sim,
-                    "source_failing",
-                    stamp,
-                    attribute="fetch",
-                    new=error,
-                    details={
-                        "consecutive_failures": sim.failures,
-                        "since": sim.failing_since or stamp,
-                    },
-                )
-                sim.alerted = True
+            self.sighting(
+                sim, Sighting(stamp, None, url=spec.url, failed=True, error=error), facts=False
+            )
             return (
                 self.fetch_id,
                 spec.id,
@@ -1340,25 +1330,13 @@ class Generator:
         changed = sim.ptr != sim.vi
         ms = int(rng.lognormvariate(5.9 if changed or not spec.etag else 5.2, 0.5)) + 20
         stamp = self.stamp(prefixes, h, start_s, ms)
-        if sim.alerted:
-            self.event(
-                sim,
-                "source_recovered",
-                stamp,
-                attribute="fetch",
-                old=sim.last_error,
-                details={"failing_since": sim.failing_since},
-            )
-        sim.failures, sim.failing_since, sim.alerted = 0, None, False
-        parse_status = parse_error = None
+        parse: ParseInput | None = None
         if changed:
             outcome = "new" if sim.snap is None else "changed"
             version = versions[sim.ptr]
             sim.vi = sim.ptr
-            facts = None if version.broken else sim.facts_at(version.hour)
-            version.facts = facts
-            sim.snap = self.new_snapshot(sim, version, stamp, facts)
-            parse_status, parse_error = self.parsed(sim, version, stamp, sim.snap[0])
+            parse = self.parse_input(sim, version)
+            sim.snap = self.new_snapshot(sim, version, stamp, parse.facts)
             status = 200
         else:
             snap = sim.snap
@@ -1366,8 +1344,11 @@ class Generator:
             snap[8] = stamp
             snap[9] += 1
             outcome, status = ("not_modified", 304) if spec.etag else ("unchanged", 200)
-            if sim.parse_status == "ok":
-                sim.touch_stamp, sim.touch_snap = stamp, snap[0]
+        assert sim.snap is not None
+        logged = self.sighting(
+            sim, Sighting(stamp, sim.snap[0], url=spec.url, parse=parse), facts=parse is not None
+        )
+        parse_status, parse_error = logged if logged is not None else (None, None)
         snap = sim.snap
         return (
             self.fetch_id,
@@ -1488,15 +1469,15 @@ class Generator:
                     (
                         s.spec.id,
                         PARSER_VERSION,
-                        s.parsed_snapshot,
-                        s.baseline,
-                        s.parse_status,
-                        s.parse_error,
-                        s.broken_since,
+                        s.state.parsed_snapshot,
+                        s.state.baseline_at,
+                        s.state.parse_status,
+                        s.state.parse_error,
+                        s.state.broken_since,
                         "[]",
-                        s.failures,
-                        s.failing_since,
-                        int(s.alerted),
+                        s.state.consecutive_failures,
+                        s.state.failing_since,
+                        int(s.state.failing_alerted),
                     )
                     for s in sims
                 ],

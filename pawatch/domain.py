@@ -42,6 +42,8 @@ class ChangeKind(StrEnum):
     DELEGATION_REMOVED = "delegation_removed"
     NEWS = "news"
     PAGE_CHANGED = "page_changed"
+    SOURCES_DISAGREE = "sources_disagree"  # two sources (or a page's count and its list) differ
+    SOURCES_AGREE = "sources_agree"  # ...and no longer do
     SOURCE_FAILING = "source_failing"
     SOURCE_RECOVERED = "source_recovered"
     PARSE_BROKEN = "parse_broken"

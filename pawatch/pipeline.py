@@ -38,7 +38,7 @@ from pawatch.storage import (
     Validators,
     format_time,
 )
-from pawatch.storage.facts import NewsRow, ParseInput, Policy, Version
+from pawatch.storage.facts import Held, NewsRow, ParseInput, Policy, Version
 from pawatch.storage.store import compress_body
 
 OUTCOMES = ("new", "changed", "unchanged", "not_modified", "failed")
@@ -55,6 +55,7 @@ class RunSummary:
     started_at: datetime
     finished_at: datetime | None = None
     outcomes: list[CheckOutcome] = field(default_factory=list)
+    reconciled: list[int] = field(default_factory=list)  # sources_disagree/agree event ids
 
     def ids(self, outcome: str) -> list[str]:
         return sorted(o.source_id for o in self.outcomes if o.outcome == outcome)
@@ -80,10 +81,13 @@ class RunSummary:
             "checked": len(self.outcomes),
             "counts": {name: len(self.ids(name)) for name in OUTCOMES},
             "sources": {name: self.ids(name) for name in OUTCOMES},
-            "events": sum(len(o.event_ids) for o in self.outcomes),
-            "event_ids": sorted(i for o in self.outcomes for i in o.event_ids),
+            "events": sum(len(o.event_ids) for o in self.outcomes) + len(self.reconciled),
+            "event_ids": sorted(
+                [*(i for o in self.outcomes for i in o.event_ids), *self.reconciled]
+            ),
             "errors": {o.source_id: o.error for o in self.failed},
             "broken": {o.source_id: o.parse_error for o in self.broken},
+            "degraded": {o.source_id: o.degraded for o in self.outcomes if o.degraded},
         }
 
 
@@ -139,6 +143,7 @@ def parse_body(
         warnings=result.warnings,
         news=news,
         text="\n".join(texts) if texts else None,
+        held=[Held(u.subject, u.attribute_prefix, u.message) for u in result.unreadable],
     )
 
 
@@ -330,6 +335,8 @@ async def check_sources(
     if errors:  # the database refused a write (disk full, locked...): nothing half-written
         raise StorageError(f"{store.path}: cannot record a check: {errors[0]}") from errors[0]
     summary.finished_at = utcnow()
+    # the sources compared once all were read: one change reaching them all is no disagreement
+    summary.reconciled = store.reconcile(summary.finished_at)
     return summary
 
 

@@ -7,6 +7,13 @@ ones (members, websites, news items) become added / removed, each naming its fac
 near-identical spelling of one word of the name, not its other gender's form) is renamed. A
 delegation that appears or disappears is one event, not one per fact. Wording that keeps every
 fact the same yields nothing.
+
+Single-valued attributes are compared by identity: when a fact carries a key (a person's name
+identity), the same key with another value is a respelling, shown silently (no event); a
+different key, or a different value where there is no key, is a change.
+
+``identity(change)`` says what makes two sources' changes one delegation-level change: the
+scope inside the attribute (a member's or website's key) and the identities of old and new.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ class Change:
     old: str | None
     new: str | None
     key: str = ""  # the fact key: a member's name key, a website's URL, a news item's URL
+    old_key: str = ""  # single-valued attributes: the key of the old value
 
     @property
     def delegation(self) -> str | None:
@@ -44,8 +52,19 @@ class Change:
 FactId = tuple[str, str, str]
 
 
-def _index(facts: Iterable[Fact]) -> dict[FactId, str]:
-    return {(f.subject, f.attribute, f.key): f.value for f in facts}
+def _index(facts: Iterable[Fact]) -> tuple[dict[FactId, str], dict[FactId, str]]:
+    """Values by fact id, and the keys of single-valued facts (indexed without their key:
+    one value per subject and attribute)."""
+    values: dict[FactId, str] = {}
+    keys: dict[FactId, str] = {}
+    for f in facts:
+        if _single(f.attribute):
+            fid = (f.subject, f.attribute, "")
+            keys[fid] = f.key
+        else:
+            fid = (f.subject, f.attribute, f.key)
+        values[fid] = f.value
+    return values, keys
 
 
 def _kind_of_value_change(attribute: str) -> str | None:
@@ -80,6 +99,37 @@ def _single(attribute: str) -> bool:
     )
 
 
+@dataclass(frozen=True)
+class Identity:
+    """What makes changes seen on several sources one delegation-level change: the same
+    kind, delegation and attribute, the same ``scope`` inside the attribute (a member's or a
+    website's key; empty for single-valued attributes) and the same identities of old and
+    new (a seat count; a person's name key, else the folded name)."""
+
+    scope: str
+    old_id: str
+    new_id: str
+
+
+def identity(change: Change) -> Identity:
+    def ident(value: str | None, key: str) -> str:
+        if value is None:
+            return ""
+        if change.attribute.startswith("seats:"):
+            return value
+        return key or fold_text(value)
+
+    if change.attribute in _ADDED or change.attribute in _REMOVED:
+        if change.kind == "member_renamed":
+            return Identity(change.key, fold_text(change.old or ""), fold_text(change.new or ""))
+        return Identity(change.key, "", "")
+    if change.attribute == "delegation":
+        return Identity("", "", "")
+    return Identity(
+        "", ident(change.old, change.old_key), ident(change.new, change.key if change.new else "")
+    )
+
+
 def _one_chamber(facts: dict[FactId, str]) -> set[str]:
     """Subjects whose seats are stated for exactly one chamber."""
     chambers: dict[str, int] = defaultdict(int)
@@ -101,7 +151,7 @@ def _chamber_changed(before: dict[FactId, str], after: dict[FactId, str], subjec
 
 def diff_facts(old: Iterable[Fact], new: Iterable[Fact]) -> list[Change]:
     """The changes from fact set ``old`` to fact set ``new``, in a stable order."""
-    before, after = _index(old), _index(new)
+    (before, keys_before), (after, keys_after) = _index(old), _index(new)
     subjects_before = {s for s, a, _ in before if a == "delegation"}
     subjects_after = {s for s, a, _ in after if a == "delegation"}
     changes: list[Change] = []
@@ -127,7 +177,11 @@ def diff_facts(old: Iterable[Fact], new: Iterable[Fact]) -> list[Change]:
     replaced = {
         s
         for s, a, k in before.keys() | after.keys()
-        if a == "plenipotentiary" and before.get((s, a, k)) != after.get((s, a, k))
+        if a == "plenipotentiary"
+        and before.get((s, a, k)) != after.get((s, a, k))
+        and not (
+            keys_before.get((s, a, k)) and keys_before.get((s, a, k)) == keys_after.get((s, a, k))
+        )
     }
     # A one-chamber delegation's total is its chamber's seats: when both change, one event.
     unicameral = {
@@ -144,16 +198,23 @@ def diff_facts(old: Iterable[Fact], new: Iterable[Fact]) -> list[Change]:
         if attribute == "plenipotentiary_role" and subject in replaced:
             continue
         old_value, new_value = before.get(fid), after.get(fid)
+        old_key, new_key = keys_before.get(fid, ""), keys_after.get(fid, "")
         if old_value == new_value:
             continue
         if old_value is not None and new_value is not None:
+            if old_key and old_key == new_key:
+                continue  # the same identity respelled: the shown value updates silently
             kind = _kind_of_value_change(attribute)
             if kind is not None:
-                changes.append(Change(kind, subject, attribute, old_value, new_value, key))
+                changes.append(
+                    Change(kind, subject, attribute, old_value, new_value, new_key or key, old_key)
+                )
         elif _single(attribute):
             kind = _kind_of_value_change(attribute)
             if kind is not None and kind != "page_changed":
-                changes.append(Change(kind, subject, attribute, old_value, new_value, key))
+                changes.append(
+                    Change(kind, subject, attribute, old_value, new_value, new_key or key, old_key)
+                )
         elif old_value is not None:
             removed[(subject, attribute)].append((key, old_value))
         else:

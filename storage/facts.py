@@ -1,23 +1,37 @@
-"""Facts over time, monitoring health and change events, inside one check's transaction.
+"""The fact-tracking rule, once: ``track(state, sighting, policy) -> Tracked``.
 
-``apply_check`` is called by ``Store.record_check`` after the fetch-log and snapshot rows are
-written, in the same transaction. It keeps each source's facts as intervals, turns confirmed
-fact changes into events (``storage.changes.diff_facts``), and turns failures into health
-events. A failed fetch or a broken parse never touches a fact.
+One pure function decides what one check of one source does to that source's facts, health
+and events: ``track`` takes what is known of the source (``SourceState``: its open facts, its
+parse and fetch health, the change awaiting confirmation), what this check saw (``Sighting``:
+a failure, a parse, or the body parsed last time) and the source's rules (``Policy``), and
+returns the fact operations to write, the events to record and the new state (``Tracked``).
+It reads no database and no clock, and writes nothing: ``Store.record_check`` (the live path)
+loads the state, calls it and writes what it returns in the check's transaction;
+``Store.rebuild_facts`` (reparse) folds it over the stored snapshots, writing only the facts;
+``bench/history.py`` drives its simulation with it.
+
+The rules: a failed fetch or a broken parse never touches a fact. The first good parse is the
+baseline. Later, a fact set that differs from the open facts becomes the facts only once
+``policy.confirm`` checks saw it, dated from its first sighting, so a flip back inside the
+window leaves nothing. Changes are ``storage.changes.diff_facts`` of the two fact sets.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pawatch.domain import Fact
-from pawatch.storage.changes import Change, count_members, diff_facts, matches_watch
-
-EventWriter = Callable[..., int]
+from pawatch.storage.changes import (
+    Change,
+    Identity,
+    count_members,
+    diff_facts,
+    identity,
+    matches_watch,
+)
 
 
 @dataclass(frozen=True)
@@ -28,6 +42,21 @@ class NewsRow:
     date_text: str | None = None
     summary: str | None = None
     text: str | None = None
+
+
+@dataclass(frozen=True)
+class Held:
+    """A part of a page the parser found but could not read (``scraper.parsers.Unreadable``):
+    the source's open facts of ``subject`` whose attribute starts with ``attribute_prefix``
+    are held as they were (neither ended nor replaced, no event) and the parse is
+    ``degraded`` with ``message``."""
+
+    subject: str
+    attribute_prefix: str
+    message: str
+
+    def covers(self, fact: Fact) -> bool:
+        return fact.subject == self.subject and fact.attribute.startswith(self.attribute_prefix)
 
 
 @dataclass(frozen=True)
@@ -42,6 +71,7 @@ class ParseInput:
     text_diff: str | None = None  # `page` sources: unified diff from the previous text
     text: str | None = None  # `page` sources: the normalised text (not stored: it is in the
     # snapshot); the pipeline diffs it against the previous version's
+    held: Sequence[Held] = ()  # parts found but unreadable: their facts are held
 
 
 @dataclass(frozen=True)
@@ -55,186 +85,317 @@ class Policy:
     watch: tuple[str, ...] = ()  # news alerts only for items mentioning one of these
 
 
-@dataclass
-class CheckContext:
-    source_id: str
-    url: str
-    stamp: str  # detection time of this check
+# ------------------------------------------------------------------ the rule's input
+
+
+@dataclass(frozen=True)
+class OpenFact:
+    """One of the source's facts that has not ended."""
+
+    id: int | None  # the row id (None: opened by this fold, not written yet)
+    fact: Fact
+    last_snapshot: int | None
+
+
+class NewsMemory:
+    """What the rule needs to know of a source's earlier news items (read-only lookups).
+
+    The default knows nothing (reparse raises no events, so it never asks).
+    """
+
+    def listed_before(self) -> set[str]:
+        """URLs of the items this source listed before and no longer lists (ended facts)."""
+        return set()
+
+    def stored(self, url: str) -> tuple[str | None, str | None]:
+        """The stored (summary, text) of one item."""
+        return None, None
+
+
+@dataclass(frozen=True)
+class SourceState:
+    """What is known of one source before a check (the ``source_state`` row and open facts)."""
+
+    open: tuple[OpenFact, ...] | None = ()  # None: not read (a check of the body parsed last
+    # time with nothing awaiting confirmation does not need them)
+    parser_version: int | None = None
+    parsed_snapshot: int | None = None
+    baseline_at: str | None = None
+    parse_status: str | None = None  # ok | degraded | broken | None (never parsed)
+    parse_error: str | None = None
+    broken_since: str | None = None
+    warnings: str | None = None  # JSON list of the last parse's warnings
+    consecutive_failures: int = 0
+    failing_since: str | None = None
+    failing_alerted: bool = False
+    last_error: str | None = None  # the last failed fetch's error (read when failing_alerted)
+    candidate: str | None = None  # the fact set awaiting confirmation (``facts_json``)
+    candidate_count: int = 0
+    candidate_since: str | None = None
+    candidate_snapshot: int | None = None
+    news: NewsMemory = field(default_factory=NewsMemory, compare=False)
+
+    @property
+    def open_facts(self) -> list[Fact]:
+        assert self.open is not None, "the open facts were not read"
+        return [o.fact for o in self.open]
+
+    def columns(self) -> dict[str, Any]:
+        """The ``source_state`` columns this state stands for."""
+        return {
+            "parser_version": self.parser_version,
+            "parsed_snapshot": self.parsed_snapshot,
+            "baseline_at": self.baseline_at,
+            "parse_status": self.parse_status,
+            "parse_error": self.parse_error,
+            "broken_since": self.broken_since,
+            "warnings": self.warnings,
+            "consecutive_failures": self.consecutive_failures,
+            "failing_since": self.failing_since,
+            "failing_alerted": int(self.failing_alerted),
+            "candidate": self.candidate,
+            "candidate_count": self.candidate_count,
+            "candidate_since": self.candidate_since,
+            "candidate_snapshot": self.candidate_snapshot,
+        }
+
+
+@dataclass(frozen=True)
+class Sighting:
+    """What one check saw of a source (or, for reparse, one stored version of it)."""
+
+    stamp: str  # when it was (last) seen: the detection time of the check
     snapshot_id: int | None
-    failed: bool
-    error: str | None
-    text_diff: str | None = None
-    event_ids: list[int] = field(default_factory=list)
+    url: str = ""
+    failed: bool = False
+    error: str | None = None  # the fetch error, when failed
+    parse: ParseInput | None = None  # None: failed, or the body parsed last time
+    first_seen: str | None = None  # reparse: when the version was first seen (else ``stamp``)
+    seen_count: int = 1  # checks that saw it (reparse: ``snapshots.seen_count``)
+
+    @property
+    def since(self) -> str:
+        return self.first_seen or self.stamp
 
 
-def _facts_json(facts: Sequence[Fact]) -> str:
+# ------------------------------------------------------------------ the rule's output
+
+
+@dataclass(frozen=True)
+class Touch:
+    """Every open fact was seen again at ``stamp`` in ``snapshot``."""
+
+    stamp: str
+    snapshot: int | None
+
+
+@dataclass(frozen=True)
+class End:
+    """An open fact ended at ``at`` (the first sighting that no longer had it)."""
+
+    fact: OpenFact
+    at: str
+    snapshot: int | None
+
+
+@dataclass(frozen=True)
+class Open:
+    fact: Fact
+    first_seen: str
+    last_seen: str
+    first_snapshot: int | None
+    last_snapshot: int | None
+    parser_version: int
+
+
+FactOp = Touch | End | Open
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    """An event to record (the store adds the source and the detection time)."""
+
+    kind: str
+    attribute: str | None = None
+    delegation: str | None = None
+    old: str | None = None
+    new: str | None = None
+    url: str | None = None
+    before_snapshot: int | None = None
+    after_snapshot: int | None = None
+    details: dict[str, Any] | None = None
+    identity: Identity | None = None  # a delegation's change: what makes it the same change
+    # on another source (``storage.changes.identity``)
+
+
+@dataclass(frozen=True)
+class Tracked:
+    ops: tuple[FactOp, ...]
+    events: tuple[EventSpec, ...]
+    state: SourceState
+    news: tuple[NewsRow, ...] = ()  # the parse's news items, to store
+    logged: tuple[str, str | None] | None = None  # (parse_status, parse_error) of this check
+
+
+def facts_json(facts: Sequence[Fact]) -> str:
     return json.dumps(
         sorted([f.subject, f.attribute, f.key, f.value] for f in facts), ensure_ascii=False
     )
 
 
-def _facts_from_json(text: str) -> list[Fact]:
+def facts_from_json(text: str) -> list[Fact]:
     return [Fact(*row) for row in json.loads(text)]
 
 
-def _state(conn: sqlite3.Connection, source_id: str) -> dict[str, Any]:
-    conn.execute("INSERT OR IGNORE INTO source_state (source_id) VALUES (?)", (source_id,))
-    cur = conn.execute("SELECT * FROM source_state WHERE source_id = ?", (source_id,))
-    names = [d[0] for d in cur.description]
-    return dict(zip(names, cur.fetchone(), strict=True))
+# ------------------------------------------------------------------ the rule
 
 
-def _update_state(conn: sqlite3.Connection, source_id: str, **values: Any) -> None:
-    if values:
-        assigns = ", ".join(f"{k} = ?" for k in values)
-        conn.execute(
-            f"UPDATE source_state SET {assigns} WHERE source_id = ?", (*values.values(), source_id)
-        )
-
-
-def open_facts(conn: sqlite3.Connection, source_id: str) -> list[tuple[int, Fact, int | None]]:
-    rows = conn.execute(
-        "SELECT id, subject, attribute, key, value, last_snapshot FROM facts "
-        "WHERE source_id = ? AND ended_at IS NULL ORDER BY id",
-        (source_id,),
-    ).fetchall()
-    return [(r[0], Fact(r[1], r[2], r[3], r[4]), r[5]) for r in rows]
-
-
-def apply_check(
-    conn: sqlite3.Connection,
-    ctx: CheckContext,
-    parse: ParseInput | None,
-    policy: Policy,
-    write_event: EventWriter,
-) -> None:
-    """Health, facts and events for one check (inside the caller's transaction)."""
-    state = _state(conn, ctx.source_id)
-
-    def event(kind: str, **kw: Any) -> None:
-        kw.setdefault("url", ctx.url)
-        ctx.event_ids.append(
-            write_event(kind=kind, detected_at=ctx.stamp, source_id=ctx.source_id, **kw)
-        )
-
-    if ctx.failed:
-        failures = state["consecutive_failures"] + 1
-        updates: dict[str, Any] = {"consecutive_failures": failures}
-        if failures == 1:
-            updates["failing_since"] = ctx.stamp
-        if failures >= policy.failing_after and not state["failing_alerted"]:
-            event(
-                "source_failing",
-                attribute="fetch",
-                new=ctx.error,
-                details={
-                    "consecutive_failures": failures,
-                    "since": state["failing_since"] or ctx.stamp,
-                },
-            )
-            updates["failing_alerted"] = 1
-        _update_state(conn, ctx.source_id, **updates)
-        return
-
-    if state["failing_alerted"]:
-        event(
+def track(state: SourceState, sighting: Sighting, policy: Policy) -> Tracked:
+    """Fact operations, events and the new state for one sighting of one source."""
+    out = _Out(state, sighting)
+    if sighting.failed:
+        _failed(out, policy)
+        return out.done()
+    if state.failing_alerted:
+        out.event(
             "source_recovered",
             attribute="fetch",
-            old=_last_error(conn, ctx.source_id),
-            details={"failing_since": state["failing_since"]},
+            old=state.last_error,
+            details={"failing_since": state.failing_since},
         )
-    if state["consecutive_failures"] or state["failing_alerted"]:
-        _update_state(
-            conn, ctx.source_id, consecutive_failures=0, failing_since=None, failing_alerted=0
-        )
+    if state.consecutive_failures or state.failing_alerted:
+        out.set(consecutive_failures=0, failing_since=None, failing_alerted=False, last_error=None)
 
+    parse = sighting.parse
     if parse is None:
         # Same body as the last parse: the same facts are seen again.
-        if state["parse_status"] == "ok":
-            _seen_again(conn, ctx, state, policy, event)
-        return
-    current = open_facts(conn, ctx.source_id)
+        if state.parse_status in ("ok", "degraded"):
+            _seen_again(out, policy)
+        return out.done()
+    _parsed(out, parse, policy)
+    return out.done()
 
+
+class _Out:
+    """The result being built: ops, events, and the state as it evolves."""
+
+    def __init__(self, state: SourceState, sighting: Sighting) -> None:
+        self.state = state
+        self.sighting = sighting
+        self.ops: list[FactOp] = []
+        self.events: list[EventSpec] = []
+        self.news: tuple[NewsRow, ...] = ()
+        self.logged: tuple[str, str | None] | None = None
+
+    def set(self, **values: Any) -> None:
+        self.state = replace(self.state, **values)
+
+    def event(self, kind: str, **kw: Any) -> None:
+        kw.setdefault("url", self.sighting.url)
+        self.events.append(EventSpec(kind, **kw))
+
+    def touch(self) -> None:
+        s = self.sighting
+        self.ops.append(Touch(s.stamp, s.snapshot_id))
+        if self.state.open is not None:
+            self.set(open=tuple(replace(o, last_snapshot=s.snapshot_id) for o in self.state.open))
+
+    def done(self) -> Tracked:
+        return Tracked(tuple(self.ops), tuple(self.events), self.state, self.news, self.logged)
+
+
+def _failed(out: _Out, policy: Policy) -> None:
+    state, s = out.state, out.sighting
+    failures = state.consecutive_failures + 1
+    since = state.failing_since if failures > 1 else s.stamp
+    out.set(consecutive_failures=failures, failing_since=since, last_error=s.error)
+    if failures >= policy.failing_after and not state.failing_alerted:
+        out.event(
+            "source_failing",
+            attribute="fetch",
+            new=s.error,
+            details={"consecutive_failures": failures, "since": since or s.stamp},
+        )
+        out.set(failing_alerted=True)
+
+
+def _parsed(out: _Out, parse: ParseInput, policy: Policy) -> None:
+    state, s = out.state, out.sighting
     facts = parse.facts
     error = parse.error
-    if facts is not None and state["baseline_at"] is not None:
-        collapsed = _collapse_error([f for _, f, _ in current], facts, policy)
+    if facts is not None and state.baseline_at is not None:
+        collapsed = _collapse_error(state.open_facts, facts, policy)
         if collapsed is not None:
             facts, error = None, collapsed
-    common = {
+    common: dict[str, Any] = {
         "parser_version": parse.parser_version,
-        "parsed_snapshot": ctx.snapshot_id,
+        "parsed_snapshot": s.snapshot_id,
         # no warnings: NULL, not "[]"
         "warnings": json.dumps(list(parse.warnings), ensure_ascii=False)
         if parse.warnings
         else None,
     }
-    conn.execute(
-        "UPDATE fetch_log SET parse_status = ?, parse_error = ? WHERE id = "
-        "(SELECT MAX(id) FROM fetch_log WHERE source_id = ?)",
-        ("broken" if facts is None else "ok", error, ctx.source_id),
-    )
     if facts is None:
-        if state["parse_status"] != "broken":
-            event("parse_broken", attribute="parse", new=error, after_snapshot=ctx.snapshot_id)
-            _update_state(
-                conn,
-                ctx.source_id,
-                parse_status="broken",
-                parse_error=error,
-                broken_since=ctx.stamp,
-                **common,
-            )
+        out.logged = ("broken", error)
+        if state.parse_status != "broken":
+            out.event("parse_broken", attribute="parse", new=error, after_snapshot=s.snapshot_id)
+            out.set(parse_status="broken", parse_error=error, broken_since=s.since, **common)
         else:
-            _update_state(conn, ctx.source_id, parse_error=error, **common)
+            out.set(parse_error=error, **common)
         return
 
-    if state["parse_status"] == "broken":
-        event(
+    if state.parse_status == "broken":
+        out.event(
             "parse_recovered",
             attribute="parse",
-            old=state["parse_error"],
-            before_snapshot=state["parsed_snapshot"],
-            after_snapshot=ctx.snapshot_id,
-            details={"broken_since": state["broken_since"]},
+            old=state.parse_error,
+            before_snapshot=state.parsed_snapshot,
+            after_snapshot=s.snapshot_id,
+            details={"broken_since": state.broken_since},
         )
-    _update_state(
-        conn, ctx.source_id, parse_status="ok", parse_error=None, broken_since=None, **common
-    )
-    _store_news(conn, ctx, parse.news)
+    degraded = "; ".join(h.message for h in parse.held) or None
+    status = "ok" if degraded is None else "degraded"
+    out.logged = (status, degraded)
+    out.set(parse_status=status, parse_error=degraded, broken_since=None, **common)
+    out.news = tuple(parse.news)
 
-    if state["baseline_at"] is None:
-        _open(conn, ctx, facts, ctx.stamp, ctx.snapshot_id, parse.parser_version)
-        _update_state(conn, ctx.source_id, baseline_at=ctx.stamp)
-        _clear_candidate(conn, ctx.source_id)
+    if state.baseline_at is None:
+        _become(out, _held(facts, [], parse.held), parse.parser_version)
+        out.set(baseline_at=s.since)
+        _clear_candidate(out)
         return
 
-    encoded = _facts_json(facts)
-    if encoded == _facts_json([f for _, f, _ in current]):
-        _touch(conn, ctx)
-        if state["candidate"] is not None:  # flipped back inside the confirm window
-            _clear_candidate(conn, ctx.source_id)
+    facts = _held(facts, state.open_facts, parse.held)
+    encoded = facts_json(facts)
+    if encoded == facts_json(state.open_facts):
+        out.touch()
+        if state.candidate is not None:  # flipped back inside the confirm window
+            _clear_candidate(out)
         return
-    if state["candidate"] is not None and state["candidate"] == encoded:
+    if state.candidate is not None and state.candidate == encoded:
         count, since, snap = (
-            state["candidate_count"] + 1,
-            state["candidate_since"],
-            state["candidate_snapshot"],
+            state.candidate_count + s.seen_count,
+            state.candidate_since,
+            state.candidate_snapshot,
         )
     else:
-        count, since, snap = 1, ctx.stamp, ctx.snapshot_id
+        count, since, snap = s.seen_count, s.since, s.snapshot_id
+    assert since is not None
     if count >= policy.confirm:
-        _apply_change(conn, ctx, current, facts, since, snap, parse.parser_version, policy, event)
-        _clear_candidate(conn, ctx.source_id)
+        _apply_change(out, facts, since, snap, parse.parser_version, policy)
+        _clear_candidate(out)
     else:
-        _update_state(
-            conn,
-            ctx.source_id,
-            candidate=encoded,
-            candidate_count=count,
-            candidate_since=since,
-            candidate_snapshot=snap,
+        out.set(
+            candidate=encoded, candidate_count=count, candidate_since=since, candidate_snapshot=snap
         )
+
+
+def _held(facts: Sequence[Fact], current: Sequence[Fact], held: Sequence[Held]) -> list[Fact]:
+    """``facts`` with the held parts replaced by the source's current facts of those parts."""
+    if not held:
+        return list(facts)
+    kept = [f for f in facts if not any(h.covers(f) for h in held)]
+    return kept + [f for f in current if any(h.covers(f) for h in held)]
 
 
 def _collapse_error(last_good: Sequence[Fact], facts: Sequence[Fact], policy: Policy) -> str | None:
@@ -248,119 +409,86 @@ def _collapse_error(last_good: Sequence[Fact], facts: Sequence[Fact], policy: Po
     return None
 
 
-def _seen_again(
-    conn: sqlite3.Connection,
-    ctx: CheckContext,
-    state: dict[str, Any],
-    policy: Policy,
-    event: Callable[..., None],
-) -> None:
-    if state["candidate"] is None:
-        _touch(conn, ctx)
+def _seen_again(out: _Out, policy: Policy) -> None:
+    state, s = out.state, out.sighting
+    if state.candidate is None:
+        out.touch()
         return
-    count = state["candidate_count"] + 1
+    count = state.candidate_count + s.seen_count
     if count >= policy.confirm:
+        assert state.candidate_since is not None
         _apply_change(
-            conn,
-            ctx,
-            open_facts(conn, ctx.source_id),
-            _facts_from_json(state["candidate"]),
-            state["candidate_since"],
-            state["candidate_snapshot"],
-            state["parser_version"] or 0,
+            out,
+            facts_from_json(state.candidate),
+            state.candidate_since,
+            state.candidate_snapshot,
+            state.parser_version or 0,
             policy,
-            event,
         )
-        _clear_candidate(conn, ctx.source_id)
+        _clear_candidate(out)
     else:
-        _update_state(conn, ctx.source_id, candidate_count=count)
+        out.set(candidate_count=count)
 
 
-def _clear_candidate(conn: sqlite3.Connection, source_id: str) -> None:
+def _clear_candidate(out: _Out) -> None:
     """Forget the change awaiting confirmation (applied, or flipped back)."""
-    _update_state(
-        conn,
-        source_id,
-        candidate=None,
-        candidate_count=0,
-        candidate_since=None,
-        candidate_snapshot=None,
-    )
+    out.set(candidate=None, candidate_count=0, candidate_since=None, candidate_snapshot=None)
 
 
-def _touch(conn: sqlite3.Connection, ctx: CheckContext) -> None:
-    conn.execute(
-        "UPDATE facts SET last_seen = ?, last_snapshot = ? "
-        "WHERE source_id = ? AND ended_at IS NULL",
-        (ctx.stamp, ctx.snapshot_id, ctx.source_id),
-    )
-
-
-def _open(
-    conn: sqlite3.Connection,
-    ctx: CheckContext,
-    facts: Sequence[Fact],
-    since: str,
-    snapshot: int | None,
-    parser_version: int,
-) -> None:
-    conn.executemany(
-        "INSERT INTO facts (source_id, subject, attribute, key, value, first_seen, last_seen, "
-        "first_snapshot, last_snapshot, parser_version) VALUES (?,?,?,?,?,?,?,?,?,?)",
-        [
-            (
-                ctx.source_id,
-                f.subject,
-                f.attribute,
-                f.key,
-                f.value,
-                since,
-                ctx.stamp,
-                snapshot,
-                ctx.snapshot_id,
-                parser_version,
-            )
-            for f in facts
-        ],
-    )
+def _become(out: _Out, facts: Sequence[Fact], parser_version: int) -> None:
+    """The baseline: ``facts`` are the source's facts from this sighting on."""
+    s = out.sighting
+    opened = [
+        Open(f, s.since, s.stamp, s.snapshot_id, s.snapshot_id, parser_version)
+        for f in dict.fromkeys(facts)
+    ]
+    out.ops.extend(opened)
+    out.set(open=tuple(OpenFact(None, o.fact, s.snapshot_id) for o in opened))
+    out.touch()  # (a no-op on the rows just opened: every open fact was seen now)
 
 
 def _apply_change(
-    conn: sqlite3.Connection,
-    ctx: CheckContext,
-    current: list[tuple[int, Fact, int | None]],
+    out: _Out,
     new: Sequence[Fact],
     since: str,
     snapshot: int | None,
     parser_version: int,
     policy: Policy,
-    event: Callable[..., None],
 ) -> None:
-    """Close the facts that ended, open the new ones, and write one event per change."""
+    """Close the facts that ended, open the new ones, and raise one event per change."""
+    s = out.sighting
+    current = out.state.open
+    assert current is not None
     new_set = set(new)
-    old_set = {f for _, f, _ in current}
-    before_snapshot = max((s for _, _, s in current if s is not None), default=None)
-    ended = [fid for fid, f, _ in current if f not in new_set]
-    conn.executemany(
-        "UPDATE facts SET ended_at = ?, end_snapshot = ? WHERE id = ?",
-        [(since, snapshot, fid) for fid in ended],
+    old_set = {o.fact for o in current}
+    before_snapshot = max(
+        (o.last_snapshot for o in current if o.last_snapshot is not None), default=None
     )
-    _open(conn, ctx, [f for f in new if f not in old_set], since, snapshot, parser_version)
-    changes = diff_facts([f for _, f, _ in current], new)
+    kept = [o for o in current if o.fact in new_set]
+    out.ops.extend(End(o, since, snapshot) for o in current if o.fact not in new_set)
+    opened = [
+        Open(f, since, s.stamp, snapshot, s.snapshot_id, parser_version)
+        for f in new
+        if f not in old_set
+    ]
+    out.ops.extend(opened)
+    out.set(open=(*kept, *(OpenFact(None, o.fact, s.snapshot_id) for o in opened)))
+    out.touch()  # the facts kept were seen in this sighting too
+    changes = diff_facts([o.fact for o in current], new)
     # (an item added by this change was not listed just before, so none of the facts ended
     # above is one of them)
-    listed_before = _news_listed_before(conn, ctx.source_id) if _has_news(changes) else set()
+    listed_before = out.state.news.listed_before() if _has_news(changes) else set()
     for change in changes:
-        url = ctx.url
+        url = s.url
         if change.kind == "news":
             if change.key in listed_before:  # scrolled off the list and came back: not news
                 continue
             if policy.watch and not matches_watch(
-                f"{change.new or ''} {_news_text(conn, ctx.source_id, change.key)}", policy.watch
+                f"{change.new or ''} {_news_text(out, change.key)}", policy.watch
             ):
                 continue
-            url = change.key or ctx.url  # the item's own page, for the reader to click through
-        event(
+            url = change.key or s.url  # the item's own page, for the reader to click through
+        out.event(
             change.kind,
             delegation=change.delegation,
             attribute=change.attribute,
@@ -369,8 +497,19 @@ def _apply_change(
             url=url,
             before_snapshot=before_snapshot,
             after_snapshot=snapshot,
-            details=_details(change, ctx.text_diff),
+            details=_details(change, s.parse.text_diff if s.parse is not None else None),
+            identity=identity(change) if change.delegation is not None else None,
         )
+
+
+def _news_text(out: _Out, url: str) -> str:
+    """The summary and text of one news item (this parse's, else the stored ones), for the
+    watch filter."""
+    summary, text = out.state.news.stored(url)
+    for row in out.news:
+        if row.url == url:
+            summary, text = row.summary or summary, row.text or text
+    return f"{summary or ''} {text or ''}"
 
 
 DIFF_LINES = 200  # lines of a page's text diff kept in a page_changed event
@@ -393,70 +532,12 @@ def _has_news(changes: Sequence[Change]) -> bool:
     return any(c.kind == "news" for c in changes)
 
 
-def _news_listed_before(conn: sqlite3.Connection, source_id: str) -> set[str]:
-    """URLs of the news items this source listed before and no longer lists (ended facts).
-
-    An item that scrolls off the list and comes back is not news again. Only confirmed
-    sightings count (facts, not the ``news`` table, which keeps every parse's items): an item
-    first seen inside a flip that was not confirmed is still reported once it is confirmed.
-    """
-    rows = conn.execute(
-        "SELECT DISTINCT key FROM facts WHERE source_id = ? AND subject = 'news' "
-        "AND attribute = 'item' AND ended_at IS NOT NULL",
-        (source_id,),
-    )
-    return {r[0] for r in rows}
-
-
-def _news_text(conn: sqlite3.Connection, source_id: str, url: str) -> str:
-    """The stored summary and text of one news item (by its URL), for the watch filter."""
-    row = conn.execute(
-        "SELECT COALESCE(summary, '') || ' ' || COALESCE(text, '') FROM news "
-        "WHERE source_id = ? AND url = ?",
-        (source_id, url),
-    ).fetchone()
-    return str(row[0]) if row else ""
-
-
-def _store_news(conn: sqlite3.Connection, ctx: CheckContext, news: Sequence[NewsRow]) -> None:
-    conn.executemany(
-        "INSERT INTO news (source_id, url, title, published, date_text, summary, text, "
-        "first_seen, snapshot_id) VALUES (?,?,?,?,?,?,?,?,?) "
-        "ON CONFLICT (source_id, url) DO UPDATE SET title = excluded.title, "
-        "summary = COALESCE(excluded.summary, news.summary), "
-        "text = COALESCE(excluded.text, news.text), "
-        "published = COALESCE(excluded.published, news.published) "
-        "WHERE news.title IS NOT excluded.title OR news.summary IS NOT excluded.summary "
-        "OR news.text IS NOT excluded.text",
-        [
-            (
-                ctx.source_id,
-                n.url,
-                n.title,
-                n.published,
-                n.date_text,
-                n.summary,
-                n.text,
-                ctx.stamp,
-                ctx.snapshot_id,
-            )
-            for n in news
-        ],
-    )
-
-
-def _last_error(conn: sqlite3.Connection, source_id: str) -> str | None:
-    row = conn.execute(
-        "SELECT error FROM fetch_log WHERE source_id = ? AND outcome = 'failed' "
-        "ORDER BY id DESC LIMIT 1",
-        (source_id,),
-    ).fetchone()
-    return row[0] if row else None
+# ------------------------------------------------------------------ reparse
 
 
 @dataclass(frozen=True)
 class Version:
-    """One stored snapshot of a source, parsed again (for ``rebuild_facts``)."""
+    """One stored snapshot of a source, parsed again (for ``rebuild``)."""
 
     snapshot_id: int
     first_seen: str
@@ -465,124 +546,16 @@ class Version:
     seen_count: int = 1  # checks that saw this version (``snapshots.seen_count``)
 
 
-@dataclass
-class _Group:
-    """Consecutive good versions with one fact set that differs from the current facts."""
-
-    facts: frozenset[Fact]
-    checks: int  # checks that saw it, summed over its versions
-    first: Version
-
-
-def rebuild_facts(
-    conn: sqlite3.Connection,
-    source_id: str,
-    versions: Sequence[Version],
-    parser_version: int,
-    policy: Policy | None = None,
-) -> int:
-    """Re-derive a source's fact intervals from its snapshots, oldest first; no events.
-
-    Used when a parser's code changed what it extracts: the history is rebuilt as the new
-    parser reads it, so the next check compares like with like. The rules are the live
-    ones (``apply_check``): the first good version is the baseline; later, consecutive good
-    versions with one fact set become the facts only once ``policy.confirm`` checks saw them
-    in total (``Version.seen_count``), dated from their first sighting, so a flip back inside
-    the window leaves no interval; a trailing group not yet confirmed is left as the change
-    awaiting confirmation, for the next check to confirm or drop. A version that cannot be
-    read, or whose member list collapsed, is a broken parse: it neither confirms nor refutes.
-    Returns the facts written.
-    """
-    policy = policy or Policy()
-    conn.execute("DELETE FROM facts WHERE source_id = ?", (source_id,))
-    open_ids: dict[Fact, int] = {}
-    written = 0
-    baseline: Version | None = None
-    pending: _Group | None = None
-    last_error: str | None = None
-
-    def become(facts: frozenset[Fact], since: Version, now: Version) -> None:
-        """``facts`` are the current facts from ``since`` on, last seen in ``now``."""
-        nonlocal written
-        for fact in [f for f in open_ids if f not in facts]:
-            conn.execute(
-                "UPDATE facts SET ended_at = ?, end_snapshot = ? WHERE id = ?",
-                (since.first_seen, since.snapshot_id, open_ids.pop(fact)),
-            )
-        for fact in sorted(facts - open_ids.keys(), key=lambda f: (f.subject, f.attribute, f.key)):
-            cur = conn.execute(
-                "INSERT INTO facts (source_id, subject, attribute, key, value, first_seen, "
-                "last_seen, first_snapshot, last_snapshot, parser_version) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (
-                    source_id,
-                    fact.subject,
-                    fact.attribute,
-                    fact.key,
-                    fact.value,
-                    since.first_seen,
-                    now.last_seen,
-                    since.snapshot_id,
-                    now.snapshot_id,
-                    parser_version,
-                ),
-            )
-            assert cur.lastrowid is not None
-            open_ids[fact] = cur.lastrowid
-            written += 1
-
-    def touch(version: Version) -> None:
-        conn.execute(
-            "UPDATE facts SET last_seen = ?, last_snapshot = ? "
-            "WHERE source_id = ? AND ended_at IS NULL",
-            (version.last_seen, version.snapshot_id, source_id),
+def reparse_sightings(versions: Sequence[Version]) -> list[Sighting]:
+    """The stored versions as the sightings ``track`` folds over to rebuild a source's facts
+    (reparse: from a blank ``SourceState``, oldest first, events dropped)."""
+    return [
+        Sighting(
+            stamp=v.last_seen,
+            snapshot_id=v.snapshot_id,
+            parse=v.parse,
+            first_seen=v.first_seen,
+            seen_count=v.seen_count,
         )
-
-    for version in versions:
-        facts = version.parse.facts
-        error = version.parse.error
-        if facts is not None and baseline is not None:
-            collapsed = _collapse_error(list(open_ids), facts, policy)
-            if collapsed is not None:
-                facts, error = None, collapsed
-        if facts is None:
-            last_error = error or "the parser found nothing to read"
-            continue
-        last_error = None
-        seen = frozenset(facts)
-        if baseline is None:
-            baseline = version
-            become(seen, version, version)
-            continue
-        if seen == open_ids.keys():
-            touch(version)
-            pending = None  # flipped back inside the confirm window (or no change at all)
-            continue
-        if pending is not None and pending.facts == seen:
-            pending.checks += version.seen_count
-        else:
-            pending = _Group(seen, version.seen_count, version)
-        if pending.checks >= policy.confirm:
-            become(seen, pending.first, version)
-            touch(version)
-            pending = None
-
-    state = _state(conn, source_id)
-    status = ("ok" if last_error is None else "broken") if versions else None
-    _update_state(
-        conn,
-        source_id,
-        parser_version=parser_version,
-        parsed_snapshot=versions[-1].snapshot_id if versions else None,
-        parse_status=status,
-        parse_error=last_error,
-        broken_since=(state["broken_since"] or versions[-1].first_seen)
-        if status == "broken"
-        else None,
-        baseline_at=state["baseline_at"] or (baseline.first_seen if baseline else None),
-        candidate=_facts_json(list(pending.facts)) if pending else None,
-        candidate_count=pending.checks if pending else 0,
-        candidate_since=pending.first.first_seen if pending else None,
-        candidate_snapshot=pending.first.snapshot_id if pending else None,
-    )
-    return written
+        for v in versions
+    ]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlite_utils import Database
@@ -105,3 +107,292 @@ def delegations_overview(db: Database) -> list[dict[str, Any]]:
         "AND (attribute = 'delegation' OR attribute LIKE 'seats:%') ORDER BY subject, source_id"
     )
     return [dict(r) for r in rows]
+
+
+# ------------------------------------------------------------------ the delegation as the unit
+
+
+def disagreements_now(
+    conn: sqlite3.Connection,
+) -> dict[tuple[str, str, str | None], tuple[tuple[str, str], ...]]:
+    """The disagreements the facts show now: ``(delegation, attribute, page or None)`` ->
+    the competing ``(source, value)`` pairs.
+
+    A delegation's seat counts are one finding (attribute ``seats``: English block 7 + 4,
+    Russian block 6 + 3 is one disagreement, each source's value listing its differing
+    counts); a page whose stated seat total and listed members differ is another
+    (attribute ``members``, pairs ``("stated", n), ("listed", m)``).
+    """
+    parts: dict[tuple[str, str], dict[str, list[str]]] = {}
+    for delegation, attribute, sources in conn.execute(
+        "SELECT delegation, attribute, sources FROM delegation_now WHERE disagree "
+        "ORDER BY delegation, attribute = 'seats:total', attribute"
+    ):
+        family = "seats" if attribute.startswith("seats:") else attribute
+        per_source = parts.setdefault((delegation, family), {})
+        for s in json.loads(sources):
+            value = s["value"]
+            if family == "seats":
+                value = f"{attribute.removeprefix('seats:')} {value}"
+            per_source.setdefault(s["source"], []).append(value)
+    found: dict[tuple[str, str, str | None], tuple[tuple[str, str], ...]] = {
+        (delegation, family, None): tuple(
+            (source, ", ".join(values)) for source, values in sorted(per_source.items())
+        )
+        for (delegation, family), per_source in parts.items()
+    }
+    for delegation, source_id, stated, listed in conn.execute(
+        "SELECT delegation, source_id, stated, listed FROM stated_vs_listed "
+        "WHERE listed > 0 AND listed != stated"
+    ):
+        found[(delegation, "members", source_id)] = (
+            ("stated", str(stated)),
+            ("listed", str(listed)),
+        )
+    return found
+
+
+def competing_text(competing: Sequence[tuple[str, str]]) -> str:
+    """``pacsto-en: 7; pacsto-ru: 6`` (``stated: 7; listed: 6``)."""
+    return "; ".join(f"{source}: {value}" for source, value in competing)
+
+
+def agreed_value(
+    conn: sqlite3.Connection, delegation: str, attribute: str, source_id: str | None
+) -> str | None:
+    """The value the sources agree on now (a page's stated total, for stated vs listed;
+    every seat count, for ``seats``)."""
+    if source_id is not None:
+        row = conn.execute(
+            "SELECT stated FROM stated_vs_listed WHERE delegation = ? AND source_id = ?",
+            (delegation, source_id),
+        ).fetchone()
+        return None if row is None else str(row[0])
+    if attribute == "seats":
+        rows = conn.execute(
+            "SELECT attribute, value FROM delegation_now WHERE delegation = ? "
+            "AND attribute LIKE 'seats:%' AND NOT disagree "
+            "ORDER BY attribute = 'seats:total', attribute",
+            (delegation,),
+        ).fetchall()
+        return ", ".join(f"{a.removeprefix('seats:')} {v}" for a, v in rows) or None
+    row = conn.execute(
+        "SELECT value FROM delegation_now WHERE delegation = ? AND attribute = ? AND NOT disagree",
+        (delegation, attribute),
+    ).fetchone()
+    return None if row is None else row[0]
+
+
+@dataclass(frozen=True)
+class Witness:
+    """One source's evidence of a delegation-level change (its own event)."""
+
+    event_id: int
+    source: str | None
+    detected_at: str
+    url: str | None
+    before_snapshot: int | None
+    after_snapshot: int | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "detected_at": self.detected_at,
+            "url": self.url,
+            "before_snapshot": self.before_snapshot,
+            "after_snapshot": self.after_snapshot,
+        }
+
+
+@dataclass(frozen=True)
+class DelegationChange:
+    """One change, however many sources show it: the first source's event (``id`` is its
+    event id; ``change_id`` the delegation-level change, None for an event that is not about
+    a delegation's composition: news, page text, health, disagreements) and every witness,
+    oldest first (the first one included)."""
+
+    id: int
+    change_id: int | None
+    kind: str
+    detected_at: str  # first detected
+    delegation: str | None
+    source: str | None  # the first source
+    attribute: str | None
+    old: str | None
+    new: str | None
+    url: str | None
+    before_snapshot: int | None
+    after_snapshot: int | None
+    details: dict[str, Any] | None
+    sources: tuple[Witness, ...] = field(default_factory=tuple)
+
+    @property
+    def row(self) -> dict[str, Any]:
+        """The first event's row shape (``source_id``), for code that reads event rows."""
+        out = self.as_json()
+        out["source_id"] = out.pop("source")
+        return out
+
+    def as_json(self) -> dict[str, Any]:
+        """The stable JSON shape of ``pawatch changes --format json`` (README)."""
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "detected_at": self.detected_at,
+            "delegation": self.delegation,
+            "source": self.source,
+            "attribute": self.attribute,
+            "old": self.old,
+            "new": self.new,
+            "url": self.url,
+            "before_snapshot": self.before_snapshot,
+            "after_snapshot": self.after_snapshot,
+            "details": self.details,
+            "change_id": self.change_id,
+            "sources": [w.as_json() for w in self.sources],
+        }
+
+
+def delegation_changes(
+    db: Database,
+    *,
+    since: str | None = None,
+    ids: Sequence[int] | None = None,
+    delegation: str | None = None,
+    kinds: tuple[str, ...] = (),
+    latest: int | None = None,
+) -> list[DelegationChange]:
+    """Changes as users think of them, oldest first: one per delegation-level change with
+    every source that shows it, plus every event that is not a delegation's change.
+
+    ``since`` filters on when a change was first detected; ``ids`` selects by event id
+    (any witness's event id selects its whole change: an outbox row points at the first).
+    """
+    where = [
+        "(e.change_id IS NULL OR NOT EXISTS (SELECT 1 FROM events p "
+        "WHERE p.change_id = e.change_id AND p.id < e.id))"
+    ]
+    params: list[Any] = []
+    if since is not None:
+        where.append("e.detected_at >= ?")
+        params.append(since)
+    if delegation is not None:
+        where.append("e.delegation = ?")
+        params.append(delegation)
+    if kinds:
+        where.append(f"e.kind IN ({', '.join('?' * len(kinds))})")
+        params.extend(kinds)
+    leads: list[dict[str, Any]] = []
+    if ids is not None:
+        for start in range(0, len(ids), 500):
+            chunk = list(ids[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            sql = (
+                f"SELECT e.* FROM events e WHERE {' AND '.join(where)} AND (e.id IN ({marks}) "
+                f"OR e.change_id IN (SELECT change_id FROM events WHERE id IN ({marks}) "
+                "AND change_id IS NOT NULL)) ORDER BY e.id"
+            )
+            leads += [dict(r) for r in db.query(sql, [*params, *chunk, *chunk])]
+        leads = list({r["id"]: r for r in leads}.values())
+        leads.sort(key=lambda r: r["id"])
+    else:
+        sql = f"SELECT e.* FROM events e WHERE {' AND '.join(where)} ORDER BY e.id DESC"
+        if latest is not None:
+            sql += f" LIMIT {int(latest)}"
+        leads = [dict(r) for r in db.query(sql, params)][::-1]
+    witnesses: dict[int, list[Witness]] = {}
+    change_ids = [r["change_id"] for r in leads if r["change_id"] is not None]
+    for start in range(0, len(change_ids), 500):
+        chunk = change_ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        for r in db.conn.execute(
+            "SELECT change_id, id, source_id, detected_at, url, before_snapshot, after_snapshot "
+            f"FROM events WHERE change_id IN ({marks}) ORDER BY id",
+            chunk,
+        ):
+            witnesses.setdefault(r[0], []).append(Witness(*r[1:]))
+    out = []
+    for r in leads:
+        own = Witness(
+            r["id"],
+            r["source_id"],
+            r["detected_at"],
+            r["url"],
+            r["before_snapshot"],
+            r["after_snapshot"],
+        )
+        out.append(
+            DelegationChange(
+                id=r["id"],
+                change_id=r["change_id"],
+                kind=r["kind"],
+                detected_at=r["detected_at"],
+                delegation=r["delegation"],
+                source=r["source_id"],
+                attribute=r["attribute"],
+                old=r["old"],
+                new=r["new"],
+                url=r["url"],
+                before_snapshot=r["before_snapshot"],
+                after_snapshot=r["after_snapshot"],
+                details=json.loads(r["details"]) if r.get("details") else None,
+                sources=tuple(witnesses.get(r["change_id"], [own])),
+            )
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class NowRow:
+    """One row of ``delegation_now``: a delegation attribute now, across its sources."""
+
+    delegation: str
+    attribute: str
+    key: str  # a website's key; empty otherwise
+    value: str | None  # what the sources agree on (None when they disagree)
+    disagree: bool
+    competing: list[str]  # the competing values, when they disagree
+    sources: list[dict[str, Any]]  # {source, value, last_confirmed}
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "attribute": self.attribute,
+            "key": self.key,
+            "value": self.value,
+            "disagree": self.disagree,
+            "competing_values": self.competing,
+            "sources": self.sources,
+        }
+
+
+def delegation_now(db: Database, delegation: str) -> list[NowRow]:
+    rows = db.conn.execute(
+        "SELECT delegation, attribute, key, value, disagree, competing_values, sources "
+        "FROM delegation_now WHERE delegation = ? ORDER BY attribute, key",
+        (delegation,),
+    )
+    return [
+        NowRow(
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            bool(r[4]),
+            json.loads(r[5]) if r[5] else [],
+            sorted(json.loads(r[6]), key=lambda s: s["source"]),
+        )
+        for r in rows
+    ]
+
+
+def open_disagreements(db: Database, delegation: str | None = None) -> list[dict[str, Any]]:
+    """The ``disagreements`` view (open ones), with ``competing`` decoded."""
+    sql = "SELECT * FROM disagreements"
+    params: list[Any] = []
+    if delegation is not None:
+        sql += " WHERE delegation = ?"
+        params.append(delegation)
+    rows = [dict(r) for r in db.query(sql + " ORDER BY delegation, attribute", params)]
+    for row in rows:
+        row["competing"] = json.loads(row["competing"])
+    return rows

@@ -403,6 +403,140 @@ def _m0007(db: Database) -> None:
     )
 
 
+@migrations(name="0008_delegation_changes_disagreements")
+def _m0008(db: Database) -> None:
+    # The delegation is the unit (storage/delegations.py): one `changes` row per
+    # delegation-level change, however many sources show it; each source's event stays the
+    # evidence and names its item (events.change_id). Only an item's first event enters the
+    # outbox: a source showing the same change later joins the item without a second alert.
+    # Sources that disagree about a delegation attribute (or a page whose stated count and
+    # listed names differ) are kept in `disagreement_log`; `disagreements` lists the open
+    # ones. `delegation_now` answers "what is this delegation now", with the sources stating
+    # each value; `delegation_members_now` the same for members. `source_health` shows a
+    # degraded parse (a part of the page unreadable, its facts held).
+    db.executescript(
+        """
+        CREATE TABLE changes (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,
+            delegation TEXT NOT NULL,
+            attribute TEXT NOT NULL,
+            scope TEXT NOT NULL DEFAULT '',  -- identity inside the attribute (member, website)
+            old TEXT,
+            new TEXT,
+            old_id TEXT NOT NULL DEFAULT '',  -- identities of old and new (what "same" means)
+            new_id TEXT NOT NULL DEFAULT '',
+            detected_at TEXT NOT NULL  -- first detected
+        );
+        CREATE INDEX changes_by_scope ON changes(delegation, attribute, scope, id);
+        CREATE INDEX changes_by_time ON changes(detected_at);
+        ALTER TABLE events ADD COLUMN change_id INTEGER REFERENCES changes(id);
+        CREATE INDEX events_by_change ON events(change_id, id);
+
+        DROP TRIGGER events_to_outbox;
+        CREATE TRIGGER events_to_outbox AFTER INSERT ON events
+        WHEN new.change_id IS NULL OR NOT EXISTS (
+            SELECT 1 FROM events e WHERE e.change_id = new.change_id AND e.id != new.id)
+        BEGIN
+            INSERT INTO outbox (event_id, channel, created_at)
+            VALUES (new.id, 'all', strftime('%Y-%m-%dT%H:%M:%SZ', 'now'));
+            INSERT INTO outbox (event_id, channel, created_at)
+            SELECT new.id, new.delegation, strftime('%Y-%m-%dT%H:%M:%SZ', 'now')
+            WHERE new.delegation IS NOT NULL AND new.delegation != 'all';
+        END;
+
+        CREATE TABLE disagreement_log (
+            id INTEGER PRIMARY KEY,
+            delegation TEXT NOT NULL,
+            attribute TEXT NOT NULL,  -- seats:<chamber>, seats:total, plenipotentiary, head;
+                                      -- 'members' for a page's stated count vs listed names
+            source_id TEXT REFERENCES sources(id),  -- stated vs listed: the page; else NULL
+            competing TEXT NOT NULL,  -- JSON [{"source", "value"}]
+            since TEXT NOT NULL,
+            ended_at TEXT,
+            event_id INTEGER REFERENCES events(id),
+            end_event INTEGER REFERENCES events(id)
+        );
+        CREATE INDEX disagreements_open ON disagreement_log(ended_at, delegation);
+
+        CREATE VIEW disagreements AS
+        SELECT d.id, d.delegation, d.attribute,
+               CASE WHEN d.source_id IS NULL THEN 'sources' ELSE 'stated_vs_listed' END AS kind,
+               d.source_id, d.competing, d.since, d.event_id
+        FROM disagreement_log d WHERE d.ended_at IS NULL;
+
+        CREATE VIEW delegation_now AS
+        WITH cur AS (
+            SELECT substr(f.subject, 12) AS delegation, f.attribute,
+                   CASE WHEN f.attribute = 'website' THEN f.key ELSE '' END AS item,
+                   CASE WHEN f.key != '' THEN f.key ELSE f.value END AS ident,
+                   f.key, f.value, f.source_id, f.last_seen,
+                   ROW_NUMBER() OVER (
+                       PARTITION BY f.subject, f.attribute,
+                           CASE WHEN f.attribute = 'website' THEN f.key ELSE '' END
+                       ORDER BY f.last_seen DESC, f.source_id) AS latest
+            FROM facts f
+            WHERE f.ended_at IS NULL AND f.subject LIKE 'delegation:%'
+              AND (f.attribute LIKE 'seats:%'
+                   OR f.attribute IN ('plenipotentiary', 'head', 'website'))
+        ),
+        grouped AS (
+            SELECT delegation, attribute, item,
+                   COUNT(DISTINCT ident) > 1
+                     AND (attribute LIKE 'seats:%' OR MIN(key) != '') AS disagree,
+                   MAX(CASE WHEN latest = 1 THEN value END) AS latest_value,
+                   json_group_array(DISTINCT value) AS competing,
+                   json_group_array(json_object('source', source_id, 'value', value,
+                                                'last_confirmed', last_seen)) AS sources,
+                   COUNT(*) AS source_count
+            FROM cur GROUP BY delegation, attribute, item
+        )
+        SELECT delegation, attribute, item AS key,
+               CASE WHEN disagree THEN NULL ELSE latest_value END AS value,
+               disagree, CASE WHEN disagree THEN competing END AS competing_values,
+               source_count, sources
+        FROM grouped;
+
+        CREATE VIEW delegation_members_now AS
+        SELECT substr(subject, 12) AS delegation, key AS name_key, MAX(value) AS name,
+               COUNT(*) AS source_count,
+               json_group_array(json_object('source', source_id, 'name', value,
+                                            'last_confirmed', last_seen)) AS sources
+        FROM facts
+        WHERE ended_at IS NULL AND attribute = 'member' AND subject LIKE 'delegation:%'
+        GROUP BY subject, key;
+
+        CREATE VIEW stated_vs_listed AS
+        SELECT substr(t.subject, 12) AS delegation, t.source_id,
+               CAST(t.value AS INTEGER) AS stated,
+               (SELECT COUNT(*) FROM facts m WHERE m.source_id = t.source_id
+                  AND m.subject = t.subject AND m.attribute = 'member'
+                  AND m.ended_at IS NULL) AS listed
+        FROM facts t
+        WHERE t.attribute = 'seats:total' AND t.ended_at IS NULL AND t.subject LIKE 'delegation:%';
+
+        DROP VIEW source_health;
+        CREATE VIEW source_health AS
+        SELECT s.id AS source_id, s.url, s.parser, s.delegation,
+               (SELECT started_at FROM fetch_log l WHERE l.source_id = s.id
+                  ORDER BY l.id DESC LIMIT 1) AS last_check,
+               (SELECT started_at FROM fetch_log l WHERE l.source_id = s.id
+                  AND l.outcome != 'failed' ORDER BY l.id DESC LIMIT 1) AS last_success,
+               COALESCE(st.consecutive_failures, 0) AS consecutive_failures,
+               st.failing_since,
+               (SELECT error FROM fetch_log l WHERE l.source_id = s.id AND l.outcome = 'failed'
+                  ORDER BY l.id DESC LIMIT 1) AS last_error,
+               st.parse_status, st.parse_error, st.broken_since,
+               CASE WHEN COALESCE(st.failing_alerted, 0) = 1 THEN 'failing'
+                    WHEN st.parse_status = 'broken' THEN 'broken'
+                    WHEN st.parse_status = 'degraded' THEN 'degraded'
+                    WHEN st.parse_status IS NULL THEN 'unknown'
+                    ELSE 'ok' END AS health
+        FROM sources s LEFT JOIN source_state st ON st.source_id = s.id;
+        """
+    )
+
+
 @migrations(name="0010_assembly_members")
 def _m0010(db: Database) -> None:
     # Each member an Assembly country page lists now, with the national rosters (parser

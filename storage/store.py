@@ -21,17 +21,28 @@ from typing import Any, Protocol
 import zstandard
 from sqlite_utils import Database
 
-from pawatch.domain import HEALTH_KINDS
+from pawatch.domain import HEALTH_KINDS, Fact
 from pawatch.storage import queries
+from pawatch.storage.changes import Identity
 from pawatch.storage.facts import (
-    CheckContext,
+    End,
+    FactOp,
+    NewsMemory,
+    NewsRow,
+    Open,
+    OpenFact,
     ParseInput,
     Policy,
+    Sighting,
+    SourceState,
+    Touch,
+    Tracked,
     Version,
-    apply_check,
-    rebuild_facts,
+    reparse_sightings,
+    track,
 )
 from pawatch.storage.outbox import Outbox
+from pawatch.storage.queries import agreed_value, competing_text, disagreements_now
 from pawatch.storage.schema import known_names, migrations
 
 _COMPRESSION = "zstd"
@@ -140,6 +151,7 @@ class CheckOutcome:
     error: str | None = None
     parse_error: str | None = None  # set while the source's page cannot be read
     duration: float = 0.0  # seconds the fetch took
+    degraded: str | None = None  # set while a part of the page cannot be read (facts held)
 
     @property
     def broken(self) -> bool:
@@ -158,7 +170,7 @@ class SourceStatus:
     last_error: str | None
     last_change: str | None
     snapshots: int
-    parse_status: str | None  # ok | broken | None (never parsed)
+    parse_status: str | None  # ok | degraded | broken | None (never parsed)
     parse_error: str | None
 
 
@@ -378,24 +390,25 @@ class Store:
         with self.transaction():
             previous = self._latest_validators(check.source_id)
             outcome = self._record(check, previous)
-            ctx = CheckContext(
-                source_id=check.source_id,
-                url=check.final_url or check.url,
-                stamp=format_time(check.started_at + timedelta(seconds=check.duration)),
+            stamp = format_time(check.started_at + timedelta(seconds=check.duration))
+            state = self._source_state(check.source_id, facts=parse is not None)
+            sighting = Sighting(
+                stamp=stamp,
                 snapshot_id=outcome.snapshot_id,
+                url=check.final_url or check.url,
                 failed=outcome.outcome == "failed",
                 error=outcome.error,
-                text_diff=parse.text_diff if parse is not None else None,
+                parse=parse,
             )
-            apply_check(self.db.conn, ctx, parse, policy or Policy(), self._insert_event)
-            state = self.db.conn.execute(
-                "SELECT parse_status, parse_error FROM source_state WHERE source_id = ?",
-                (check.source_id,),
-            ).fetchone()
-            parse_error = None
-            if state is not None and state[0] == "broken":
-                parse_error = state[1] or "the page cannot be read"
-            return replace(outcome, event_ids=ctx.event_ids, parse_error=parse_error)
+            tracked = track(state, sighting, policy or Policy())
+            event_ids = self._write_tracked(check.source_id, sighting, tracked)
+            after = tracked.state
+            parse_error = degraded = None
+            if after.parse_status == "broken":
+                parse_error = after.parse_error or "the page cannot be read"
+            elif after.parse_status == "degraded" and outcome.outcome != "failed":
+                degraded = after.parse_error or "a part of the page cannot be read"
+            return replace(outcome, event_ids=event_ids, parse_error=parse_error, degraded=degraded)
 
     def rebuild_facts(
         self,
@@ -404,9 +417,244 @@ class Store:
         parser_version: int,
         policy: Policy | None = None,
     ) -> int:
-        """Re-derive a source's facts from re-parsed snapshots (one transaction, no events)."""
+        """Re-derive a source's facts from re-parsed snapshots (one transaction, no events).
+
+        Used when a parser's code changed what it extracts: the history is re-read as the new
+        parser reads it, with the live rule (``storage.facts.track``, folded from a blank state
+        over the versions, oldest first), so the next check compares like with like. A
+        trailing change not yet confirmed is left awaiting confirmation. Returns the facts
+        written.
+        """
+        policy = policy or Policy()
         with self.transaction():
-            return rebuild_facts(self.db.conn, source_id, versions, parser_version, policy)
+            old = self._source_state(source_id, facts=False)
+            self.db.conn.execute("DELETE FROM facts WHERE source_id = ?", (source_id,))
+            state, written = SourceState(), 0
+            for sighting in reparse_sightings(versions):
+                tracked = track(state, sighting, policy)
+                state = self._write_facts(source_id, tracked.ops, tracked.state)
+                written += sum(isinstance(op, Open) for op in tracked.ops)
+            broken = state.parse_status == "broken"
+            state = replace(
+                state,
+                parser_version=parser_version,
+                baseline_at=old.baseline_at or state.baseline_at,
+                broken_since=(old.broken_since or state.broken_since) if broken else None,
+                consecutive_failures=old.consecutive_failures,
+                failing_since=old.failing_since,
+                failing_alerted=old.failing_alerted,
+            )
+            self._update_state(source_id, state)
+            return written
+
+    # ------------------------------------------------------------------ facts
+
+    def _source_state(self, source_id: str, *, facts: bool) -> SourceState:
+        """A source's ``SourceState``; its open facts are read when ``facts`` is true or a
+        change awaits confirmation (otherwise ``open`` is None: not needed)."""
+        conn = self.db.conn
+        conn.execute("INSERT OR IGNORE INTO source_state (source_id) VALUES (?)", (source_id,))
+        cur = conn.execute("SELECT * FROM source_state WHERE source_id = ?", (source_id,))
+        names = [d[0] for d in cur.description]
+        row = dict(zip(names, cur.fetchone(), strict=True))
+        row.pop("source_id")
+        row["failing_alerted"] = bool(row["failing_alerted"])
+        if row["failing_alerted"]:
+            last = conn.execute(
+                "SELECT error FROM fetch_log WHERE source_id = ? AND outcome = 'failed' "
+                "ORDER BY id DESC LIMIT 1",
+                (source_id,),
+            ).fetchone()
+            row["last_error"] = last[0] if last else None
+        open_facts = None
+        if facts or row["candidate"] is not None:
+            open_facts = tuple(
+                OpenFact(r[0], Fact(r[1], r[2], r[3], r[4]), r[5])
+                for r in conn.execute(
+                    "SELECT id, subject, attribute, key, value, last_snapshot FROM facts "
+                    "WHERE source_id = ? AND ended_at IS NULL ORDER BY id",
+                    (source_id,),
+                )
+            )
+        return SourceState(open=open_facts, news=_StoredNews(conn, source_id), **row)
+
+    def _update_state(self, source_id: str, state: SourceState) -> None:
+        columns = state.columns()
+        assigns = ", ".join(f"{k} = ?" for k in columns)
+        self.db.conn.execute(
+            f"UPDATE source_state SET {assigns} WHERE source_id = ?",
+            (*columns.values(), source_id),
+        )
+
+    def _write_tracked(self, source_id: str, sighting: Sighting, tracked: Tracked) -> list[int]:
+        """Write what ``track`` returned for one check; returns the ids of its events."""
+        conn = self.db.conn
+        if tracked.logged is not None:
+            conn.execute(
+                "UPDATE fetch_log SET parse_status = ?, parse_error = ? WHERE id = "
+                "(SELECT MAX(id) FROM fetch_log WHERE source_id = ?)",
+                (*tracked.logged, source_id),
+            )
+        if tracked.news:
+            _store_news(conn, source_id, sighting, tracked.news)
+        self._write_facts(source_id, tracked.ops, tracked.state, ids=False)
+        self._update_state(source_id, tracked.state)
+        return [
+            self._insert_event(
+                kind=e.kind,
+                detected_at=sighting.stamp,
+                source_id=source_id,
+                delegation=e.delegation,
+                attribute=e.attribute,
+                old=e.old,
+                new=e.new,
+                url=e.url,
+                before_snapshot=e.before_snapshot,
+                after_snapshot=e.after_snapshot,
+                details=e.details,
+                identity=e.identity,
+            )
+            for e in tracked.events
+        ]
+
+    def _write_facts(
+        self, source_id: str, ops: Sequence[FactOp], state: SourceState, *, ids: bool = True
+    ) -> SourceState:
+        """Write fact operations in order; returns ``state`` with the row ids of the facts
+        opened (when ``ids``: a fold that ends them later needs them)."""
+        conn = self.db.conn
+        opened: dict[Fact, int] = {}
+        ends: list[tuple[str, int | None, int]] = []
+        opens: list[tuple[Any, ...]] = []
+
+        def flush() -> None:
+            conn.executemany("UPDATE facts SET ended_at = ?, end_snapshot = ? WHERE id = ?", ends)
+            ends.clear()
+            sql = (
+                "INSERT INTO facts (source_id, subject, attribute, key, value, first_seen, "
+                "last_seen, first_snapshot, last_snapshot, parser_version) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?)"
+            )
+            if ids:
+                for row in opens:
+                    cur = conn.execute(sql, row)
+                    assert cur.lastrowid is not None
+                    opened[Fact(*row[1:5])] = cur.lastrowid
+            else:
+                conn.executemany(sql, opens)
+            opens.clear()
+
+        for op in ops:
+            if isinstance(op, End):
+                fact_id = op.fact.id if op.fact.id is not None else opened[op.fact.fact]
+                ends.append((op.at, op.snapshot, fact_id))
+            elif isinstance(op, Open):
+                f = op.fact
+                opens.append(
+                    (
+                        source_id,
+                        f.subject,
+                        f.attribute,
+                        f.key,
+                        f.value,
+                        op.first_seen,
+                        op.last_seen,
+                        op.first_snapshot,
+                        op.last_snapshot,
+                        op.parser_version,
+                    )
+                )
+            elif isinstance(op, Touch):
+                flush()
+                conn.execute(
+                    "UPDATE facts SET last_seen = ?, last_snapshot = ? "
+                    "WHERE source_id = ? AND ended_at IS NULL",
+                    (op.stamp, op.snapshot, source_id),
+                )
+        flush()
+        if not opened or state.open is None:
+            return state
+        return replace(
+            state,
+            open=tuple(replace(o, id=opened[o.fact]) if o.id is None else o for o in state.open),
+        )
+
+    def reconcile(self, now: datetime) -> list[int]:
+        """Compare the sources of each delegation (one transaction, after a run's checks).
+
+        Two sources whose current values for the same delegation attribute differ (the
+        ``delegation_now`` view's ``disagree``), or a page whose stated seat total differs
+        from the number of members it lists (``stated_vs_listed``), open a disagreement and
+        raise one ``sources_disagree`` event; when it ends, ``sources_agree``. A
+        disagreement whose competing values change while it lasts is updated silently.
+        Done once per run, not per check: the sources of one run are compared once they
+        were all read, so a change that reaches them all in one run never looks like a
+        disagreement. Returns the ids of the events raised.
+        """
+        stamp = format_time(now)
+        with self.transaction():
+            conn = self.db.conn
+            found = disagreements_now(conn)
+            open_rows = {
+                (r[1], r[2], r[3]): (r[0], r[4])
+                for r in conn.execute(
+                    "SELECT id, delegation, attribute, source_id, competing FROM disagreement_log "
+                    "WHERE ended_at IS NULL"
+                )
+            }
+            ids: list[int] = []
+            for key in sorted(found.keys() - open_rows.keys(), key=_sort_key):
+                delegation, attribute, source_id = key
+                competing = found[key]
+                event_id = self._insert_event(
+                    kind="sources_disagree",
+                    detected_at=stamp,
+                    source_id=source_id,
+                    delegation=delegation,
+                    attribute=attribute,
+                    new=competing_text(competing),
+                    details={
+                        "subject": f"delegation:{delegation}",
+                        "kind": "stated_vs_listed" if source_id else "sources",
+                        "competing": [{"source": s, "value": v} for s, v in competing],
+                    },
+                )
+                ids.append(event_id)
+                conn.execute(
+                    "INSERT INTO disagreement_log (delegation, attribute, source_id, competing, "
+                    "since, event_id) VALUES (?,?,?,?,?,?)",
+                    (delegation, attribute, source_id, _competing_json(competing), stamp, event_id),
+                )
+            for key in sorted(open_rows.keys() - found.keys(), key=_sort_key):
+                delegation, attribute, source_id = key
+                row_id, competing_json = open_rows[key]
+                was = [(c["source"], c["value"]) for c in json.loads(competing_json)]
+                event_id = self._insert_event(
+                    kind="sources_agree",
+                    detected_at=stamp,
+                    source_id=source_id,
+                    delegation=delegation,
+                    attribute=attribute,
+                    old=competing_text(was),
+                    new=agreed_value(conn, delegation, attribute, source_id),
+                    details={
+                        "subject": f"delegation:{delegation}",
+                        "kind": "stated_vs_listed" if source_id else "sources",
+                    },
+                )
+                ids.append(event_id)
+                conn.execute(
+                    "UPDATE disagreement_log SET ended_at = ?, end_event = ? WHERE id = ?",
+                    (stamp, event_id, row_id),
+                )
+            for key in found.keys() & open_rows.keys():
+                row_id, competing_json = open_rows[key]
+                if _competing_json(found[key]) != competing_json:
+                    conn.execute(
+                        "UPDATE disagreement_log SET competing = ? WHERE id = ?",
+                        (_competing_json(found[key]), row_id),
+                    )
+            return ids
 
     def snapshot_versions(self, source_id: str) -> list[tuple[int, str, str, int]]:
         """(id, first_seen, last_seen, seen_count) of every snapshot of a source, oldest
@@ -528,10 +776,17 @@ class Store:
         before_snapshot: int | None = None,
         after_snapshot: int | None = None,
         details: dict[str, Any] | None = None,
+        identity: Identity | None = None,
     ) -> int:
+        change_id = None
+        if identity is not None and delegation is not None and attribute is not None:
+            change_id = self._change_for(
+                kind, delegation, attribute, identity, source_id, detected_at, old, new
+            )
         cur = self.db.conn.execute(
             "INSERT INTO events (kind, detected_at, source_id, delegation, attribute, old, new, "
-            "url, before_snapshot, after_snapshot, details) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            "url, before_snapshot, after_snapshot, details, change_id) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 kind,
                 detected_at,
@@ -544,6 +799,56 @@ class Store:
                 before_snapshot,
                 after_snapshot,
                 json.dumps(details, ensure_ascii=False, sort_keys=True) if details else None,
+                change_id,
+            ),
+        )
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    def _change_for(
+        self,
+        kind: str,
+        delegation: str,
+        attribute: str,
+        identity: Identity,
+        source_id: str | None,
+        detected_at: str,
+        old: str | None,
+        new: str | None,
+    ) -> int:
+        """The delegation-level change a source's event is evidence of: the latest change of
+        the same scope when it is this one (same kind, same old and new identities) and this
+        source has not shown it yet (a source joining, in this run or a later one); else a
+        new change. Only a change's first event enters the outbox (migration 0008)."""
+        conn = self.db.conn
+        latest = conn.execute(
+            "SELECT id, kind, old_id, new_id FROM changes WHERE delegation = ? AND attribute = ? "
+            "AND scope = ? ORDER BY id DESC LIMIT 1",
+            (delegation, attribute, identity.scope),
+        ).fetchone()
+        if (
+            latest is not None
+            and tuple(latest[1:]) == (kind, identity.old_id, identity.new_id)
+            and conn.execute(
+                "SELECT 1 FROM events WHERE change_id = ? AND source_id IS ? LIMIT 1",
+                (latest[0], source_id),
+            ).fetchone()
+            is None
+        ):
+            return int(latest[0])
+        cur = conn.execute(
+            "INSERT INTO changes (kind, delegation, attribute, scope, old, new, old_id, new_id, "
+            "detected_at) VALUES (?,?,?,?,?,?,?,?,?)",
+            (
+                kind,
+                delegation,
+                attribute,
+                identity.scope,
+                old,
+                new,
+                identity.old_id,
+                identity.new_id,
+                detected_at,
             ),
         )
         assert cur.lastrowid is not None
@@ -639,6 +944,25 @@ class Store:
     def delegations_overview(self) -> list[dict[str, Any]]:
         return queries.delegations_overview(self.db)
 
+    def delegation_changes(
+        self,
+        *,
+        since: str | None = None,
+        ids: Sequence[int] | None = None,
+        delegation: str | None = None,
+        kinds: tuple[str, ...] = (),
+        latest: int | None = None,
+    ) -> list[queries.DelegationChange]:
+        return queries.delegation_changes(
+            self.db, since=since, ids=ids, delegation=delegation, kinds=kinds, latest=latest
+        )
+
+    def delegation_now(self, delegation: str) -> list[queries.NowRow]:
+        return queries.delegation_now(self.db, delegation)
+
+    def open_disagreements(self, delegation: str | None = None) -> list[dict[str, Any]]:
+        return queries.open_disagreements(self.db, delegation)
+
     def events(self, since: str | None = None) -> list[dict[str, Any]]:
         sql = "SELECT * FROM events"
         params: list[Any] = []
@@ -646,6 +970,71 @@ class Store:
             sql += " WHERE detected_at >= ?"
             params.append(since)
         return [dict(row) for row in self.db.query(sql + " ORDER BY id", params)]
+
+
+class _StoredNews(NewsMemory):
+    """A source's earlier news items, read from the database when the rule asks."""
+
+    def __init__(self, conn: sqlite3.Connection, source_id: str) -> None:
+        self.conn = conn
+        self.source_id = source_id
+
+    def listed_before(self) -> set[str]:
+        """Only confirmed sightings count (facts, not the ``news`` table, which keeps every
+        parse's items): an item first seen inside a flip that was not confirmed is still
+        reported once it is confirmed."""
+        rows = self.conn.execute(
+            "SELECT DISTINCT key FROM facts WHERE source_id = ? AND subject = 'news' "
+            "AND attribute = 'item' AND ended_at IS NOT NULL",
+            (self.source_id,),
+        )
+        return {r[0] for r in rows}
+
+    def stored(self, url: str) -> tuple[str | None, str | None]:
+        row = self.conn.execute(
+            "SELECT summary, text FROM news WHERE source_id = ? AND url = ?",
+            (self.source_id, url),
+        ).fetchone()
+        return (row[0], row[1]) if row else (None, None)
+
+
+def _store_news(
+    conn: sqlite3.Connection, source_id: str, sighting: Sighting, news: Sequence[NewsRow]
+) -> None:
+    conn.executemany(
+        "INSERT INTO news (source_id, url, title, published, date_text, summary, text, "
+        "first_seen, snapshot_id) VALUES (?,?,?,?,?,?,?,?,?) "
+        "ON CONFLICT (source_id, url) DO UPDATE SET title = excluded.title, "
+        "summary = COALESCE(excluded.summary, news.summary), "
+        "text = COALESCE(excluded.text, news.text), "
+        "published = COALESCE(excluded.published, news.published) "
+        "WHERE news.title IS NOT excluded.title OR news.summary IS NOT excluded.summary "
+        "OR news.text IS NOT excluded.text",
+        [
+            (
+                source_id,
+                n.url,
+                n.title,
+                n.published,
+                n.date_text,
+                n.summary,
+                n.text,
+                sighting.stamp,
+                sighting.snapshot_id,
+            )
+            for n in news
+        ],
+    )
+
+
+def _sort_key(key: tuple[str, str, str | None]) -> tuple[str, str, str]:
+    return (key[0], key[1], key[2] or "")
+
+
+def _competing_json(competing: Sequence[tuple[str, str]]) -> str:
+    return json.dumps(
+        [{"source": s, "value": v} for s, v in competing], ensure_ascii=False, sort_keys=True
+    )
 
 
 def _with_error(check: CheckInput, kind: str, message: str) -> CheckInput:

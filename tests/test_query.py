@@ -48,9 +48,60 @@ def invoke(db: Path, *args: str) -> str:
     return result.output
 
 
+FIELDS = [
+    "id",
+    "kind",
+    "detected_at",
+    "delegation",
+    "source",
+    "attribute",
+    "old",
+    "new",
+    "url",
+    "before_snapshot",
+    "after_snapshot",
+    "details",
+]
+
+
+def test_changes_json_is_one_object_per_delegation_level_change(
+    demo_db: tuple[Path, list[str]],
+) -> None:
+    db, _ = demo_db
+    items = json.loads(invoke(db, "changes", "--format", "json"))
+    per_source = json.loads(invoke(db, "changes", "--per-source", "--format", "json"))
+    for item in items:
+        assert list(item) == [*FIELDS, "change_id", "sources"]
+        assert item["sources"][0]["source"] == item["source"]
+        assert item["sources"][0]["detected_at"] == item["detected_at"]
+        assert [list(s) for s in item["sources"]] == [
+            ["source", "detected_at", "url", "before_snapshot", "after_snapshot"]
+        ] * len(item["sources"])
+    # Kyrgyzstan 6 -> 7 is shown by the English and Russian blocks and the country page:
+    # three events (the evidence), one change
+    kg = [
+        i
+        for i in items
+        if (i["kind"], i["delegation"], i["attribute"])
+        == ("composition", "KG", "seats:supreme-council")
+    ]
+    assert len(kg) == 1 and (kg[0]["old"], kg[0]["new"]) == ("6", "7")
+    witnesses = [
+        e
+        for e in per_source
+        if (e["kind"], e["delegation"], e["attribute"], e["new"])
+        == ("composition", "KG", "seats:supreme-council", "7")
+    ]
+    assert len(witnesses) >= 2
+    assert sorted(s["source"] for s in kg[0]["sources"]) == sorted(e["source"] for e in witnesses)
+    assert sum(len(i["sources"]) for i in items) == len(per_source)
+    text = invoke(db, "changes", "--kind", "composition", "--delegation", "KG")
+    assert f"seen on {len(witnesses)} sources" in text
+
+
 def test_changes_json_has_the_documented_stable_fields(demo_db: tuple[Path, list[str]]) -> None:
     db, _ = demo_db
-    events = json.loads(invoke(db, "changes", "--format", "json"))
+    events = json.loads(invoke(db, "changes", "--per-source", "--format", "json"))
     assert events, "the demo produces changes"
     for event in events:
         assert list(event) == [

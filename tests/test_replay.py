@@ -3,7 +3,9 @@
 Every test serves hand-written pages in the Assembly's shapes from a real HTTP server on
 127.0.0.1, checks them with ``run_once`` into a real SQLite file, and compares the events each
 check wrote with the exact list expected. Every event is also checked for its evidence: a
-change names a before and an after snapshot of its own source, the before one older.
+change names a before and an after snapshot of its own source, the before one older. The
+findings a run makes by comparing its sources once all were read (``sources_disagree`` /
+``sources_agree``) are kept apart, in ``Replay.findings``.
 """
 
 from __future__ import annotations
@@ -237,6 +239,7 @@ def _toml(value: Any) -> str:
     raise TypeError(value)
 
 
+FINDINGS = ("sources_disagree", "sources_agree")
 HTTP = {"per_host_delay": 0, "per_host_concurrency": 8, "retries": 0, "timeout": 5}
 
 
@@ -266,6 +269,7 @@ class Replay:
         self.settings = write_settings(tmp_path, server, sources)
         self.store = Store.open(self.settings.storage.path)
         self.last_event = 0
+        self.findings: list[Ev] = []  # sources_disagree / sources_agree, in order
 
     def serve(self, source_id: str, body: str, **route: Any) -> None:
         self.server.set(self.sources[source_id].path, Route(body=body, **route))
@@ -282,9 +286,18 @@ class Replay:
         ]
 
     def new_rows(self) -> list[dict[str, Any]]:
+        """The events the checks wrote since the last call (the run's findings go to
+        ``findings``)."""
         rows = [r for r in self.store.events() if r["id"] > self.last_event]
         if rows:
             self.last_event = max(r["id"] for r in rows)
+        found = [r for r in rows if r["kind"] in FINDINGS]
+        for row in found:
+            assert row["detected_at"] and row["delegation"] and row["url"] is None, row
+        self.findings += [
+            Ev(r["kind"], r["delegation"], r["attribute"], r["old"], r["new"]) for r in found
+        ]
+        rows = [r for r in rows if r["kind"] not in FINDINGS]
         for row in rows:
             self.assert_evidence(row)
         return sorted(rows, key=lambda r: (r["source_id"], r["id"]))
@@ -464,9 +477,12 @@ def test_members_added_removed_renamed(replay_factory: Any) -> None:
     assert r.check() == []
     r.serve(COUNTRY.id, country_page([*KG_MEMBERS, "Gulnara Newcomer"]))
     assert r.check() == [Ev("member_added", "KG", "member", None, "Gulnara Newcomer")]
+    # the page still says 7 deputies and lists 8 names: a finding, not a change
+    assert r.findings == [Ev("sources_disagree", "KG", "members", None, "stated: 7; listed: 8")]
     members = [m for m in KG_MEMBERS if m != "Bakyt Demo"] + ["Gulnara Newcomer"]
     r.serve(COUNTRY.id, country_page(members))
     assert r.check() == [Ev("member_removed", "KG", "member", "Bakyt Demo", None)]
+    assert r.findings[1:] == [Ev("sources_agree", "KG", "members", "stated: 7; listed: 8", "7")]
     renamed = [m.replace("Daniyar Testov", "Daniyar Testow") for m in members]
     r.serve(COUNTRY.id, country_page(renamed))
     assert r.check() == [Ev("member_renamed", "KG", "member", "Daniyar Testov", "Daniyar Testow")]

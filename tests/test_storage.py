@@ -378,3 +378,59 @@ def test_representatives_view_shows_the_latest_role_of_the_period(store: Store) 
     store.record_check(ok("b", b"2", minutes=5), parse("deputy Executive Secretary"))
     rows = store.db.conn.execute("SELECT name, role FROM representatives").fetchall()
     assert rows == [("Shabdanbek Alishev", "deputy Executive Secretary")]
+
+
+def _fact_rows(store: Store, source: str) -> list[tuple[object, ...]]:
+    return [
+        tuple(r)
+        for r in store.db.conn.execute(
+            "SELECT subject, attribute, key, value, first_seen, last_seen, ended_at, "
+            "first_snapshot, last_snapshot, end_snapshot FROM facts WHERE source_id = ? "
+            "ORDER BY first_snapshot, subject, attribute, key",
+            (source,),
+        )
+    ]
+
+
+@pytest.mark.parametrize("confirm", [1, 2, 3])
+def test_live_checks_and_reparse_run_one_rule_to_the_same_facts(store: Store, confirm: int) -> None:
+    """The same parses checked live one by one, then re-derived from the stored snapshots
+    (reparse folds the same ``track``): the same fact intervals, the same pending change."""
+    history = [7, 7, 8, 7, 8, 8, 8, None, 8, 9, 9, 9, 9, 6]  # None: an unreadable version
+    for minute, n in enumerate(history):
+        parse = seats(n)
+        store.record_check(
+            ok("b", f"<p>{n} {minute}</p>".encode(), minute * 10), parse, Policy(confirm=confirm)
+        )
+    live = _fact_rows(store, "b")
+    state = store.db.conn.execute(
+        "SELECT parse_status, candidate, candidate_count, candidate_snapshot FROM source_state "
+        "WHERE source_id = 'b'"
+    ).fetchone()
+    versions = [
+        Version(sid, first, last, seats(n), seen_count=c)
+        for (sid, first, last, c), n in zip(store.snapshot_versions("b"), history, strict=True)
+    ]
+    store.rebuild_facts("b", versions, 2, Policy(confirm=confirm))
+    assert _fact_rows(store, "b") == live
+    assert len({r[3] for r in live}) > 1  # the history has changes in it
+    again = store.db.conn.execute(
+        "SELECT parse_status, candidate, candidate_count, candidate_snapshot FROM source_state "
+        "WHERE source_id = 'b'"
+    ).fetchone()
+    assert tuple(again) == tuple(state)
+
+
+def test_track_is_pure() -> None:
+    """``track`` reads and writes nothing: the same input gives the same output, twice."""
+    from pawatch.storage.facts import Sighting, SourceState, track
+
+    facts = [Fact("delegation:KG", "seats:total", "", "7")]
+    base = track(SourceState(), Sighting("T1", 1, "u", parse=ParseInput(2, facts)), Policy())
+    assert base.state.baseline_at == "T1" and not base.events
+    new = [Fact("delegation:KG", "seats:total", "", "8")]
+    sighting = Sighting("T2", 2, "u", parse=ParseInput(2, new))
+    one, two = track(base.state, sighting, Policy()), track(base.state, sighting, Policy())
+    assert one == two
+    assert [(e.kind, e.old, e.new) for e in one.events] == [("composition", "7", "8")]
+    assert base.state.open is not None and [o.fact for o in base.state.open] == facts  # unchanged

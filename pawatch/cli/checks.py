@@ -34,6 +34,8 @@ def _describe(outcome: CheckOutcome) -> str:
         return f"{outcome.source_id}: FAILED ({outcome.error_kind}) {outcome.error}"
     extra = f", {len(outcome.event_ids)} event(s)" if outcome.event_ids else ""
     line = f"{outcome.source_id}: {outcome.outcome} (snapshot {outcome.snapshot_id}{extra})"
+    if outcome.degraded:
+        line = f"{line}; DEGRADED: {outcome.degraded}"
     return f"{line}; BROKEN: {outcome.parse_error}" if outcome.broken else line
 
 
@@ -170,6 +172,8 @@ def _summary_text(data: dict[str, Any], db_path: str) -> str:
         lines.append(f"  failed: {source_id}: {error}")
     for source_id, error in sorted(data["broken"].items()):
         lines.append(f"  broken: {source_id}: {error}")
+    for source_id, error in sorted(data.get("degraded", {}).items()):
+        lines.append(f"  degraded: {source_id}: {error}")
     lines.append(f"Database: {db_path}")
     return "\n".join(lines)
 
@@ -243,6 +247,8 @@ def status(obj: Context, fmt: str, daemon_only: bool) -> None:
                 click.echo(f"! {r.id}: {r.last_error}")
             if r.parse_status == "broken":
                 click.echo(f"! {r.id}: cannot read the page: {r.parse_error}")
+            if r.parse_status == "degraded":
+                click.echo(f"! {r.id}: part of the page unreadable (facts held): {r.parse_error}")
     if undelivered is not None and undelivered.count:
         click.echo(
             f"! delivery: {undelivered.count} outbox row(s) FAILED and will not be sent again "

@@ -19,7 +19,7 @@ from pawatch.display import event_line, printable
 from pawatch.domain import CHANGE_KINDS, HEALTH_KINDS
 from pawatch.reports import parse_since
 from pawatch.storage import format_time
-from pawatch.storage.queries import event_json
+from pawatch.storage.queries import DelegationChange, event_json
 
 
 def parse_moment(text: str, *, end_of_day: bool, now: datetime | None = None) -> str:
@@ -59,6 +59,11 @@ def _echo(text: str) -> None:
     metavar="N",
     help="Only the N most recent matching events (still printed oldest first).",
 )
+@click.option(
+    "--per-source",
+    is_flag=True,
+    help="One row per source's event (the evidence) instead of one per delegation-level change.",
+)
 @format_option("text", "json", help="Output format; json is a stable array of objects.")
 @click.pass_obj
 def changes(
@@ -67,19 +72,46 @@ def changes(
     delegation: str | None,
     kinds: tuple[str, ...],
     limit: int | None,
+    per_source: bool,
     fmt: str,
 ) -> None:
-    """List change and health events, oldest first."""
+    """List changes (one per delegation-level change, with the sources that show it) and
+    health events, oldest first."""
     since_at = parse_moment(since, end_of_day=False) if since else None
     with obj.store(create=False) as store:
-        rows = store.select_events(since=since_at, delegation=delegation, kinds=kinds, latest=limit)
-    if fmt == "json":
-        click.echo(json.dumps([event_json(r) for r in rows], ensure_ascii=False, indent=2))
+        if per_source:
+            rows = store.select_events(
+                since=since_at, delegation=delegation, kinds=kinds, latest=limit
+            )
+        else:
+            items = store.delegation_changes(
+                since=since_at, delegation=delegation, kinds=kinds, latest=limit
+            )
+    if per_source:
+        if fmt == "json":
+            click.echo(json.dumps([event_json(r) for r in rows], ensure_ascii=False, indent=2))
+            return
+        if not rows:
+            click.echo("No events.")
+        for row in rows:
+            click.echo(printable(event_line(row)))
         return
-    if not rows:
+    if fmt == "json":
+        click.echo(json.dumps([c.as_json() for c in items], ensure_ascii=False, indent=2))
+        return
+    if not items:
         click.echo("No events.")
-    for row in rows:
-        click.echo(printable(event_line(row)))
+    for item in items:
+        click.echo(printable(change_line(item)))
+
+
+def change_line(item: DelegationChange) -> str:
+    """One line per change; "seen on N sources" when several sources show it."""
+    line = event_line(item.row)
+    if len(item.sources) > 1:
+        names = ", ".join(sorted({w.source or "-" for w in item.sources}))
+        line += f" seen on {len(item.sources)} sources ({names})"
+    return line
 
 
 def _group_by_source(facts: list[Any]) -> dict[str, dict[str, list[Any]]]:
@@ -112,7 +144,11 @@ def history(obj: Context, delegation: str, as_of: str | None, fmt: str) -> None:
                 2,
             )
         facts = store.facts_as_of(delegation, at)
-        timeline = [r for r in store.select_events(delegation=delegation) if r["detected_at"] <= at]
+        timeline = [
+            c for c in store.delegation_changes(delegation=delegation) if c.detected_at <= at
+        ]
+        now = store.delegation_now(delegation) if as_of is None else []
+        disputes = store.open_disagreements(delegation) if as_of is None else []
     by_source = _group_by_source(facts)
     if fmt == "json":
         click.echo(
@@ -120,6 +156,17 @@ def history(obj: Context, delegation: str, as_of: str | None, fmt: str) -> None:
                 {
                     "delegation": delegation,
                     "as_of": at,
+                    "now": [row.as_json() for row in now],
+                    "disagreements": [
+                        {
+                            "attribute": d["attribute"],
+                            "kind": d["kind"],
+                            "source": d["source_id"],
+                            "competing": d["competing"],
+                            "since": d["since"],
+                        }
+                        for d in disputes
+                    ],
                     "sources": {
                         source: {
                             "parliament": _one(attrs.get("delegation")),
@@ -140,14 +187,29 @@ def history(obj: Context, delegation: str, as_of: str | None, fmt: str) -> None:
                         }
                         for source, attrs in sorted(by_source.items())
                     },
-                    "timeline": [event_json(r) for r in timeline],
+                    "timeline": [c.as_json() for c in timeline],
                 },
                 ensure_ascii=False,
                 indent=2,
             )
         )
         return
-    _echo(f"{delegation} as of {at}")
+    if now:
+        _echo(f"{delegation} now (what its sources agree on):")
+        for row in now:
+            label = row.attribute if not row.key else f"{row.attribute}"
+            stated = ", ".join(f"{s['source']} {s['last_confirmed']}" for s in row.sources)
+            if row.disagree:
+                values = "; ".join(f"{s['source']}: {s['value']}" for s in row.sources)
+                _echo(f"  {label}: SOURCES DISAGREE ({values})")
+            else:
+                _echo(f"  {label}: {row.value}  [{stated}]")
+        for d in disputes:
+            values = "; ".join(f"{c['source']}: {c['value']}" for c in d["competing"])
+            where = f" on {d['source_id']}" if d["source_id"] else ""
+            _echo(f"  ! {d['attribute']}: {d['kind'].replace('_', ' ')}{where}: {values}")
+        _echo("")
+    _echo(f"{delegation} as of {at}, per source")
     if not by_source:
         _echo("  (nothing known at that time)")
     for source, attrs in sorted(by_source.items()):
@@ -173,8 +235,8 @@ def history(obj: Context, delegation: str, as_of: str | None, fmt: str) -> None:
     _echo("\nTimeline:")
     if not timeline:
         _echo("  (no changes recorded)")
-    for row in timeline:
-        _echo("  " + event_line(row))
+    for item in timeline:
+        _echo("  " + change_line(item))
 
 
 def _one(facts: list[Any] | None) -> str | None:

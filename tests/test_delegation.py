@@ -1,0 +1,364 @@
+"""The delegation is the unit: replays through the real pipeline (pages served by a real
+HTTP server on 127.0.0.1, ``run_once``, a real SQLite file).
+
+- one change shown by three sources is one delegation-level change with three witnesses and
+  one alert in the outbox; a source showing it a day later joins it, without a second alert;
+- sources that disagree (the English block 7 + 4, the Russian block 6 + 3) are one
+  ``sources_disagree`` finding and a ``disagreements`` row, and ``sources_agree`` when over;
+- identity, not spelling: a respelled representative (same name key) and a website moving to
+  https (same URL key) raise nothing; a part of a page that cannot be read holds its facts
+  and makes the parse ``degraded``, never a composition change.
+
+The parsers give plenipotentiaries and websites their identity keys in a parallel change; the
+tests that need them wrap the real ``delegations`` parser so that its facts carry them (name
+key of the person, URL without its scheme), and so that a sentence naming an unknown chamber
+is reported ``unreadable``, as the parser contract (``ParseResult.unreadable``) says.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from test_replay import BLOCK, COUNTRY, Ev, Src, block_page, country_page
+from test_replay import replay_factory as replay_factory  # the fixture
+
+from pawatch.cli import cli
+from pawatch.domain import Fact
+from pawatch.scraper.parsers import PARSERS, ParseResult
+from pawatch.scraper.parsers.base import Unreadable
+from pawatch.scraper.parsers.names import name_key
+from pawatch.storage.queries import delegation_changes, delegation_now
+
+RU_BLOCK = Src("paodkb-home", "delegations")
+MIRROR = Src("pacsto-mirror", "delegations")  # the English block on the Assembly's other site
+
+
+def ru_block_page(*, house: int = 7, council: int = 4, kg: int = 7, stamp: str = "") -> str:
+    """The Assembly's Russian sidebar of national delegations."""
+    items = [
+        "Делегация Национального собрания Республики Беларусь в ПА ОДКБ представлена "
+        f"{house} депутатами Палаты представителей Национального собрания Республики Беларусь "
+        f"и {council} членами Совета Республики Национального собрания Республики Беларусь.<br>"
+        "Полномочный представитель Национального собрания Республики Беларусь: Когут Виктор",
+        f"Делегация Жогорку Кенеша Кыргызской Республики в ПА ОДКБ представлена {kg} "
+        "депутатами.<br>Полномочный представитель Жогорку Кенеша Кыргызской Республики: "
+        "Алишев Шабданбек",
+    ]
+    body = "".join(f"<li>{item}</li>" for item in items)
+    return (
+        '<!DOCTYPE html><html lang="ru"><head><meta charset="utf-8"><title>ПА ОДКБ</title>'
+        f'</head><body>{stamp}<div id="sidebar"><div class="bx-block delegations"><ul>{body}'
+        "</ul></div></div></body></html>"
+    )
+
+
+def kg_country(seats: int) -> str:
+    return country_page().replace("consists of 7 deputies", f"consists of {seats} deputies")
+
+
+def kg_block(seats: int, **kw: Any) -> str:
+    return block_page(**kw).replace(
+        "Kyrgyz Republic to the CSTO PA consists of 7 deputies",
+        f"Kyrgyz Republic to the CSTO PA consists of {seats} deputies",
+    )
+
+
+def outbox_all(r: Any) -> list[int]:
+    return [e for (e,) in r.rows("SELECT event_id FROM outbox WHERE channel = 'all' ORDER BY 1")]
+
+
+# --- one change, many witnesses ------------------------------------------------------------
+
+
+def test_one_change_on_three_sources_is_one_item_and_one_alert_a_late_source_joins_it(
+    replay_factory: Any,
+) -> None:
+    r = replay_factory(BLOCK, RU_BLOCK, MIRROR)
+    r.serve(BLOCK.id, kg_block(7))
+    r.serve(RU_BLOCK.id, ru_block_page(kg=7))
+    r.serve(MIRROR.id, kg_block(7))
+    assert r.check() == [] and r.findings == []
+    before = set(outbox_all(r))
+
+    # the English block, the Russian block and the mirror all say 8, in one run
+    r.serve(BLOCK.id, kg_block(8))
+    r.serve(RU_BLOCK.id, ru_block_page(kg=8))
+    r.serve(MIRROR.id, kg_block(8))
+    change = Ev("composition", "KG", "seats:supreme-council", "7", "8")
+    assert r.check() == [change] * 3  # the evidence: one event per source
+    assert r.findings == []  # all sources read before comparing: no disagreement in between
+    (item,) = [c for c in delegation_changes(r.store.db) if c.kind == "composition"]
+    assert (item.delegation, item.attribute, item.old, item.new) == ("KG", *change[2:])
+    assert sorted(w.source for w in item.sources) == sorted([BLOCK.id, RU_BLOCK.id, MIRROR.id])
+    for w in item.sources:
+        assert w.before_snapshot is not None and w.after_snapshot is not None
+        owner = r.one("SELECT source_id FROM snapshots WHERE id = ?", w.after_snapshot)
+        assert owner == w.source and w.url and w.url.endswith(f"/{w.source}")
+    alerts = [e for e in outbox_all(r) if e not in before]
+    assert alerts == [item.id]  # one alert, for the change's first event
+
+    # the JSON of `pawatch changes`: one object, with the three sources
+    out = CliRunner().invoke(
+        cli, ["--db", str(r.settings.storage.path), "changes", "--format", "json"]
+    )
+    assert out.exit_code == 0, out.output
+    (obj,) = [o for o in json.loads(out.output) if o["kind"] == "composition"]
+    assert obj["id"] == item.id and obj["source"] == item.source
+    assert len(obj["sources"]) == 3 and obj["sources"][0]["source"] == obj["source"]
+    text = CliRunner().invoke(cli, ["--db", str(r.settings.storage.path), "changes"]).output
+    assert "seen on 3 sources" in text
+
+
+def test_a_source_reporting_the_same_change_a_day_later_joins_it_without_a_second_alert(
+    replay_factory: Any,
+) -> None:
+    r = replay_factory(BLOCK, RU_BLOCK)
+    r.serve(BLOCK.id, kg_block(7))
+    r.serve(RU_BLOCK.id, ru_block_page(kg=7))
+    assert r.check() == []
+    r.serve(BLOCK.id, kg_block(8))  # the English block is updated first ...
+    change = Ev("composition", "KG", "seats:supreme-council", "7", "8")
+    assert r.check() == [change]
+    assert r.findings == [
+        Ev(
+            "sources_disagree",
+            "KG",
+            "seats",
+            None,
+            "pacsto-home: supreme-council 8, total 8; paodkb-home: supreme-council 7, total 7",
+        )
+    ]
+    r.serve(RU_BLOCK.id, ru_block_page(kg=8))  # ... the Russian one the next day
+    assert r.check() == [change]
+    assert [f.kind for f in r.findings] == ["sources_disagree", "sources_agree"]
+    (item,) = [c for c in delegation_changes(r.store.db) if c.kind == "composition"]
+    assert [w.source for w in item.sources] == [BLOCK.id, RU_BLOCK.id]
+    joined = item.sources[1]
+    assert joined.event_id != item.id and joined.detected_at >= item.detected_at
+    assert item.id in outbox_all(r) and joined.event_id not in outbox_all(r)
+    alerts = r.rows(
+        "SELECT e.kind, COUNT(*) FROM outbox o JOIN events e ON e.id = o.event_id "
+        "WHERE o.channel = 'all' GROUP BY e.kind ORDER BY 1"
+    )
+    assert alerts == [("composition", 1), ("sources_agree", 1), ("sources_disagree", 1)]
+    # selecting by the joined event's id gives the whole change (what a report reads)
+    (same,) = delegation_changes(r.store.db, ids=[joined.event_id])
+    assert same.id == item.id and len(same.sources) == 2
+
+    # the value going back and forth again is a new change each time, not a join
+    for seats in (7, 8):
+        r.serve(BLOCK.id, kg_block(seats))
+        r.serve(RU_BLOCK.id, ru_block_page(kg=seats))
+        r.check()
+    items = [c for c in delegation_changes(r.store.db) if c.kind == "composition"]
+    assert [(c.old, c.new, len(c.sources)) for c in items] == [
+        ("7", "8", 2),
+        ("8", "7", 2),
+        ("7", "8", 2),
+    ]
+
+
+# --- sources that disagree -----------------------------------------------------------------
+
+
+def test_english_and_russian_blocks_that_disagree_are_one_finding_until_they_agree(
+    replay_factory: Any,
+) -> None:
+    r = replay_factory(BLOCK, RU_BLOCK)
+    r.serve(BLOCK.id, block_page())  # Belarus 7 + 4
+    r.serve(RU_BLOCK.id, ru_block_page(house=6, council=3))  # Belarus 6 + 3
+    assert r.check() == []
+    assert r.findings == [
+        Ev(
+            "sources_disagree",
+            "BY",
+            "seats",
+            None,
+            "pacsto-home: council-of-the-republic 4, house-of-representatives 7, total 11; "
+            "paodkb-home: council-of-the-republic 3, house-of-representatives 6, total 9",
+        )
+    ]
+    (row,) = r.rows("SELECT delegation, attribute, kind, source_id FROM disagreements")
+    assert row == ("BY", "seats", "sources", None)
+    now = {n.attribute: n for n in delegation_now(r.store.db, "BY")}
+    assert now["seats:total"].disagree and now["seats:total"].value is None
+    assert sorted(now["seats:total"].competing) == ["11", "9"]
+    assert {s["source"] for s in now["seats:total"].sources} == {BLOCK.id, RU_BLOCK.id}
+    # KG agrees (7 on both): one value, both sources, each with when it last confirmed it
+    kg = {n.attribute: n for n in delegation_now(r.store.db, "KG")}
+    assert kg["seats:total"].value == "7" and not kg["seats:total"].disagree
+    assert {s["source"] for s in kg["seats:total"].sources} == {BLOCK.id, RU_BLOCK.id}
+    assert all(s["last_confirmed"] for s in kg["seats:total"].sources)
+
+    # still disagreeing on the next run: nothing new
+    r.serve(BLOCK.id, block_page(stamp="<!-- again -->"))
+    assert r.check() == [] and len(r.findings) == 1
+
+    history = CliRunner().invoke(
+        cli, ["--db", str(r.settings.storage.path), "history", "BY", "--format", "json"]
+    )
+    data = json.loads(history.output)
+    assert [d["attribute"] for d in data["disagreements"]] == ["seats"]
+    assert any(n["attribute"] == "seats:total" and n["disagree"] for n in data["now"])
+    assert "sources_disagree" in [t["kind"] for t in data["timeline"]]
+    text = CliRunner().invoke(cli, ["--db", str(r.settings.storage.path), "history", "BY"]).output
+    assert text.index("SOURCES DISAGREE") < text.index("per source")
+
+    r.serve(RU_BLOCK.id, ru_block_page(house=7, council=4))  # the Russian block is fixed
+    changes = r.check()
+    assert [e.kind for e in changes] == ["composition"] * 3  # its own change, as evidence
+    assert r.findings[1:] == [
+        Ev(
+            "sources_agree",
+            "BY",
+            "seats",
+            "pacsto-home: council-of-the-republic 4, house-of-representatives 7, total 11; "
+            "paodkb-home: council-of-the-republic 3, house-of-representatives 6, total 9",
+            "council-of-the-republic 4, house-of-representatives 7, total 11",
+        )
+    ]
+    assert r.rows("SELECT * FROM disagreements") == []
+    assert r.one("SELECT COUNT(*) FROM disagreement_log WHERE ended_at IS NOT NULL") == 1
+
+
+def test_a_page_stating_a_count_and_listing_other_names_is_a_finding(replay_factory: Any) -> None:
+    r = replay_factory(COUNTRY)
+    r.serve(COUNTRY.id, kg_country(8))  # "consists of 8 deputies", 7 names listed
+    assert r.check() == []
+    assert r.findings == [Ev("sources_disagree", "KG", "members", None, "stated: 8; listed: 7")]
+    (row,) = r.rows("SELECT attribute, kind, source_id FROM disagreements")
+    assert row == ("members", "stated_vs_listed", COUNTRY.id)
+    r.serve(COUNTRY.id, kg_country(7))
+    assert [e.kind for e in r.check()] == ["composition"]
+    assert r.findings[1:] == [Ev("sources_agree", "KG", "members", "stated: 8; listed: 7", "7")]
+
+
+# --- identity, not spelling ----------------------------------------------------------------
+
+
+@dataclass
+class _Facts:
+    """A record that states given facts (what a parser's records do)."""
+
+    items: list[Fact]
+
+    def facts(self) -> list[Fact]:
+        return self.items
+
+
+UNKNOWN_CHAMBER = "12 guardians of the Federal Assembly of the Russian Federation"
+
+
+def keyed_delegations(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real ``delegations`` parser, with identity keys on people and websites, and an
+    unknown chamber reported unreadable (what the parsers do after their parallel change)."""
+    spec = PARSERS["delegations"]
+
+    def parse(html: str, url: str, options: Mapping[str, Any]) -> ParseResult:
+        unknown = UNKNOWN_CHAMBER in html
+        html = html.replace(
+            UNKNOWN_CHAMBER, "12 members of the Federation Council of the Russian Federation"
+        )
+        result = spec.func(html, url, options)
+        facts = []
+        for f in result.facts():
+            if f.attribute in ("plenipotentiary", "head"):
+                f = dataclasses.replace(f, key=name_key(f.value))
+            elif f.attribute == "website":
+                f = dataclasses.replace(f, key=re.sub(r"^https?://", "", f.key))
+            if unknown and f.subject == "delegation:RU" and f.attribute.startswith("seats:"):
+                continue
+            facts.append(f)
+        unreadable = (
+            [Unreadable("delegation:RU", "seats:", f"unknown chamber in {UNKNOWN_CHAMBER!r}")]
+            if unknown
+            else []
+        )
+        return ParseResult(spec.name, [_Facts(facts)], result.warnings, unreadable=unreadable)
+
+    monkeypatch.setitem(PARSERS, "delegations", dataclasses.replace(spec, func=parse))
+
+
+def test_a_respelled_representative_is_no_change_a_new_one_is(
+    replay_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keyed_delegations(monkeypatch)
+    r = replay_factory(BLOCK)
+    r.serve(BLOCK.id, block_page())
+    assert r.check() == []
+    page = (
+        block_page()
+        .replace(": Viktor Kogut", ": KOGUT Viktor")
+        .replace(": Mikhail Krotov", ": Krotov Mikhail")
+    )
+    r.serve(BLOCK.id, page)
+    assert r.check() == []  # the same people, respelled
+    names = r.rows("SELECT delegation, name FROM representatives WHERE valid_to IS NULL ORDER BY 1")
+    assert ("BY", "KOGUT Viktor") in names and ("RU", "Krotov Mikhail") in names
+    r.serve(BLOCK.id, page.replace(": Krotov Mikhail", ": Sergey Example"))
+    assert r.check() == [
+        Ev("representative", "RU", "plenipotentiary", "Krotov Mikhail", "Sergey Example")
+    ]
+
+
+def test_a_website_moving_to_https_is_no_change(
+    replay_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keyed_delegations(monkeypatch)
+    r = replay_factory(BLOCK)
+    r.serve(BLOCK.id, block_page())
+    assert r.check() == []
+    r.serve(BLOCK.id, block_page().replace("http://house.gov.by/en/", "https://house.gov.by/en/"))
+    assert r.check() == []
+    shown = r.one(
+        "SELECT value FROM facts WHERE attribute = 'website' AND key = 'house.gov.by/en/' "
+        "AND ended_at IS NULL"
+    )
+    assert shown == "https://house.gov.by/en/"  # the shown URL follows the page
+    r.serve(BLOCK.id, block_page(by_site=False))
+    assert [e.kind for e in r.check()] == ["website_removed"]
+
+
+def test_an_unreadable_chamber_holds_the_facts_and_degrades_the_parse(
+    replay_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keyed_delegations(monkeypatch)
+    r = replay_factory(BLOCK)
+    r.serve(BLOCK.id, block_page())
+    assert r.check() == []
+    seats = r.rows(
+        "SELECT attribute, value FROM facts WHERE subject = 'delegation:RU' "
+        "AND attribute LIKE 'seats:%' AND ended_at IS NULL ORDER BY 1"
+    )
+    page = block_page().replace(
+        "12 members of the Federation Council of the Russian Federation", UNKNOWN_CHAMBER
+    )
+    r.serve(BLOCK.id, page)
+    summary = r.check()
+    assert summary == []  # no composition event, no new chamber
+    held = r.rows(
+        "SELECT attribute, value FROM facts WHERE subject = 'delegation:RU' "
+        "AND attribute LIKE 'seats:%' AND ended_at IS NULL ORDER BY 1"
+    )
+    assert held == seats and ("seats:federation-council", "12") in held
+    health = r.rows("SELECT health, parse_status, parse_error FROM source_health")
+    assert health[0][:2] == ("degraded", "degraded") and UNKNOWN_CHAMBER in health[0][2]
+    assert r.one("SELECT parse_status FROM fetch_log ORDER BY id DESC LIMIT 1") == "degraded"
+    status = CliRunner().invoke(cli, ["--db", str(r.settings.storage.path), "status"])
+    assert "degraded" in status.output and UNKNOWN_CHAMBER in status.output
+    # a change elsewhere on the degraded page is still a change
+    r.serve(BLOCK.id, page.replace(": Mikhail Krotov", ": Sergey Example"))
+    assert r.check() == [
+        Ev("representative", "RU", "plenipotentiary", "Mikhail Krotov", "Sergey Example")
+    ]
+    # readable again: ok, the same seats, no event
+    r.serve(BLOCK.id, block_page(ru_rep="Sergey Example"))
+    assert r.check() == []
+    assert r.one("SELECT health FROM source_health") == "ok"
