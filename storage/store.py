@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,8 @@ from pawatch.storage.facts import (
     rebuild_facts,
 )
 from pawatch.storage.schema import migrations
+from pawatch.times import format_time as format_time  # re-exported: pawatch.storage.format_time
+from pawatch.times import parse_time as parse_time  # re-exported: pawatch.storage.parse_time
 
 _COMPRESSION = "zstd"
 
@@ -42,15 +44,6 @@ def compress_body(body: bytes) -> bytes:
     if compressor is None:
         compressor = _local.compressor = zstandard.ZstdCompressor(level=3)
     return bytes(compressor.compress(body))
-
-
-def format_time(moment: datetime) -> str:
-    """ISO 8601 UTC with a ``Z``, to the second: sortable as text."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
 
 class StorageError(Exception):

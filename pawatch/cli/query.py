@@ -6,19 +6,17 @@ import csv
 import difflib
 import io
 import json
-import re
 import sys
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import click
 
+from pawatch import times
 from pawatch.cli.common import Context, fail, format_option
 from pawatch.display import event_line, printable
 from pawatch.domain import CHANGE_KINDS, HEALTH_KINDS
-from pawatch.reports import parse_since
-from pawatch.storage import format_time
 from pawatch.storage.queries import (
     delegation_ids,
     delegations_overview,
@@ -27,18 +25,18 @@ from pawatch.storage.queries import (
     memberships,
     select_events,
 )
+from pawatch.times import format_time
 
 
-def parse_moment(text: str, *, end_of_day: bool, now: datetime | None = None) -> str:
+def parse_moment(
+    text: str, *, end_of_day: bool, now: datetime | None = None, option: str = "--since"
+) -> str:
     """``7d``/``24h`` (ago), ``2026-11-27`` or an ISO 8601 time -> a stored-time string; a bare
     date means the end of that day when ``end_of_day`` (``--as-of``), else its start."""
     try:
-        moment = parse_since(text, now)
+        return format_time(times.parse_moment(text, now, end_of_day=end_of_day))
     except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
-    if end_of_day and re.fullmatch(r"\d{4}-\d{2}-\d{2}", text.strip()):
-        moment += timedelta(days=1, seconds=-1)
-    return format_time(moment)
+        raise click.BadParameter(str(exc), param_hint=option) from None
 
 
 def _echo(text: str) -> None:
@@ -111,7 +109,11 @@ def _group_by_source(facts: list[Any]) -> dict[str, dict[str, list[Any]]]:
 def history(obj: Context, delegation: str, as_of: str | None, fmt: str) -> None:
     """A delegation's composition, representative and members at a date, and its timeline."""
     delegation = delegation.upper() if len(delegation) == 2 else delegation
-    at = parse_moment(as_of, end_of_day=True) if as_of else format_time(datetime.now(UTC))
+    at = (
+        parse_moment(as_of, end_of_day=True, option="--as-of")
+        if as_of
+        else format_time(datetime.now(UTC))
+    )
     with obj.store(create=False) as store:
         known = delegation_ids(store.db)
         if delegation not in known:
