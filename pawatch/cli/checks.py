@@ -59,6 +59,13 @@ def _progress(total: int) -> Iterator[Callable[[CheckOutcome], None]]:
         yield line
 
 
+def _finite(value: float | None) -> float | None:
+    """A FloatRange lets nan through (every comparison with nan is false)."""
+    if value is not None and value != value:
+        raise click.BadParameter("expected a number of seconds, got nan")
+    return value
+
+
 @click.command()
 @click.option(
     "--source",
@@ -77,7 +84,8 @@ def _progress(total: int) -> Iterator[Callable[[CheckOutcome], None]]:
 @click.option(
     "--wait",
     "wait",
-    type=click.FloatRange(min=0),
+    type=click.FloatRange(min=0, max=86400),
+    callback=lambda _ctx, _param, value: _finite(value),
     default=None,
     metavar="SECONDS",
     help="How long to wait for the database lock held by a daemon or another run, then exit "
