@@ -17,6 +17,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from pawatch.display import printable
 from pawatch.domain import CHANGE_KINDS, HEALTH_KINDS
 from pawatch.times import parse_moment
 
@@ -34,7 +35,7 @@ _SPACE_RE = re.compile(r"\s+")
 
 def _clean(value: str | None, limit: int = 200) -> str:
     """One line, at most ``limit`` characters: safe for a subject or a list line."""
-    text = _SPACE_RE.sub(" ", value or "").strip()
+    text = _SPACE_RE.sub(" ", printable(value or "")).strip()
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -342,11 +343,11 @@ def _environment() -> jinja2.Environment:
 
 
 def render_text(report: Report) -> str:
-    return _environment().get_template("report.txt").render(r=report)
+    return printable(_environment().get_template("report.txt").render(r=report))
 
 
 def render_html(report: Report) -> str:
-    return _environment().get_template("report.html").render(r=report)
+    return printable(_environment().get_template("report.html").render(r=report))
 
 
 def render_json(report: Report) -> str:

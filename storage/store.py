@@ -20,6 +20,7 @@ from typing import Any
 import zstandard
 from sqlite_utils import Database
 
+from pawatch.display import redact_secrets, redact_url
 from pawatch.storage.facts import (
     CheckContext,
     ParseInput,
@@ -216,7 +217,7 @@ class Store:
         changed (parser, delegation, options).
         """
         stamp = format_time(now)
-        rows = list(sources)
+        rows = [replace(s, url=redact_url(s.url)) for s in sources]  # no password in the db
         with self.transaction():
             known = {
                 r[0]: (r[1], r[2])
@@ -289,6 +290,7 @@ class Store:
         ``parse`` is what the parser read from this check's body; ``None`` when the body is
         the one parsed last time (unchanged or 304) or the fetch failed.
         """
+        check = _without_passwords(check)
         with self.transaction():
             previous = self._latest_validators(check.source_id)
             outcome = self._record(check, previous)
@@ -525,6 +527,16 @@ class Store:
             sql += " WHERE detected_at >= ?"
             params.append(since)
         return [dict(row) for row in self.db.query(sql + " ORDER BY id", params)]
+
+
+def _without_passwords(check: CheckInput) -> CheckInput:
+    """The database never holds a URL's password (``http://user:***@host/`` instead)."""
+    return replace(
+        check,
+        url=redact_url(check.url),
+        final_url=check.final_url and redact_url(check.final_url),
+        error=check.error and redact_secrets(check.error),
+    )
 
 
 def _with_error(check: CheckInput, kind: str, message: str) -> CheckInput:

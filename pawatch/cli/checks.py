@@ -24,9 +24,16 @@ from pawatch.cli.common import (
     select_sources,
 )
 from pawatch.config import Settings
+from pawatch.display import one_line, printable, redact_secrets, redact_url
 from pawatch.storage import CheckOutcome, StorageError, Store
 
 log = logging.getLogger("pawatch")
+
+
+def _safe(text: object) -> str:
+    """A message that may quote a page or a URL, for one terminal line: no control characters,
+    no URL password, at most a few hundred characters."""
+    return one_line(redact_secrets(str(text)))
 
 
 def _describe(outcome: CheckOutcome) -> str:
@@ -175,9 +182,9 @@ def _summary_text(data: dict[str, Any], db_path: str) -> str:
         if data["sources"][name]:
             lines.append(f"  {name}: {', '.join(data['sources'][name])}")
     for source_id, error in sorted(data["errors"].items()):
-        lines.append(f"  failed: {source_id}: {error}")
+        lines.append(f"  failed: {source_id}: {_safe(error)}")
     for source_id, error in sorted(data["broken"].items()):
-        lines.append(f"  broken: {source_id}: {error}")
+        lines.append(f"  broken: {source_id}: {_safe(error)}")
     lines.append(f"Database: {db_path}")
     return "\n".join(lines)
 
@@ -215,7 +222,10 @@ def status(obj: Context, fmt: str, daemon_only: bool) -> None:
     if fmt == "json":
         click.echo(
             json.dumps(
-                [{**r.__dict__, "next_run": next_runs.get(r.id)} for r in rows],
+                [
+                    {**r.__dict__, "url": redact_url(r.url), "next_run": next_runs.get(r.id)}
+                    for r in rows
+                ],
                 ensure_ascii=False,
                 indent=2,
             )
@@ -246,9 +256,9 @@ def status(obj: Context, fmt: str, daemon_only: bool) -> None:
         click.echo(format_table(table))
         for r in rows:
             if r.consecutive_failures and r.last_error:
-                click.echo(f"! {r.id}: {r.last_error}")
+                click.echo(f"! {r.id}: {_safe(r.last_error)}")
             if r.parse_status == "broken":
-                click.echo(f"! {r.id}: cannot read the page: {r.parse_error}")
+                click.echo(f"! {r.id}: cannot read the page: {_safe(r.parse_error)}")
     click.echo("\n".join(_daemon_lines(beat, obj.settings.storage.path, [r.id for r in rows])))
 
 
@@ -287,7 +297,7 @@ def _daemon_lines(beat: dict[str, Any] | None, db_path: str, listed: Sequence[st
     error = beat.get("last_error")
     if isinstance(error, dict):
         source = f"{error.get('source')}: " if error.get("source") else ""
-        lines.append(f"  last error: {error.get('time')} {source}{error.get('message')}")
+        lines.append(f"  last error: {error.get('time')} {source}{_safe(error.get('message'))}")
     return lines
 
 
@@ -303,7 +313,7 @@ def sources(obj: Context, fmt: str) -> None:
                 [
                     {
                         "id": s.id,
-                        "url": s.url,
+                        "url": redact_url(s.url),
                         "parser": s.parser,
                         "delegation": s.delegation,
                         "schedule": s.schedule.text,
@@ -317,7 +327,14 @@ def sources(obj: Context, fmt: str) -> None:
         )
         return
     table = [("ID", "PARSER", "DELEG", "SCHEDULE", "ON", "URL")] + [
-        (s.id, s.parser, s.delegation or "-", s.schedule.text, "yes" if s.enabled else "no", s.url)
+        (
+            s.id,
+            s.parser,
+            s.delegation or "-",
+            s.schedule.text,
+            "yes" if s.enabled else "no",
+            printable(redact_url(s.url)),
+        )
         for s in settings.sources
     ]
     click.echo(format_table(table))

@@ -15,7 +15,7 @@ import click
 
 from pawatch import times
 from pawatch.cli.common import Context, fail, format_option
-from pawatch.display import event_line, printable
+from pawatch.display import LONG_VALUE, event_line, printable, redact_url, shorten
 from pawatch.domain import CHANGE_KINDS, HEALTH_KINDS
 from pawatch.storage.queries import (
     delegation_ids,
@@ -41,6 +41,11 @@ def parse_moment(
 
 def _echo(text: str) -> None:
     click.echo(printable(text))
+
+
+def _short(value: str | None) -> str:
+    """A scraped value for a terminal line: at most ``LONG_VALUE`` characters."""
+    return shorten(value, LONG_VALUE) if value else ""
 
 
 @click.command()
@@ -164,25 +169,26 @@ def history(obj: Context, delegation: str, as_of: str | None, fmt: str) -> None:
     if not by_source:
         _echo("  (nothing known at that time)")
     for source, attrs in sorted(by_source.items()):
-        _echo(f"\n{source}: {_one(attrs.get('delegation')) or ''}")
+        _echo(f"\n{source}: {_short(_one(attrs.get('delegation')))}")
         seats = [
             (a.split(":", 1)[1], fs[0]) for a, fs in sorted(attrs.items()) if a.startswith("seats:")
         ]
         if seats:
             _echo(
-                "  seats: " + ", ".join(f"{c} {f.value} (since {f.valid_from})" for c, f in seats)
+                "  seats: "
+                + ", ".join(f"{c} {_short(f.value)} (since {f.valid_from})" for c, f in seats)
             )
         rep = _one(attrs.get("plenipotentiary"))
         if rep:
             role = _one(attrs.get("plenipotentiary_role"))
-            _echo(f"  plenipotentiary: {rep}" + (f" ({role})" if role else ""))
+            _echo(f"  plenipotentiary: {_short(rep)}" + (f" ({_short(role)})" if role else ""))
         if attrs.get("head"):
-            _echo(f"  head of delegation: {_one(attrs.get('head'))}")
+            _echo(f"  head of delegation: {_short(_one(attrs.get('head')))}")
         for website in attrs.get("website", []):
-            _echo(f"  website: {website.value}")
+            _echo(f"  website: {_short(website.value)}")
         members = attrs.get("member", [])
         if members:
-            _echo(f"  members ({len(members)}): " + ", ".join(f.value for f in members))
+            _echo(f"  members ({len(members)}): " + ", ".join(_short(f.value) for f in members))
     _echo("\nTimeline:")
     if not timeline:
         _echo("  (no changes recorded)")
@@ -217,7 +223,9 @@ def _decoded(obj: Context, snapshot_id: int) -> tuple[Any, str]:
 def show(obj: Context, snapshot_id: int, as_text: bool) -> None:
     """Print a stored page (decoded to text) with its source, URL and times."""
     snap, text = _decoded(obj, snapshot_id)
-    click.echo(f"# snapshot {snap.id} of {snap.source_id}: {snap.url}", err=True)
+    click.echo(
+        printable(f"# snapshot {snap.id} of {snap.source_id}: {redact_url(snap.url)}"), err=True
+    )
     click.echo(f"# seen {snap.first_seen} .. {snap.last_seen}, sha256 {snap.sha256}", err=True)
     click.echo(printable(_readable(text) if as_text else text))
 
