@@ -16,13 +16,14 @@ import re
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-# A whole escape sequence, so that its payload (an OSC 52 clipboard text, an OSC 8 link
-# target) is not left behind as visible junk: string sequences (OSC/DCS/SOS/PM/APC, 7-bit
-# ESC-led or 8-bit C1-led) up to their terminator (BEL or ST) or, unterminated, to the end of
-# the line; CSI sequences; two-character ESC sequences.
+# A whole ESC-led escape sequence, so that its payload (an OSC 52 clipboard text, an OSC 8
+# link target) is not left behind as visible junk: string sequences (OSC/DCS/SOS/PM/APC) up to
+# their terminator (BEL or ST) or, unterminated, to the end of the line; CSI sequences;
+# two-character ESC sequences. 8-bit C1 controls are removed one by one (in mis-decoded text
+# they are common and not the start of anything).
 _ESCAPE_RE = re.compile(
-    r"(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c\n]*(?:\x07|\x1b\\|\x9c)?"
-    r"|(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]?"
+    r"\x1b[\]PX^_][^\x07\x1b\n]*(?:\x07|\x1b\\)?"
+    r"|\x1b\[[0-?]*[ -/]*[@-~]?"
     r"|\x1b[ -/]*[0-~]?"
 )
 # C0 controls but tab and newline, DEL, C1 controls; bidi embeddings, overrides, isolates.
