@@ -83,6 +83,10 @@ def _is_num(v: Any) -> bool:
 _str = _expect("a string", lambda v: isinstance(v, str))
 _nonempty_str = _expect("a non-empty string", lambda v: isinstance(v, str) and v.strip() != "")
 _bool = _expect("true or false", lambda v: isinstance(v, bool))
+_header_text = _expect(  # a User-Agent: sent as a header, so one line without controls
+    "a non-empty one-line string without control characters",
+    lambda v: isinstance(v, str) and v.strip() != "" and not re.search(r"[\x00-\x1f\x7f]", v),
+)
 
 
 def _whole(low: int, high: int) -> Check:
@@ -216,7 +220,7 @@ def _table(value: Any) -> dict[str, Any]:
 
 _STORAGE_KEYS: dict[str, Check] = {"path": _nonempty_str}
 _HTTP_KEYS: dict[str, Check] = {
-    "user_agent": _nonempty_str,
+    "user_agent": _header_text,
     "per_host_concurrency": _whole(1, 64),
     "per_host_delay": _non_negative,
     "global_concurrency": _whole(1, 1024),
@@ -245,7 +249,7 @@ _SOURCE_KEYS: dict[str, Check] = {
     "failing_after": _whole(1, 1000),
     "collapse_ratio": _ratio,
     "headers": _headers,
-    "user_agent": _nonempty_str,
+    "user_agent": _header_text,
     "proxy": _proxy_url,
     "ca_bundle": _nonempty_str,
     "encoding": _encoding,

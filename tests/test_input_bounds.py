@@ -70,6 +70,13 @@ BAD = [
     ("email timeout inf", EMAIL + "timeout = inf\n" + SRC, "email.timeout", "> 0"),
     ("jitter nan", "[daemon]\njitter = nan\n" + SRC, "daemon.jitter", "seconds"),
     ("lock timeout inf", "[daemon]\nlock_timeout = inf\n" + SRC, "daemon.lock_timeout", "<="),
+    (
+        "user agent newline",
+        '[http]\nuser_agent = "a\\nX-Evil: 1"\n' + SRC,
+        "http.user_agent",
+        "one-line",
+    ),
+    ("source agent NUL", source(user_agent='"a\\u0000b"'), f"{A}.user_agent", "control"),
     # encodings and regexes
     ("encoding base64", source(encoding='"base64"'), f"{A}.encoding", "text encoding"),
     ("encoding hex", source(encoding='"hex"'), f"{A}.encoding", "text encoding"),
