@@ -219,8 +219,8 @@ class Store:
         stamp = format_time(now)
         rows = [replace(s, url=redact_url(s.url)) for s in sources]  # no password in the db
         with self.transaction():
-            known = {
-                r[0]: (r[1], r[2])
+            known = {  # redacted: a row stored with a password (older pawatch) is no new URL
+                r[0]: (redact_url(r[1]), r[2])
                 for r in self.db.conn.execute("SELECT id, url, fingerprint FROM sources")
             }
             self.db.conn.executemany(

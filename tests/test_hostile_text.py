@@ -210,3 +210,20 @@ def test_redaction() -> None:
     assert redact_secrets(message) == (
         "HTTP 404 from http://u:***@h/x; proxy socks5://a:***@p:1 failed; mail x@y"
     )
+
+
+def test_a_password_stored_by_an_older_pawatch_is_scrubbed_without_a_new_baseline(
+    checked: Path,
+) -> None:
+    db = checked / "pawatch.db"
+    open_facts = "SELECT COUNT(*) FROM facts WHERE source_id = 'kg-roster' AND ended_at IS NULL"
+    with sqlite3.connect(db) as conn:
+        before = conn.execute(open_facts).fetchone()[0]
+        conn.execute("UPDATE sources SET url = replace(url, ':***@', ':secret@')")
+    assert before > 5
+    rerun = pawatch(checked, "run", "--no-deliver")
+    assert rerun.returncode == 1 and "URL changed" not in rerun.stderr, rerun.stderr
+    with sqlite3.connect(db) as conn:
+        assert conn.execute(open_facts).fetchone()[0] == before  # the same page, no new baseline
+        urls = [r[0] for r in conn.execute("SELECT url FROM sources")]
+    assert urls and all("monitor:***@" in u for u in urls)
