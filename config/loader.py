@@ -8,6 +8,7 @@ five-field cron expression, got '6 hours'``.
 from __future__ import annotations
 
 import codecs
+import math
 import os
 import re
 import tomllib
@@ -33,8 +34,11 @@ from pawatch.config.model import (
     Source,
     StorageSettings,
 )
+from pawatch.display import redact_url
+from pawatch.times import looks_like_period, parse_schedule_period
 
 ENV_CONFIG = "PAWATCH_CONFIG"
+MAX_CONFIG_BYTES = 10_000_000
 ENV_DB = "PAWATCH_DB"
 _SOURCE_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 _HEADER_NAME_RE = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
@@ -79,52 +83,70 @@ def _is_num(v: Any) -> bool:
 _str = _expect("a string", lambda v: isinstance(v, str))
 _nonempty_str = _expect("a non-empty string", lambda v: isinstance(v, str) and v.strip() != "")
 _bool = _expect("true or false", lambda v: isinstance(v, bool))
+_header_text = _expect(  # a User-Agent: sent as a header, so one line without controls
+    "a non-empty one-line string without control characters",
+    lambda v: isinstance(v, str) and v.strip() != "" and not re.search(r"[\x00-\x1f\x7f]", v),
+)
 
 
-def _positive_int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"expected a whole number >= 1, got {_show(value)}")
-    return value
+def _whole(low: int, high: int) -> Check:
+    """A whole number from ``low`` to ``high`` (README "Config ranges")."""
+
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ValueError(f"expected a whole number from {low} to {high:_}, got {_show(value)}")
+        return value
+
+    return check
 
 
-def _non_negative(value: Any) -> float:
-    if not _is_num(value) or value < 0:
-        raise ValueError(f"expected a number >= 0, got {_show(value)}")
-    return float(value)
+def _number(low: float, high: float, *, zero: bool = True) -> Check:
+    """A finite number from ``low`` (excluded unless ``zero``) to ``high``: nan and inf never
+    pass (a comparison with nan is always false, so each bound is checked as "inside")."""
+
+    def check(value: Any) -> float:
+        finite = _is_num(value) and math.isfinite(value)
+        if finite and low <= value <= high and (zero or value > low):
+            return float(value)
+        bound = f">= {low:g}" if zero else f"> {low:g}"
+        raise ValueError(f"expected a number {bound} and <= {high:g}, got {_show(value)}")
+
+    return check
 
 
-def _positive(value: Any) -> float:
-    if not _is_num(value) or value <= 0:
-        raise ValueError(f"expected a number > 0 (seconds), got {_show(value)}")
-    return float(value)
+_non_negative = _number(0, 3600)  # seconds
+_positive = _number(0, 3600, zero=False)  # seconds
+_ratio = _number(0, 1)
+
+_URL_FORBIDDEN = re.compile(r"[\x00-\x20\x7f-\x9f]")  # spaces, newlines, other controls
 
 
-def _ratio(value: Any) -> float:
-    if not _is_num(value) or not 0 <= value <= 1:
-        raise ValueError(f"expected a number from 0 to 1, got {_show(value)}")
-    return float(value)
-
-
-def _non_negative_int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"expected a whole number >= 0, got {_show(value)}")
-    return value
+def _url(value: Any, schemes: tuple[str, ...], kind: str) -> str:
+    _str(value)
+    shown = redact_url(value)
+    shown = shown if len(shown) <= 200 else shown[:197] + "..."
+    if _URL_FORBIDDEN.search(value):
+        raise ValueError(f"expected {kind} without spaces or control characters, got {shown!r}")
+    parts = urlsplit(value)
+    if parts.scheme not in schemes or not parts.hostname:
+        raise ValueError(f"expected {kind}, got {shown!r}")
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port is not None and not 1 <= port <= 65535:
+        raise ValueError(f"expected {kind} with a port from 1 to 65535, got {shown!r}")
+    return str(value)
 
 
 def _http_url(value: Any) -> str:
-    _str(value)
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"expected an http:// or https:// URL with a host, got {value!r}")
-    return str(value)
+    return _url(value, ("http", "https"), "an http:// or https:// URL with a host")
 
 
 def _proxy_url(value: Any) -> str:
-    _str(value)
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https", "socks5", "socks5h") or not parts.hostname:
-        raise ValueError(f"expected a proxy URL (http://, https://, socks5://), got {value!r}")
-    return str(value)
+    return _url(
+        value, ("http", "https", "socks5", "socks5h"), "a proxy URL (http://, https://, socks5://)"
+    )
 
 
 def _schedule(value: Any) -> Schedule:
@@ -141,9 +163,17 @@ def _schedule(value: Any) -> Schedule:
 def _encoding(value: Any) -> str:
     _str(value)
     try:
-        return codecs.lookup(value).name
+        name = codecs.lookup(value).name
     except LookupError:
         raise ValueError(f"expected a known character encoding, got {value!r}") from None
+    try:  # str.encode/bytes.decode accept only text encodings: base64, hex, rot13 ... fail
+        "".encode(name)
+        b"".decode(name)
+    except LookupError:
+        raise ValueError(
+            f"expected a text encoding like 'utf-8' or 'windows-1251', got {value!r}"
+        ) from None
+    return name
 
 
 def _headers(value: Any) -> dict[str, str]:
@@ -190,16 +220,16 @@ def _table(value: Any) -> dict[str, Any]:
 
 _STORAGE_KEYS: dict[str, Check] = {"path": _nonempty_str}
 _HTTP_KEYS: dict[str, Check] = {
-    "user_agent": _nonempty_str,
-    "per_host_concurrency": _positive_int,
+    "user_agent": _header_text,
+    "per_host_concurrency": _whole(1, 64),
     "per_host_delay": _non_negative,
-    "global_concurrency": _positive_int,
+    "global_concurrency": _whole(1, 1024),
     "timeout": _positive,
     "connect_timeout": _positive,
     "read_timeout": _positive,
-    "max_bytes": _positive_int,
-    "max_redirects": _non_negative_int,
-    "retries": _non_negative_int,
+    "max_bytes": _whole(1, 1_000_000_000),
+    "max_redirects": _whole(0, 50),
+    "retries": _whole(0, 20),
     "backoff_base": _non_negative,
     "backoff_max": _non_negative,
     "retry_after_max": _non_negative,
@@ -215,11 +245,11 @@ _SOURCE_KEYS: dict[str, Check] = {
     "schedule": _schedule,
     "delegation": _delegation,
     "enabled": _bool,
-    "confirm": _positive_int,
-    "failing_after": _positive_int,
+    "confirm": _whole(1, 100),
+    "failing_after": _whole(1, 1000),
     "collapse_ratio": _ratio,
     "headers": _headers,
-    "user_agent": _nonempty_str,
+    "user_agent": _header_text,
     "proxy": _proxy_url,
     "ca_bundle": _nonempty_str,
     "encoding": _encoding,
@@ -299,17 +329,19 @@ def _env_name(value: Any) -> str:
 
 
 def _period(value: Any) -> timedelta | None:
-    """An interval like '1d' or '12h'; 'off' for none."""
+    """An interval like '1d' or '12h' (as a schedule's, pawatch.times); 'off' for none."""
     if value == "off":
         return None
     if isinstance(value, str):
         try:
-            interval = Schedule.parse(value).interval
-        except ValueError:
-            interval = None
-        if interval is not None:
-            return interval
-    raise ValueError(f"expected an interval like '6h', '1d', '1w' or 'off', got {_show(value)}")
+            return parse_schedule_period(value)
+        except ValueError as exc:
+            reason = f" ({exc})" if looks_like_period(value) else ""
+    else:
+        reason = ""
+    raise ValueError(
+        f"expected an interval like '6h', '1d', '1w' or 'off', got {_show(value)}{reason}"
+    )
 
 
 def _one_line(value: Any) -> str:
@@ -441,6 +473,12 @@ def _check_options(
             raise ConfigError(
                 file, f"{where}.options.{key}", f"expected {names}, got {_show(value)}"
             )
+        check = spec[key].check
+        if check is not None:
+            try:
+                check(value)
+            except ValueError as exc:
+                raise ConfigError(file, f"{where}.options.{key}", str(exc)) from None
     for key, opt in spec.items():
         if opt.required and key not in options:
             raise ConfigError(
@@ -518,9 +556,16 @@ assert set(DAEMON_KEYS) == {f.name for f in fields(DaemonSettings)}
 def _read_toml(path: Path, label: str) -> dict[str, Any]:
     try:
         with path.open("rb") as fh:
-            return tomllib.load(fh)
+            raw = fh.read(MAX_CONFIG_BYTES + 1)  # bounded: --config /dev/zero must not hang
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise ConfigError(label, "", f"larger than {MAX_CONFIG_BYTES:_} bytes: not a config")
+        return tomllib.loads(raw.decode("utf-8"))
     except FileNotFoundError:
         raise ConfigError(label, "", "file not found") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            label, "", f"not UTF-8 text (byte {exc.start}): a config file is UTF-8 TOML"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(label, "", f"not valid TOML: {exc}") from None
     except OSError as exc:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
+
+from pawatch.times import SCHEDULE_MAX, looks_like_period, parse_schedule_period
 
 
 @dataclass(frozen=True)
@@ -16,10 +19,25 @@ class OptionSpec:
     type: type | tuple[type, ...]
     help: str
     required: bool = False
+    # Called with the value at load (after the type check); raises ValueError("expected ...")
+    # for a value of the right type that cannot work (a regex that does not compile).
+    check: Callable[[Any], object] | None = None
 
 
-_INTERVAL_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+@cache  # about 10 ms a line; a config names few distinct ones
+def _fires_every_year(cron: str) -> bool:
+    """True when, from the start of every month of a 28-year cycle (leap years and weekdays
+    repeat), the next fire time is at most ``SCHEDULE_MAX`` away."""
+    from apscheduler.triggers.cron import CronTrigger
+
+    trigger = CronTrigger.from_crontab(cron, timezone="UTC")
+    for year in range(2027, 2055):
+        for month in range(1, 13):
+            start = datetime(year, month, 1, tzinfo=UTC)
+            fire = trigger.get_next_fire_time(None, start)
+            if fire is None or fire - start > SCHEDULE_MAX:
+                return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -32,13 +50,11 @@ class Schedule:
 
     @classmethod
     def parse(cls, text: str) -> Schedule:
-        """Parse ``30m``/``6h``/``1d`` or a five-field crontab line; raise ValueError if neither."""
-        match = _INTERVAL_RE.match(text)
-        if match:
-            seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-            if seconds <= 0:
-                raise ValueError(f"interval must be positive, got {text!r}")
-            return cls(text=text.strip(), interval=timedelta(seconds=seconds))
+        """Parse ``30m``/``6h``/``1d`` (from ``SCHEDULE_MIN`` to ``SCHEDULE_MAX``, see
+        pawatch.times) or a five-field crontab line that fires within a year; raise ValueError
+        with one line otherwise."""
+        if looks_like_period(text):
+            return cls(text=text.strip(), interval=parse_schedule_period(text))
         fields = text.split()
         if len(fields) != 5:
             raise ValueError(
@@ -51,6 +67,11 @@ class Schedule:
             CronTrigger.from_crontab(text, timezone="UTC")
         except ValueError as exc:
             raise ValueError(f"bad cron expression {text!r}: {exc}") from None
+        if not _fires_every_year(" ".join(fields)):
+            raise ValueError(
+                f"cron expression {text!r} does not fire at least once a year "
+                "(a date that never comes, like '0 0 31 2 *', or a rare one, like 29 February)"
+            )
         return cls(text=" ".join(fields), cron=" ".join(fields))
 
     def trigger(self, timezone: str = "UTC") -> Any:

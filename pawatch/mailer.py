@@ -27,8 +27,10 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
 
 from pawatch.config.model import EmailSettings
+from pawatch.display import one_line, printable
 
 log = logging.getLogger("pawatch.mail")
+SUBJECT_LIMIT = 400  # characters: a 100 KB scraped name never makes a 100 KB header
 
 
 class MailError(Exception):
@@ -135,7 +137,7 @@ def build_message(
     """A multipart/alternative message (text, then HTML); non-ASCII headers RFC 2047-encoded,
     bodies quoted-printable, so it is 7-bit clean for any server."""
     msg = EmailMessage(policy=email.policy.SMTP)
-    msg["Subject"] = " ".join(subject.split())
+    msg["Subject"] = one_line(subject, SUBJECT_LIMIT)  # no controls, no 100 KB header
     msg["From"] = settings.sender
     msg["To"] = ", ".join(to)
     msg["Date"] = format_datetime((date or datetime.now(UTC)).astimezone(UTC), usegmt=True)
@@ -143,9 +145,9 @@ def build_message(
     msg["Auto-Submitted"] = "auto-generated"
     for name, value in (headers or {}).items():
         msg[name] = value
-    msg.set_content(text, cte="quoted-printable")
+    msg.set_content(printable(text), cte="quoted-printable")
     if html is not None:
-        msg.add_alternative(html, subtype="html", cte="quoted-printable")
+        msg.add_alternative(printable(html), subtype="html", cte="quoted-printable")
     return msg
 
 

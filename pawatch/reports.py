@@ -12,12 +12,14 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from pawatch.display import printable
 from pawatch.domain import CHANGE_KINDS, HEALTH_KINDS
+from pawatch.times import parse_moment
 
 if TYPE_CHECKING:
     import jinja2
@@ -29,13 +31,11 @@ KIND_ORDER = tuple(kind for kind in CHANGE_KINDS if kind != "news")
 SUBJECT_MAX = 140  # characters before the subject's list of changes is cut with "..."
 
 _SPACE_RE = re.compile(r"\s+")
-_INTERVAL_RE = re.compile(r"^\s*(\d+)\s*(m|h|d|w)\s*$")
-_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
 def _clean(value: str | None, limit: int = 200) -> str:
     """One line, at most ``limit`` characters: safe for a subject or a list line."""
-    text = _SPACE_RE.sub(" ", value or "").strip()
+    text = _SPACE_RE.sub(" ", printable(value or "")).strip()
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -343,11 +343,11 @@ def _environment() -> jinja2.Environment:
 
 
 def render_text(report: Report) -> str:
-    return _environment().get_template("report.txt").render(r=report)
+    return printable(_environment().get_template("report.txt").render(r=report))
 
 
 def render_html(report: Report) -> str:
-    return _environment().get_template("report.html").render(r=report)
+    return printable(_environment().get_template("report.html").render(r=report))
 
 
 def render_json(report: Report) -> str:
@@ -359,14 +359,4 @@ RENDERERS = {"text": render_text, "html": render_html, "json": render_json}
 
 def parse_since(text: str, now: datetime | None = None) -> datetime:
     """'7d', '12h', '30m', '2w' back from now, or a date/time '2026-11-01[T10:00[Z]]' (UTC)."""
-    now = now or datetime.now(UTC)
-    match = _INTERVAL_RE.match(text)
-    if match:
-        return now - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise ValueError(
-            f"expected a period like '7d', '12h' or a date like '2026-11-01', got {text!r}"
-        ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return parse_moment(text, now)

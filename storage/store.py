@@ -14,13 +14,14 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
 import zstandard
 from sqlite_utils import Database
 
+from pawatch.display import redact_secrets, redact_url
 from pawatch.domain import HEALTH_KINDS, Fact
 from pawatch.storage import queries
 from pawatch.storage.changes import Identity
@@ -44,6 +45,8 @@ from pawatch.storage.facts import (
 from pawatch.storage.outbox import Outbox
 from pawatch.storage.queries import agreed_value, competing_text, disagreements_now
 from pawatch.storage.schema import known_names, migrations
+from pawatch.times import format_time as format_time  # re-exported: pawatch.storage.format_time
+from pawatch.times import parse_time as parse_time  # re-exported: pawatch.storage.parse_time
 
 _COMPRESSION = "zstd"
 _KNOWN: list[str] | None = None  # the migration names this version knows
@@ -58,15 +61,6 @@ def compress_body(body: bytes) -> bytes:
     if compressor is None:
         compressor = _local.compressor = zstandard.ZstdCompressor(level=3)
     return bytes(compressor.compress(body))
-
-
-def format_time(moment: datetime) -> str:
-    """ISO 8601 UTC with a ``Z``, to the second: sortable as text."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
 
 class StorageError(Exception):
@@ -314,10 +308,10 @@ class Store:
         changed (parser, delegation, options).
         """
         stamp = format_time(now)
-        rows = list(sources)
+        rows = [replace(s, url=redact_url(s.url)) for s in sources]  # no password in the db
         with self.transaction():
-            known = {
-                r[0]: (r[1], r[2])
+            known = {  # redacted: a row stored with a password (older pawatch) is no new URL
+                r[0]: (redact_url(r[1]), r[2])
                 for r in self.db.conn.execute("SELECT id, url, fingerprint FROM sources")
             }
             self.db.conn.executemany(
@@ -387,6 +381,7 @@ class Store:
         ``parse`` is what the parser read from this check's body; ``None`` when the body is
         the one parsed last time (unchanged or 304) or the fetch failed.
         """
+        check = _without_passwords(check)
         with self.transaction():
             previous = self._latest_validators(check.source_id)
             outcome = self._record(check, previous)
@@ -1034,6 +1029,16 @@ def _sort_key(key: tuple[str, str, str | None]) -> tuple[str, str, str]:
 def _competing_json(competing: Sequence[tuple[str, str]]) -> str:
     return json.dumps(
         [{"source": s, "value": v} for s, v in competing], ensure_ascii=False, sort_keys=True
+    )
+
+
+def _without_passwords(check: CheckInput) -> CheckInput:
+    """The database never holds a URL's password (``http://user:***@host/`` instead)."""
+    return replace(
+        check,
+        url=redact_url(check.url),
+        final_url=check.final_url and redact_url(check.final_url),
+        error=check.error and redact_secrets(check.error),
     )
 
 

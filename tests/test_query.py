@@ -276,4 +276,5 @@ def test_reparse_rebuilds_the_same_facts_without_events(
 def test_scraped_control_characters_never_reach_the_terminal() -> None:
     from pawatch.display import printable
 
-    assert printable("Kogut\x1b[2J\x07 Viktor\tline\nnext\x9b") == "Kogut[2J Viktor\tline\nnext"
+    # the whole escape sequence goes (not only its ESC), so no "[2J" junk is left behind
+    assert printable("Kogut\x1b[2J\x07 Viktor\tline\nnext\x9b") == "Kogut Viktor\tline\nnext"

@@ -14,11 +14,13 @@ import click
 
 from pawatch.cli import checks, daemon, delivery, query
 from pawatch.cli.common import Context
+from pawatch.display import SafeLogFilter
 
 
 def _setup_logging(verbosity: int) -> None:
     level = {-1: logging.WARNING, 0: logging.INFO}.get(verbosity, logging.DEBUG)
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(SafeLogFilter())  # no URL password, no control characters in logs
     handler.setFormatter(
         logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S")
     )

@@ -24,9 +24,16 @@ from pawatch.cli.common import (
     select_sources,
 )
 from pawatch.config import Settings
+from pawatch.display import one_line, printable, redact_secrets, redact_url
 from pawatch.storage import CheckOutcome, StorageError, Store
 
 log = logging.getLogger("pawatch")
+
+
+def _safe(text: object) -> str:
+    """A message that may quote a page or a URL, for one terminal line: no control characters,
+    no URL password, at most a few hundred characters."""
+    return one_line(redact_secrets(str(text)))
 
 
 def _describe(outcome: CheckOutcome) -> str:
@@ -61,6 +68,13 @@ def _progress(total: int) -> Iterator[Callable[[CheckOutcome], None]]:
         yield line
 
 
+def _finite(value: float | None) -> float | None:
+    """A FloatRange lets nan through (every comparison with nan is false)."""
+    if value is not None and value != value:
+        raise click.BadParameter("expected a number of seconds, got nan")
+    return value
+
+
 @click.command()
 @click.option(
     "--source",
@@ -79,7 +93,8 @@ def _progress(total: int) -> Iterator[Callable[[CheckOutcome], None]]:
 @click.option(
     "--wait",
     "wait",
-    type=click.FloatRange(min=0),
+    type=click.FloatRange(min=0, max=86400),
+    callback=lambda _ctx, _param, value: _finite(value),
     default=None,
     metavar="SECONDS",
     help="How long to wait for the database lock held by a daemon or another run, then exit "
@@ -169,11 +184,11 @@ def _summary_text(data: dict[str, Any], db_path: str) -> str:
         if data["sources"][name]:
             lines.append(f"  {name}: {', '.join(data['sources'][name])}")
     for source_id, error in sorted(data["errors"].items()):
-        lines.append(f"  failed: {source_id}: {error}")
+        lines.append(f"  failed: {source_id}: {_safe(error)}")
     for source_id, error in sorted(data["broken"].items()):
-        lines.append(f"  broken: {source_id}: {error}")
+        lines.append(f"  broken: {source_id}: {_safe(error)}")
     for source_id, error in sorted(data.get("degraded", {}).items()):
-        lines.append(f"  degraded: {source_id}: {error}")
+        lines.append(f"  degraded: {source_id}: {_safe(error)}")
     lines.append(f"Database: {db_path}")
     return "\n".join(lines)
 
@@ -213,7 +228,10 @@ def status(obj: Context, fmt: str, daemon_only: bool) -> None:
     if fmt == "json":
         click.echo(
             json.dumps(
-                [{**r.__dict__, "next_run": next_runs.get(r.id)} for r in rows],
+                [
+                    {**r.__dict__, "url": redact_url(r.url), "next_run": next_runs.get(r.id)}
+                    for r in rows
+                ],
                 ensure_ascii=False,
                 indent=2,
             )
@@ -244,15 +262,17 @@ def status(obj: Context, fmt: str, daemon_only: bool) -> None:
         click.echo(format_table(table))
         for r in rows:
             if r.consecutive_failures and r.last_error:
-                click.echo(f"! {r.id}: {r.last_error}")
+                click.echo(f"! {r.id}: {_safe(r.last_error)}")
             if r.parse_status == "broken":
-                click.echo(f"! {r.id}: cannot read the page: {r.parse_error}")
+                click.echo(f"! {r.id}: cannot read the page: {_safe(r.parse_error)}")
             if r.parse_status == "degraded":
-                click.echo(f"! {r.id}: part of the page unreadable (facts held): {r.parse_error}")
+                click.echo(
+                    f"! {r.id}: part of the page unreadable (facts held): {_safe(r.parse_error)}"
+                )
     if undelivered is not None and undelivered.count:
         click.echo(
             f"! delivery: {undelivered.count} outbox row(s) FAILED and will not be sent again "
-            f"(last at {undelivered.last_at}): {undelivered.last_error}"
+            f"(last at {undelivered.last_at}): {_safe(undelivered.last_error)}"
         )
     click.echo("\n".join(_daemon_lines(beat, obj.settings.storage.path, [r.id for r in rows])))
 
@@ -292,7 +312,7 @@ def _daemon_lines(beat: dict[str, Any] | None, db_path: str, listed: Sequence[st
     error = beat.get("last_error")
     if isinstance(error, dict):
         source = f"{error.get('source')}: " if error.get("source") else ""
-        lines.append(f"  last error: {error.get('time')} {source}{error.get('message')}")
+        lines.append(f"  last error: {error.get('time')} {source}{_safe(error.get('message'))}")
     return lines
 
 
@@ -308,7 +328,7 @@ def sources(obj: Context, fmt: str) -> None:
                 [
                     {
                         "id": s.id,
-                        "url": s.url,
+                        "url": redact_url(s.url),
                         "parser": s.parser,
                         "delegation": s.delegation,
                         "schedule": s.schedule.text,
@@ -322,7 +342,14 @@ def sources(obj: Context, fmt: str) -> None:
         )
         return
     table = [("ID", "PARSER", "DELEG", "SCHEDULE", "ON", "URL")] + [
-        (s.id, s.parser, s.delegation or "-", s.schedule.text, "yes" if s.enabled else "no", s.url)
+        (
+            s.id,
+            s.parser,
+            s.delegation or "-",
+            s.schedule.text,
+            "yes" if s.enabled else "no",
+            printable(redact_url(s.url)),
+        )
         for s in settings.sources
     ]
     click.echo(format_table(table))

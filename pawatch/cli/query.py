@@ -6,36 +6,39 @@ import csv
 import difflib
 import io
 import json
-import re
 import sys
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import click
 
+from pawatch import times
 from pawatch.cli.common import Context, fail, format_option
-from pawatch.display import event_line, printable
+from pawatch.display import LONG_VALUE, event_line, printable, redact_url, shorten
 from pawatch.domain import CHANGE_KINDS, HEALTH_KINDS
-from pawatch.reports import parse_since
-from pawatch.storage import format_time
 from pawatch.storage.queries import DelegationChange, event_json
+from pawatch.times import format_time
 
 
-def parse_moment(text: str, *, end_of_day: bool, now: datetime | None = None) -> str:
+def parse_moment(
+    text: str, *, end_of_day: bool, now: datetime | None = None, option: str = "--since"
+) -> str:
     """``7d``/``24h`` (ago), ``2026-11-27`` or an ISO 8601 time -> a stored-time string; a bare
     date means the end of that day when ``end_of_day`` (``--as-of``), else its start."""
     try:
-        moment = parse_since(text, now)
+        return format_time(times.parse_moment(text, now, end_of_day=end_of_day))
     except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
-    if end_of_day and re.fullmatch(r"\d{4}-\d{2}-\d{2}", text.strip()):
-        moment += timedelta(days=1, seconds=-1)
-    return format_time(moment)
+        raise click.BadParameter(str(exc), param_hint=option) from None
 
 
 def _echo(text: str) -> None:
     click.echo(printable(text))
+
+
+def _short(value: str | None) -> str:
+    """A scraped value for a terminal line: at most ``LONG_VALUE`` characters."""
+    return shorten(value, LONG_VALUE) if value else ""
 
 
 @click.command()
@@ -134,7 +137,11 @@ def _group_by_source(facts: list[Any]) -> dict[str, dict[str, list[Any]]]:
 def history(obj: Context, delegation: str, as_of: str | None, fmt: str) -> None:
     """A delegation's composition, representative and members at a date, and its timeline."""
     delegation = delegation.upper() if len(delegation) == 2 else delegation
-    at = parse_moment(as_of, end_of_day=True) if as_of else format_time(datetime.now(UTC))
+    at = (
+        parse_moment(as_of, end_of_day=True, option="--as-of")
+        if as_of
+        else format_time(datetime.now(UTC))
+    )
     with obj.store(create=False) as store:
         known = store.delegation_ids()
         if delegation not in known:
@@ -213,25 +220,26 @@ def history(obj: Context, delegation: str, as_of: str | None, fmt: str) -> None:
     if not by_source:
         _echo("  (nothing known at that time)")
     for source, attrs in sorted(by_source.items()):
-        _echo(f"\n{source}: {_one(attrs.get('delegation')) or ''}")
+        _echo(f"\n{source}: {_short(_one(attrs.get('delegation')))}")
         seats = [
             (a.split(":", 1)[1], fs[0]) for a, fs in sorted(attrs.items()) if a.startswith("seats:")
         ]
         if seats:
             _echo(
-                "  seats: " + ", ".join(f"{c} {f.value} (since {f.valid_from})" for c, f in seats)
+                "  seats: "
+                + ", ".join(f"{c} {_short(f.value)} (since {f.valid_from})" for c, f in seats)
             )
         rep = _one(attrs.get("plenipotentiary"))
         if rep:
             role = _one(attrs.get("plenipotentiary_role"))
-            _echo(f"  plenipotentiary: {rep}" + (f" ({role})" if role else ""))
+            _echo(f"  plenipotentiary: {_short(rep)}" + (f" ({_short(role)})" if role else ""))
         if attrs.get("head"):
-            _echo(f"  head of delegation: {_one(attrs.get('head'))}")
+            _echo(f"  head of delegation: {_short(_one(attrs.get('head')))}")
         for website in attrs.get("website", []):
-            _echo(f"  website: {website.value}")
+            _echo(f"  website: {_short(website.value)}")
         members = attrs.get("member", [])
         if members:
-            _echo(f"  members ({len(members)}): " + ", ".join(f.value for f in members))
+            _echo(f"  members ({len(members)}): " + ", ".join(_short(f.value) for f in members))
     _echo("\nTimeline:")
     if not timeline:
         _echo("  (no changes recorded)")
@@ -266,7 +274,9 @@ def _decoded(obj: Context, snapshot_id: int) -> tuple[Any, str]:
 def show(obj: Context, snapshot_id: int, as_text: bool) -> None:
     """Print a stored page (decoded to text) with its source, URL and times."""
     snap, text = _decoded(obj, snapshot_id)
-    click.echo(f"# snapshot {snap.id} of {snap.source_id}: {snap.url}", err=True)
+    click.echo(
+        printable(f"# snapshot {snap.id} of {snap.source_id}: {redact_url(snap.url)}"), err=True
+    )
     click.echo(f"# seen {snap.first_seen} .. {snap.last_seen}, sha256 {snap.sha256}", err=True)
     click.echo(printable(_readable(text) if as_text else text))
 

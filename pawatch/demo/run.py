@@ -25,7 +25,7 @@ from pawatch.config.model import EmailSettings
 from pawatch.delivery import deliver_pending
 from pawatch.demo.localserver import LocalServer, Route
 from pawatch.demo.smtpcapture import save_eml, smtp_capture
-from pawatch.display import event_line
+from pawatch.display import event_line, printable
 from pawatch.pipeline import RunSummary, run_once
 from pawatch.settings import settings_from_text
 from pawatch.storage import Store
@@ -127,7 +127,7 @@ def _show(summary: RunSummary, store: Store) -> None:
         f"{counts['unchanged'] + counts['not_modified']} unchanged, {counts['failed']} failed"
     )
     for source_id, error in sorted(data["errors"].items()):
-        click.echo(f"  failed: {source_id}: {error}")
+        click.echo(printable(f"  failed: {source_id}: {error}"))
 
 
 def deliver_to_local_smtp(settings: Settings, store: Store, eml_path: Path) -> Path | None:
@@ -149,7 +149,7 @@ def deliver_to_local_smtp(settings: Settings, store: Store, eml_path: Path) -> P
         click.echo("  no message was received", err=True)
         return None
     message = received[0].message()
-    click.echo(f"  received: {message['Subject']}")
+    click.echo(printable(f"  received: {message['Subject']}"))
     return save_eml(received[0], eml_path)
 
 
@@ -194,7 +194,7 @@ def run_demo(out_dir: str) -> int:
             events = store.events()
             click.echo(f"\nWhat changed between the two versions ({len(events)} event(s)):")
             for event in events:
-                click.echo("  " + event_line(event))
+                click.echo(printable("  " + event_line(event)))
             eml = deliver_to_local_smtp(settings, store, out / "report.eml")
             exit_code = max(exit_code, 0 if eml else 1)
     pawatch, sqlite_utils = command_path("pawatch"), command_path("sqlite-utils")

@@ -33,6 +33,17 @@ def _compile(patterns: list[str]) -> list[re.Pattern[str]]:
     return compiled
 
 
+def _check_ignore(value: Any) -> None:
+    """At config load: every ``ignore`` pattern is a string that compiles."""
+    for pattern in [value] if isinstance(value, str) else value:
+        if not isinstance(pattern, str):
+            raise ValueError(f"expected regexes as strings, got {pattern!r}")
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"expected regexes that compile, {pattern!r}: {exc}") from None
+
+
 def parse_page(html: str, url: str, options: Mapping[str, Any]) -> ParseResult:
     selector = option_str(options, "select", "body") or "body"
     ignore = _compile(option_list(options, "ignore"))
@@ -62,7 +73,9 @@ SPEC = ParserSpec.declare(
     description="The readable text of the page or of a CSS selection, normalised.",
     options={
         "select": OptionSpec(str, "CSS selector of the part to read (default: body)"),
-        "ignore": OptionSpec((str, list), "regexes removed from the text (volatile parts)"),
+        "ignore": OptionSpec(
+            (str, list), "regexes removed from the text (volatile parts)", check=_check_ignore
+        ),
         "strip": OptionSpec((str, list), "CSS selectors of elements removed first"),
     },
 )
