@@ -33,7 +33,7 @@ from pawatch.scraper.parsers.composition import (
     read_scope,
     split_pieces,
 )
-from pawatch.scraper.parsers.delegations import page_links
+from pawatch.scraper.parsers.delegations import page_links, unreadable_seats
 from pawatch.scraper.parsers.names import clean_name, looks_like_name, name_key
 from pawatch.scraper.parsers.records import DelegationRecord
 from pawatch.scraper.parsers.text import (
@@ -45,7 +45,7 @@ from pawatch.scraper.parsers.text import (
 )
 
 NAME = "delegation-page"
-_SENTENCE_WORDS = ("Delegation", "Делегация")
+_SENTENCE_WORDS = ("Delegation", "Делегация", "составе делегации")
 
 _MEMBERS_LABEL_RE = re.compile(
     r"^(?:(?:The\s+)?(?:members|composition)\s+of\s+the\s+delegation|Delegation\s+members|"
@@ -224,6 +224,7 @@ def parse_delegation_page(html: str, url: str, options: Mapping[str, Any]) -> Pa
             f"{len(record.members)} member names"
         )
     result.records = [record]
+    result.unreadable = unreadable_seats(NAME, result.records)
     return result
 
 
@@ -259,7 +260,7 @@ def _unique_members(names: list[str], warnings: list[str]) -> list[str]:
 SPEC = ParserSpec.declare(
     parse_delegation_page,
     NAME,
-    version=2,
+    version=3,
     description="A national delegation's page on the Assembly site: composition, members, "
     "plenipotentiary, websites, head of delegation.",
     options={

@@ -189,7 +189,7 @@ def parse_roster(html: str, url: str, options: Mapping[str, Any]) -> ParseResult
 SPEC = ParserSpec.declare(
     parse_roster,
     NAME,
-    version=1,
+    version=2,
     description="Members of a national parliament or delegation, by CSS selectors or from a "
     "JSON API.",
     options={
