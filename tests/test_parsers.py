@@ -14,6 +14,7 @@ import pytest
 from pawatch.scraper.parsers import PARSERS, ParseError, ParseResult, get_parser
 from pawatch.scraper.parsers.dates import parse_date
 from pawatch.scraper.parsers.numbers import parse_count
+from pawatch.scraper.parsers.records import website_key
 from pawatch.scraper.parsers.text import normalize_url, visible_lines
 
 FIXTURES = Path(__file__).parent / "fixtures" / "parsers"
@@ -323,6 +324,66 @@ def test_select_option_that_matches_nothing_is_a_parse_error() -> None:
         )  # fmt: skip
 
 
+def _fixture_facts(name: str) -> dict[tuple[str, str, str], str]:
+    parser, _, case = name.partition("/")
+    html = (FIXTURES / parser / f"{case}.html").read_text(encoding="utf-8")
+    return _facts(get_parser(parser).func(html, "https://pacsto.org/", {"delegation": None}))
+
+
+def test_wording_and_spelling_switch_changes_no_identity() -> None:
+    """The Assembly's 2026 wording (senators, other verbs, names surname first in capitals,
+    https and www) states the same facts by identity as the old one: only shown values
+    differ, and the seats are equal."""
+    old = _fixture_facts("delegations/en_sidebar_divs")
+    new = _fixture_facts("delegations/en_sidebar_senators")
+    assert old.keys() == new.keys()
+    changed = {fid for fid in old if old[fid] != new[fid]}
+    assert {attribute for _, attribute, _ in changed} == {"plenipotentiary", "website"}
+    assert new[("delegation:RU", "seats:federation-council", "")] == "12"
+    assert new[("delegation:BY", "plenipotentiary", "kogut viktor")] == "KOGUT Viktor"
+
+
+def test_english_and_russian_blocks_name_the_same_people_and_chambers() -> None:
+    en = _fixture_facts("delegations/en_sidebar_senators")
+    ru = _fixture_facts("delegations/ru_sidebar_senators")
+    people = {(s, k) for (s, a, k) in en if a == "plenipotentiary"}
+    assert len(people) == 4
+    assert people <= {(s, k) for (s, a, k) in ru if a == "plenipotentiary"}
+    seats = {fid: value for fid, value in en.items() if fid[1].startswith("seats:")}
+    assert seats == {fid: value for fid, value in ru.items() if fid[1].startswith("seats:")}
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://kenesh.kg/", "https://kenesh.kg", "https://www.kenesh.kg/", "HTTP://WWW.Kenesh.KG",
+     "www.kenesh.kg/", "kenesh.kg", "https://kenesh.kg:443/#top"],
+)  # fmt: skip
+def test_website_key_ignores_scheme_www_and_trailing_slash(url: str) -> None:
+    assert website_key(url) == "kenesh.kg"
+
+
+def test_website_key_keeps_what_tells_sites_apart() -> None:
+    urls = ["http://house.gov.by/en/", "http://house.gov.by/ru/", "https://sovrep.gov.by/",
+            "https://kenesh.kg/?lang=ru"]  # fmt: skip
+    keys = {website_key(u) for u in urls}
+    assert keys == {"house.gov.by/en", "house.gov.by/ru", "sovrep.gov.by", "kenesh.kg/?lang=ru"}
+
+
+def test_website_line_records_its_chamber() -> None:
+    result = _delegations(
+        "<div><p>Delegation of the Parliament of the Republic of Kazakhstan to the CSTO PA "
+        "consists of 8 deputies from the Mazhilis and 8 senators.</p><p>Website of the Senate "
+        "of the Parliament of the Republic of Kazakhstan: <a href='http://www.senate.parlam.kz/'>"
+        "senate.parlam.kz</a></p><p>Website of the Parliament of the Republic of Kazakhstan: "
+        "<a href='https://parlam.kz'>parlam.kz</a></p></div>"
+    )
+    facts = _facts(result)
+    assert facts[("delegation:KZ", "website", "senate.parlam.kz")] == "http://www.senate.parlam.kz/"
+    assert facts[("delegation:KZ", "website_chamber", "senate.parlam.kz")] == "senate"
+    assert ("delegation:KZ", "website", "parlam.kz") in facts  # the parliament's: no chamber
+    assert ("delegation:KZ", "website_chamber", "parlam.kz") not in facts
+
+
 # --- delegation-page ---------------------------------------------------------------------
 
 
@@ -360,6 +421,30 @@ def test_delegation_page_delegation_option(delegation: str | None) -> None:
     result = get_parser("delegation-page").func(html, "https://pacsto.org/", options)
     assert [r.delegation_id for r in result.records] == ["TJ"]
     assert len(result.records[0].members) == 12
+
+
+@pytest.mark.parametrize(
+    ("line", "name", "role"),
+    [
+        ("Кошанов Ерлан Жаканович - член Совета Парламентской Ассамблеи ОДКБ",
+         "Кошанов Ерлан Жаканович", "член Совета Парламентской Ассамблеи ОДКБ"),
+        ("Viktor Kogut — Chairman of the Standing Commission", "Viktor Kogut",
+         "Chairman of the Standing Commission"),
+        ("Алишев Шабданбек (заместитель Торага)", "Алишев Шабданбек", "заместитель Торага"),
+        ("Алишев Шабданбек, член Совета ПА ОДКБ, председатель комитета", "Алишев Шабданбек",
+         "член Совета ПА ОДКБ, председатель комитета"),
+    ],
+)  # fmt: skip
+def test_delegation_page_member_with_a_role_is_a_member(line: str, name: str, role: str) -> None:
+    html = (
+        "<main><p>Delegation of the Supreme Council of the Kyrgyz Republic to the CSTO PA "
+        f"consists of 2 deputies.</p><p>{line}</p><p>Imanaliev Erkin</p></main>"
+    )
+    result = get_parser("delegation-page").func(html, "https://pacsto.org/", {"delegation": "KG"})
+    record = result.records[0]
+    assert record.members == [name, "Imanaliev Erkin"]
+    assert record.member_roles == {name: role}
+    assert result.warnings == []
 
 
 def test_delegation_page_members_selector() -> None:
