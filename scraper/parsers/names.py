@@ -36,7 +36,6 @@ _SKELETON_STEPS = (
     ("tz", "ts"),  # ц: ts, tz
     ("c", "k"),  # Victor, Viktor
     ("q", "k"),  # қ: q, k
-    ("w", "v"),
     ("x", "ks"),  # Alexey, Aleksey
     ("y", "i"),  # й, ы, the y of я/ю/е/ё: y, i (Aygul, Aigul; -iy, -ii, -y endings)
     ("ie", "e"),  # е: ye, ie, e (Yerlan, Erlan; Sergeyev, Sergeev)
