@@ -161,6 +161,12 @@ def _facts(result: ParseResult) -> dict[tuple[str, str, str], str]:
             "Делегация Жогорку Кенеша Кыргызской Республики в ПА ОДКБ насчитывает 7 депутатов.",
             {"supreme-council": "7", "total": "7"},
         ),
+        # a verb in a later sentence is not this sentence's verb
+        (
+            "Delegation of the Supreme Council of the Kyrgyz Republic to the CSTO PA – 7 "
+            "deputies. The Council includes 3 members of the Senate.",
+            {"supreme-council": "7", "total": "7"},
+        ),
         (
             "В составе делегации Федерального Собрания Российской Федерации в ПА ОДКБ — 10 "
             "депутатов Государственной Думы и 12 сенаторов Российской Федерации.",

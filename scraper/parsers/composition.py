@@ -259,10 +259,10 @@ def _split_head(text: str) -> tuple[int, int, int]:
     else after "to the CSTO PA"/"в ПА ОДКБ" (then the words up to the counts are the verb).
     Returns (verb start, verb end, end of the text searched for "Delegation of");
     CompositionError when neither is found."""
-    verb = _VERB_RE.search(text)
+    first = _SENTENCE_END_RE.split(text, maxsplit=1)[0]
+    verb = _VERB_RE.search(first)
     if verb is not None:
         return verb.start(), verb.end(), verb.start()
-    first = _SENTENCE_END_RE.split(text, maxsplit=1)[0]
     assembly = _ASSEMBLY_PHRASE_RE.search(first)
     if assembly is not None:
         return assembly.start(), assembly.end(), assembly.start()
