@@ -110,10 +110,11 @@ def _name_and_role(part: str) -> tuple[str | None, str | None]:
     if looks_like_name(name):
         return name, None
     pieces = _ROLE_DASH_RE.split(part, maxsplit=1)
-    match = _ROLE_BRACKETS_RE.match(part) if len(pieces) == 1 else None
+    match = _ROLE_BRACKETS_RE.match(part) if len(pieces) == 1 and "(" in part else None
     if match is not None:
         pieces = [match.group("name"), match.group("role")]
-    if len(pieces) == 2 and looks_like_name(clean_name(pieces[0])):
+    # (a name is at most 80 characters: longer text is not cleaned only to be rejected)
+    if len(pieces) == 2 and len(pieces[0]) <= 80 and looks_like_name(clean_name(pieces[0])):
         return clean_name(pieces[0]), normalize_space(pieces[1]).strip(" .;") or None
     return None, None
 
