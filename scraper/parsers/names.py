@@ -6,7 +6,8 @@ so do "Рогалёв"/"Рогалев"/"Rogalev" and "Гафурзода Абд
 case and whitespace folded; Cyrillic transliterated to Latin with a fixed table (so
 Latin/Cyrillic look-alike letters and ё/е fold too); the Latin folded to a spelling skeleton
 that English transliterations share (see ``_SKELETON_STEPS``: kh/h, y/i/iy/yi, ts/tz,
-e/ye/io, dzh/j/zh, sh/ch/shch, doubled letters); a patronymic dropped when the name has more
+e/ye/io, dzh/j/zh, sh/shch, doubled letters; ч and ш stay apart: "Chalov" and
+"Shalov" are two people); a patronymic dropped when the name has more
 than two words; the words sorted so that order does not matter. Tajik and Central Asian forms
 ("-zoda", "-zod") are surnames and stay. Different people keep different keys ("Petrov" and
 "Petrova", two first names). The displayed name is never changed by the key.
@@ -26,13 +27,14 @@ _NON_LETTERS_RE = re.compile(r"[\W\d_]+")
 # before it; the whole sequence and the collapse of doubled letters repeat until nothing
 # changes, so the key is stable). The Cyrillic side goes through ``transliterate`` first.
 _SKELETON_STEPS = (
-    ("shch", "sh"),  # щ: shch, sch (s + ch -> ssh -> sh), sh
+    ("shch", "sh"),  # щ: shch, sch, sh
+    ("sch", "sh"),
     ("dzh", "j"),  # дж: dzh, dj, j
     ("dj", "j"),
     ("zh", "j"),  # ж: zh, j
     ("kh", "h"),  # х, ҳ: kh, h
     ("gh", "g"),  # ғ: gh, g
-    ("ch", "sh"),  # ч, ш: ch, sh (French-style ch for ш)
+    ("ch", "č"),  # ч: ch (kept apart from ш "sh" and х "kh"; before c -> k)
     ("tz", "ts"),  # ц: ts, tz
     ("c", "k"),  # Victor, Viktor
     ("q", "k"),  # қ: q, k
@@ -45,7 +47,7 @@ _SKELETON_STEPS = (
 # letters (and of spaces) to one character; a literal replacement keeps ``sub`` in C.
 _DOUBLED_RE = re.compile(r"(.)(?=\1)")
 # Patronymic endings in the skeleton: -vich (-вич), -vna (-вна), -ichna (-ична).
-_PATRONYMIC_ENDINGS = ("vish", "vna", "ishna")
+_PATRONYMIC_ENDINGS = ("vič", "vna", "ična")
 _MAX_NAME_WORDS = 6
 _NOT_NAME_WORDS = frozenset(
     ["of", "the", "and", "for", "to", "in", "on", "at", "by", "и", "в", "на", "по", "для"]
@@ -194,7 +196,7 @@ def _drop_patronymics(words: list[str]) -> list[str]:
     words = list(words)
     candidates = sorted(
         (w for w in words if w.endswith(_PATRONYMIC_ENDINGS) and len(w) > 5),
-        key=lambda w: (not w.endswith(("vna", "ishna")), w),
+        key=lambda w: (not w.endswith(("vna", "ična")), w),
     )
     for word in candidates:
         if len(words) <= 2:
@@ -210,9 +212,9 @@ def name_key(name: str) -> str:
         words = _drop_patronymics(_name_words_slow(name))
     else:
         words = folded.split()
-        # A space ends every word of ``folded``: without "vish " (-vich), "vna " or "ishna "
+        # A space ends every word of ``folded``: without "vič " (-vich), "vna " or "ična "
         # (-ichna) in it there is no patronymic to drop.
-        if len(words) > 2 and ("vish " in folded or "vna " in folded or "ishna " in folded):
+        if len(words) > 2 and ("vič " in folded or "vna " in folded or "ična " in folded):
             words = _drop_patronymics(words)
     words.sort()
     return " ".join(words)
