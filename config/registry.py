@@ -2,8 +2,10 @@
 
 Read from ``config/delegations.toml``. Parsers use it to turn a parliament or chamber name as
 written ("Парламента Республики Казахстан", "Senate of the Parliament of Kazakhstan") into a
-stable id (``KZ``, ``senate``). A parliament the registry does not know gets a stable slug id
-(``x-parliament-of-narnia``) so that a new delegation can appear in the facts.
+stable id (``KZ``, ``senate``), and a chamber's members' title ("senators", "сенаторами")
+into the chamber it names for a delegation. A parliament the registry does not know gets a
+stable slug id (``x-parliament-of-narnia``) so that a new delegation can appear in the
+facts; a chamber it does not know gets no id at all (the parser reports it as unreadable).
 
 Text folding for matching and slugs (``fold_text``, ``slugify``) is ``pawatch.domain``'s.
 """
@@ -19,6 +21,9 @@ from typing import Any
 from pawatch.domain import fold_text, slugify
 
 REGISTRY_FILE = "delegations.toml"
+# The grammatical endings a member title takes in a composition sentence: English plural,
+# Russian noun cases ("senator", "senators", "сенатор", "сенатора", "сенаторами", ...).
+TITLE_ENDINGS = ("", "s", "а", "у", "ом", "е", "ы", "ов", "ам", "ами", "ах")
 
 
 def unknown_delegation_id(parliament: str) -> str:
@@ -33,6 +38,9 @@ class Chamber:
     name_ru: str
     aliases: tuple[str, ...]
     website: str | None
+    # Stems of the title the chamber's members carry ("senator", "сенатор"), in English and
+    # Russian; a title names this chamber when no other chamber of the delegation has it.
+    member_titles: tuple[str, ...] = ()
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -75,6 +83,20 @@ class Registry:
                 ((fold_text(name), c.id) for c in d.chambers for name in c.names),
                 key=lambda pair: -len(pair[0]),
             )
+            for d in delegations
+        }
+        # delegation id -> folded member-title stem -> the chamber ids whose members bear it
+        self._titles: dict[str, dict[str, set[str]]] = {}
+        for d in delegations:
+            for c in d.chambers:
+                for title in c.member_titles:
+                    self._titles.setdefault(d.id, {}).setdefault(fold_text(title), set()).add(c.id)
+        self.member_titles: tuple[str, ...] = tuple(
+            sorted({fold_text(t) for d in delegations for c in d.chambers for t in c.member_titles})
+        )
+        # delegation id -> the folded names of its state and parliament (and their aliases)
+        self._own_names: dict[str, tuple[str, ...]] = {
+            d.id: tuple(fold_text(n) for n in (d.country_en, d.country_ru, *d.names))
             for d in delegations
         }
 
@@ -123,6 +145,40 @@ class Registry:
                 return chamber_id
         return None
 
+    def match_member_title(self, delegation_id: str, noun: str) -> str | None:
+        """The chamber of ``delegation_id`` whose members' title ``noun`` is, in any of
+        ``TITLE_ENDINGS`` ("senators", "сенаторами" -> ``federation-council`` for RU); None
+        when no chamber, or more than one, has that title."""
+        titles = self._titles.get(delegation_id)
+        folded = fold_text(noun)
+        if not titles or not folded:
+            return None
+        found: set[str] = set()
+        for ending in TITLE_ENDINGS:
+            stem = folded.removesuffix(ending) if ending else folded
+            if (stem != folded or not ending) and stem in titles:
+                found |= titles[stem]
+        return found.pop() if len(found) == 1 else None
+
+    def names_only_delegation(self, delegation_id: str, text: str) -> bool:
+        """True when ``text`` names no chamber, only ``delegation_id``'s state or parliament:
+        it is empty or the end of one of their names ("of the Russian Federation",
+        "Российской Федерации", "of the Parliament of Kazakhstan")."""
+        folded = fold_text(text)
+        if folded.startswith(("of ", "from ")):
+            folded = folded.partition(" ")[2]
+        if not folded:
+            return True
+        return any(
+            name == folded or name.endswith(" " + folded)
+            for name in self._own_names.get(delegation_id, ())
+        )
+
+    def chamber_ids(self, delegation_id: str) -> tuple[str, ...]:
+        """The ids of the chambers of ``delegation_id`` (empty for an unknown delegation)."""
+        delegation = self._by_id.get(delegation_id)
+        return tuple(c.id for c in delegation.chambers) if delegation is not None else ()
+
     def single_chamber(self, delegation_id: str) -> str | None:
         """The chamber id of a one-chamber delegation; None for two chambers or unknown."""
         delegation = self._by_id.get(delegation_id)
@@ -165,6 +221,7 @@ def _read_chamber(raw: Any, where: str) -> Chamber:
         name_ru=name_ru,
         aliases=_texts(raw, "aliases", where),
         website=website,
+        member_titles=_texts(raw, "member_titles", where),
     )
 
 

@@ -17,7 +17,10 @@ _WORDS = ["Delegation of the", "Делегация", "Parliament of Narnia", "co
           "Plenipotentiary representative", "Полномочный представитель", ":", ",", " - ",
           "Website of the", "Сайт", "http://x.kg/", "Supreme Council of the Kyrgyz Republic",
           "Viktor Kogut", "15 June 2021", "08 December", "Head of the delegation", ".", "\n",
-          "<", ">", "&amp;", "\x00", "Ё"]  # fmt: skip
+          "<", ">", "&amp;", "\x00", "Ё", "12 senators", "сенаторами", "is made up of",
+          "В составе делегации", "в ПА ОДКБ", " to the CSTO PA ", "Mazhilis",
+          "Кошанов Ерлан - член",
+          "(role)", "https://www.x.kg"]  # fmt: skip
 
 fragment = st.recursive(
     st.one_of(st.sampled_from(_WORDS), st.text(max_size=20)),

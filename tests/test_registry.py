@@ -97,3 +97,72 @@ def test_malformed_registry_is_rejected_with_the_key() -> None:
         )
     with pytest.raises(ValueError, match=r"delegations\[0\]\.parliament"):
         registry_from_text('[[delegations]]\nid = "BY"\ncountry = {en = "a", ru = "b"}\n')
+
+
+@pytest.mark.parametrize(
+    ("delegation", "noun", "chamber"),
+    [
+        ("RU", "senators", "federation-council"),
+        ("RU", "сенаторами", "federation-council"),
+        ("RU", "сенаторов", "federation-council"),
+        ("RU", "Senator", "federation-council"),
+        ("KZ", "сенатора", "senate"),
+        ("KZ", "мажилисменов", "mazhilis"),
+        ("BY", "senators", "council-of-the-republic"),
+        ("RU", "deputies", None),  # a title several chambers' members share
+        ("RU", "members", None),
+        ("KG", "senators", None),  # no chamber of KG has that title
+        ("RU", "senatorial", None),  # not a grammatical form of the title
+        ("XX", "senators", None),
+    ],
+)
+def test_member_titles_name_a_chamber(delegation: str, noun: str, chamber: str | None) -> None:
+    assert REGISTRY.match_member_title(delegation, noun) == chamber
+
+
+def test_a_title_two_chambers_share_names_neither() -> None:
+    registry = registry_from_text(
+        """
+        [[delegations]]
+        id = "NA"
+        country = {en = "Narnia", ru = "Нарния"}
+        parliament = {en = "Parliament of Narnia", ru = "Парламент Нарнии"}
+        [[delegations.chambers]]
+        id = "lords"
+        name = {en = "House of Lords", ru = "Палата лордов"}
+        member_titles = ["lord", "лорд"]
+        [[delegations.chambers]]
+        id = "owls"
+        name = {en = "Council of Owls", ru = "Совет сов"}
+        member_titles = ["lord"]
+        """
+    )
+    assert registry.match_member_title("NA", "lords") is None
+    assert registry.match_member_title("NA", "лордами") == "lords"
+    assert registry.member_titles == ("lord", "лорд")
+
+
+@pytest.mark.parametrize(
+    ("delegation", "text", "expected"),
+    [
+        ("RU", "", True),
+        ("RU", "of the Russian Federation", True),
+        ("RU", "Российской Федерации", True),
+        ("RU", "Federal Assembly of the Russian Federation", True),
+        ("KZ", "Parliament of the Republic of Kazakhstan", True),
+        ("KZ", "Upper Chamber of the Parliament of the Republic of Kazakhstan", False),
+        ("RU", "Republic of Kazakhstan", False),
+        ("XX", "Parliament of Narnia", False),
+    ],
+)
+def test_names_only_delegation(delegation: str, text: str, expected: bool) -> None:
+    assert REGISTRY.names_only_delegation(delegation, text) is expected
+
+
+def test_member_titles_must_be_strings() -> None:
+    with pytest.raises(ValueError, match=r"chambers\[0\]\.member_titles"):
+        registry_from_text(
+            '[[delegations]]\nid = "BY"\ncountry = {en = "a", ru = "б"}\n'
+            'parliament = {en = "a", ru = "б"}\n[[delegations.chambers]]\nid = "x"\n'
+            'name = {en = "a", ru = "б"}\nmember_titles = "senator"\n'
+        )

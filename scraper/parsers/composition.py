@@ -3,6 +3,7 @@
     Delegation of the <parliament> to the CSTO PA consists of 7 deputies from the <chamber A>
         and 4 deputies from the <chamber B>.
     Делегация <парламента> в ПА ОДКБ представлена 6 депутатами <палаты> и 3 членами <палаты>.
+    В составе делегации <парламента> в ПА ОДКБ 10 депутатов <палаты> и 12 сенаторов <страны>.
     Plenipotentiary Representative of the <parliament>, <post>: <Name>
     Website of the <chamber>: <url>
 
@@ -10,11 +11,20 @@
 link path glued to its start); ``assemble`` turns them into ``DelegationRecord``s. Shared by
 the ``delegations`` and ``delegation-page`` parsers.
 
-A piece recognised as a composition sentence (it starts "Delegation of/from" or "Делегация"
-and has a composition verb, or names the Assembly and states a count of deputies/members)
-is read in full or not at all: ``read_composition`` raises ``CompositionError`` naming the
-sentence and what it could not read, never drops it (a dropped sentence would read as "the
-delegation was removed").
+A piece recognised as a composition sentence (it starts "Delegation of/from", "Делегация"
+or "В составе делегации" and has a composition verb, or names the Assembly and states a count
+of deputies/members) is read in full or not at all: ``read_composition`` raises
+``CompositionError`` naming the sentence and what it could not read, never drops it (a
+dropped sentence would read as "the delegation was removed"). The verb is not a closed list:
+after "to the CSTO PA"/"в ПА ОДКБ", any short verb phrase ("is made up of", "включает",
+"насчитывает") leads to the counts.
+
+Chambers are the registry's, by identity: a count's chamber is the one the sentence names
+("of the State Duma"), else the one whose members' title it uses ("12 senators of the
+Russian Federation" -> ``federation-council``), else the delegation's only chamber, else the
+one left when the sentence names the delegation's other chambers. A chamber the registry
+cannot resolve is never invented: the record's ``seats_problem`` quotes the phrase and the
+record states no seats (the parsers report it as ``ParseResult.unreadable``).
 """
 
 from __future__ import annotations
@@ -23,17 +33,17 @@ import re
 from bisect import bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
 from itertools import accumulate, pairwise
 from typing import Any
 
 from selectolax.lexbor import LexborNode
 
-from pawatch.config.registry import Registry
-from pawatch.domain import fold_text, slugify
+from pawatch.config.registry import TITLE_ENDINGS, Registry, load_registry
 from pawatch.scraper.parsers.base import ParseError
 from pawatch.scraper.parsers.names import clean_name, looks_like_name
 from pawatch.scraper.parsers.numbers import COUNT_PATTERN, parse_count
-from pawatch.scraper.parsers.records import ChamberSeats, DelegationRecord, Website
+from pawatch.scraper.parsers.records import ChamberSeats, DelegationRecord, Website, website_key
 from pawatch.scraper.parsers.text import Link, normalize_space, option_str, parse_html, select_first
 
 COMPOSITION = "composition"
@@ -41,7 +51,7 @@ PLENIPOTENTIARY = "plenipotentiary"
 WEBSITE = "website"
 OTHER = "other"
 
-_DELEGATION_WORD = r"Delegation\s+(?:of|from)\b|Делегация\s"
+_DELEGATION_WORD = r"Delegation\s+(?:of|from)\b|Делегация\s|В\s+составе\s+делегации\s"
 _PLENIPOTENTIARY_WORD = r"Plenipotentiary\s+[Rr]epresentative|Полномочн\w*\s+представител\w*"
 _WEBSITE_WORD = (
     r"(?<!Official )(?:Official\s+)?[Ww]eb-?\s?site\s+of\b"
@@ -53,16 +63,36 @@ _STATEMENT_START_RE = re.compile(
 )
 # Every match of _STATEMENT_START_RE starts with one of these texts (at the offset given:
 # "[Сс]айт" has "айт" one character in), so only their occurrences need the regex.
-_STATEMENT_ANCHORS = (("Delegation", 0), ("Делегация", 0), ("Plenipotentiary", 0),
+_STATEMENT_ANCHORS = (("Delegation", 0), ("Делегация", 0), ("составе делегации", 2),
+                      ("Plenipotentiary", 0),
                       ("Полномочн", 0), ("Official", 0), ("Web", 0), ("web", 0),
                       ("фициальный", 1), ("айт", 1), ("еб-сайт", 1))  # fmt: skip
 # Cheap test that a line may hold a statement at all.
-KEYWORDS = ("Delegation", "Делегация", "lenipotentiary", "олномочн", "ebsite", "eb-site",
-            "Сайт", "сайт")  # fmt: skip
+KEYWORDS = ("Delegation", "Делегация", "составе делегации", "lenipotentiary", "олномочн",
+            "ebsite", "eb-site", "Сайт", "сайт")  # fmt: skip
 
+# The usual composition verbs: one of them makes a "Delegation of ..." line a composition
+# sentence and ends its parliament's name. After "to the CSTO PA" any short verb phrase will
+# do (see _LINK_WORDS_MAX).
 _VERB_RE = re.compile(
-    r"\s(?:consists\s+of|is\s+represented\s+by|is\s+composed\s+of|comprises|includes|"
-    r"состоит\s+из|представлена|включает(?:\s+в\s+себя)?)\s"
+    r"\s(?:consists\s+of|is\s+represented\s+by|is\s+(?:composed|made\s+up|formed)\s+of|"
+    r"comprises|includes|состоит\s+из|представлена|сформирована\s+из|насчитывает|"
+    r"включает(?:\s+в\s+себя)?)\s"
+)
+# The end of "to the CSTO PA" / "в ПА ОДКБ": where the counts' verb phrase starts.
+_ASSEMBLY_PHRASE_RE = re.compile(
+    r"\s+(?:(?:to|in|at)\s+(?:the\s+)?(?:CSTO\s+(?:PA|Parliamentary\s+Assembly)|PA\s+CSTO|"
+    r"Parliamentary\s+Assembly(?:\s+of\s+(?:the\s+)?CSTO)?|CSTO|PA)"
+    r"|в\s+(?:ПА(?:\s+ОДКБ)?|Парламентск\w+\s+[Аа]ссамбле\w+(?:\s+ОДКБ)?))(?![^\W_])"
+)
+# What may stand between "to the CSTO PA" and the first count: nothing, a dash or colon, or
+# up to four words ending as a composition verb phrase does: "of"/"by"/"из"/"себя", an
+# English verb in -s ("comprises", "numbers"), a Russian present-tense verb ("насчитывает",
+# "входят") or short participle ("представлена"). "met with 5 members" is no composition.
+_LINK_RE = re.compile(
+    r"[\s,:;–—-]*(?:(?:[^\W\d_]+\s+){0,3}(?:of|by|из|себя|[^\W\d_]+(?:s|ет|ит|ют|ят|на|ны)))?"
+    r"[\s,:;–—-]*",
+    re.IGNORECASE,
 )
 _DELEGATION_RE = re.compile(rf"(?:{_DELEGATION_WORD})\s*(?:the\s+)?")
 _DELEGATION_START_RE = re.compile(rf"(?:{_DELEGATION_WORD})")
@@ -70,25 +100,45 @@ _ASSEMBLY_RE = re.compile(
     r"\s+(?:(?:to|in|at)\s+(?:the\s+)?(?:CSTO|PA\b|Parliamentary\s+Assembly)"
     r"|в\s+(?:ПА|Парламентск\w+\s+[Аа]ссамбле\w+)\b).*$"
 )
+# The seat nouns: these, and the member titles the registry declares for its chambers.
 _NOUNS = (
     r"deputies|deputy|members|member|senators|senator|MPs|parliamentarians|"
     r"депутат(?:ов|ами|а|ы)?|член(?:ов|ами|а|ы)?|сенатор(?:ов|ами|а|ы)?|"
     r"парламентари(?:ев|ями|я|и)"
 )
-_COUNT_RE = re.compile(
-    rf"(?<![^\W_])(?P<n>{COUNT_PATTERN})\s+(?P<noun>{_NOUNS})(?![^\W_])", re.IGNORECASE
-)
-# _COUNT_RE tries its hundred number words at every word; this finds the same matches
-# faster: any whole word (or 1-3 digits) before a noun, kept when the word is a count (a
-# count word is a whole word and no noun is a count, so no match of _COUNT_RE is skipped).
-_COUNT_CANDIDATE_RE = re.compile(
-    rf"(?<![^\W_])(?P<n>\d{{1,3}}|[^\W\d_]++)\s+(?P<noun>{_NOUNS})(?![^\W_])", re.IGNORECASE
-)
 _COUNT_WORD_RE = re.compile(rf"(?:{COUNT_PATTERN})", re.IGNORECASE)
 # A count written as a whole word (digits or a number word) anywhere: one that is not part
 # of a read "<count> <noun>" is a count the sentence states but the parser cannot read.
 _ANY_COUNT_RE = re.compile(rf"(?<![^\W_])(?:{COUNT_PATTERN})(?![^\W_])", re.IGNORECASE)
-_NOUN_RE = re.compile(rf"(?<![^\W_])(?:{_NOUNS})(?![^\W_])", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class _SeatPatterns:
+    # Any whole word (or 1-3 digits) before a seat noun, kept when the word is a count (a
+    # count word is a whole word and no noun is a count): faster than trying the hundred
+    # number words of COUNT_PATTERN at every word.
+    count_candidate: re.Pattern[str]
+    noun: re.Pattern[str]
+
+
+@cache
+def _seat_patterns(titles: tuple[str, ...]) -> _SeatPatterns:
+    """The seat-noun patterns for a registry's member titles (with their endings)."""
+    endings = "|".join(re.escape(e) for e in sorted(TITLE_ENDINGS, key=len, reverse=True) if e)
+    nouns = _NOUNS + "".join(f"|{re.escape(title)}(?:{endings})?" for title in titles)
+    return _SeatPatterns(
+        re.compile(
+            rf"(?<![^\W_])(?P<n>\d{{1,3}}|[^\W\d_]++)\s+(?P<noun>{nouns})(?![^\W_])",
+            re.IGNORECASE,
+        ),
+        re.compile(rf"(?<![^\W_])(?:{nouns})(?![^\W_])", re.IGNORECASE),
+    )
+
+
+def _shipped_patterns() -> _SeatPatterns:
+    return _seat_patterns(load_registry().member_titles)
+
+
 _SHORT = 120  # characters of a sentence quoted in an error
 _SENTENCE_END_RE = re.compile(r"\.(?:\s|$)")
 _CHAMBER_LEAD_RE = re.compile(r"^\s*(?:(?:from|of|in|из|от)\s+)?(?:the\s+)?", re.IGNORECASE)
@@ -128,16 +178,18 @@ def shorten(text: str, limit: int = _SHORT) -> str:
 
 def looks_like_composition(text: str) -> bool:
     """True when ``text`` is a composition sentence, readable or not: it starts with
-    "Delegation of/from" or "Делегация" and has a composition verb, or names the Assembly
-    ("to the CSTO PA", "в ПА ОДКБ") and states a count and a seat noun in its first sentence
-    ("... to the CSTO PA is made up of 7 deputies")."""
+    "Delegation of/from", "Делегация" or "В составе делегации" and has a composition verb,
+    or names the Assembly ("to the CSTO PA", "в ПА ОДКБ") and states a count and a seat noun
+    in its first sentence ("... to the CSTO PA is made up of 7 deputies")."""
     if _DELEGATION_START_RE.match(text) is None:
         return False
     if _VERB_RE.search(text):
         return True
     first = _SENTENCE_END_RE.split(text, maxsplit=1)[0]
     return bool(
-        _ASSEMBLY_RE.search(first) and _NOUN_RE.search(first) and _ANY_COUNT_RE.search(first)
+        _ASSEMBLY_RE.search(first)
+        and _ANY_COUNT_RE.search(first)
+        and _shipped_patterns().noun.search(first)
     )
 
 
@@ -202,37 +254,45 @@ def has_statement_keyword(text: str) -> bool:
     return any(word in text for word in KEYWORDS)
 
 
-def _chamber_slug(chamber: str, parliament: str) -> str:
-    folded, folded_parliament = fold_text(chamber), fold_text(parliament)
-    if folded_parliament and folded.endswith(" " + folded_parliament):
-        folded = folded[: -len(folded_parliament)].strip().removesuffix(" of").strip()
-    return slugify(folded)
+def _split_head(text: str) -> tuple[int, int, int]:
+    """Where the parliament's name ends and the counts' phrase starts: at a composition verb,
+    else after "to the CSTO PA"/"в ПА ОДКБ" (then the words up to the counts are the verb).
+    Returns (verb start, verb end, end of the text searched for "Delegation of");
+    CompositionError when neither is found."""
+    first = _SENTENCE_END_RE.split(text, maxsplit=1)[0]
+    verb = _VERB_RE.search(first)
+    if verb is not None:
+        return verb.start(), verb.end(), verb.start()
+    assembly = _ASSEMBLY_PHRASE_RE.search(first)
+    if assembly is not None:
+        return assembly.start(), assembly.end(), assembly.start()
+    raise CompositionError(
+        text, "no composition verb (consists of, состоит из, ...) and no 'to the CSTO PA'"
+    )
 
 
 def read_composition(text: str, registry: Registry, warnings: list[str]) -> DelegationRecord:
     """A composition sentence -> a record with its seats (no representative, no websites).
 
-    Raises ``CompositionError`` when the sentence cannot be read in full: no composition
-    verb, no parliament, no count of seats, or a count it states but that is not read.
+    Raises ``CompositionError`` when the sentence cannot be read in full: no parliament, no
+    count of seats, a count it states but that is not read, or too many words between the
+    Assembly and the counts. A chamber the registry cannot resolve is no error: the record's
+    ``seats_problem`` says which phrase, and the record states no seats.
     """
-    verb = _VERB_RE.search(text)
-    if verb is None:
-        raise CompositionError(
-            text, "no composition verb (consists of, is represented by, состоит из, "
-            "представлена, ...)"
-        )  # fmt: skip
-    leads = list(_DELEGATION_RE.finditer(text, 0, verb.start()))
+    verb_start, verb_end, head_end = _split_head(text)
+    leads = list(_DELEGATION_RE.finditer(text, 0, head_end))
     if not leads:
         raise CompositionError(text, "no 'Delegation of'/'Делегация' before its verb")
     lead = leads[-1]  # the last "Delegation of" before the verb
-    parliament = _ASSEMBLY_RE.sub("", text[lead.end() : verb.start()]).strip(" ,")
+    parliament = _ASSEMBLY_RE.sub("", text[lead.end() : verb_start]).strip(" ,")
     if not parliament:
         raise CompositionError(text, "it names no parliament")
     named = registry.match_delegation(parliament)
-    rest = _SENTENCE_END_RE.split(text[verb.end() :], maxsplit=1)[0]
+    rest = _SENTENCE_END_RE.split(text[verb_end:], maxsplit=1)[0]
+    patterns = _seat_patterns(registry.member_titles)
     counts = [
         match
-        for match in _COUNT_CANDIDATE_RE.finditer(rest)
+        for match in patterns.count_candidate.finditer(rest)
         if _COUNT_WORD_RE.fullmatch(match.group("n"))
     ]
     if not counts:
@@ -246,43 +306,70 @@ def read_composition(text: str, registry: Registry, warnings: list[str]) -> Dele
             raise CompositionError(
                 text, f"the count {stray.group()!r} is not read as seats (at {at!r})", named
             )
+    link = rest[: counts[0].start()]
+    if not _LINK_RE.fullmatch(link):
+        raise CompositionError(
+            text, f"{shorten(link, 60)!r} before the first count is not a composition verb",
+            named
+        )  # fmt: skip
     delegation_id = named or registry.resolve_delegation(parliament)
-    chambers: list[ChamberSeats] = []
+    phrases: list[tuple[str, str, int, str]] = []  # (chamber as written, noun, seats, phrase)
     for index, match in enumerate(counts):
         end = counts[index + 1].start() if index + 1 < len(counts) else len(rest)
         chamber = _CHAMBER_TAIL_RE.sub("", _CHAMBER_LEAD_RE.sub("", rest[match.end() : end]))
-        chamber = chamber.strip()
         seats = parse_count(match.group("n"))
         if seats is None:  # the regex only matches counts parse_count reads
             continue
-        chamber_id = _chamber_id(chamber, index, delegation_id, parliament, registry, warnings)
-        if any(c.chamber_id == chamber_id for c in chambers):
+        phrase = _CHAMBER_TAIL_RE.sub("", rest[match.start() : end]).strip()
+        phrases.append((chamber.strip(), match.group("noun"), seats, phrase))
+    ids = resolve_chambers(delegation_id, [(c, noun) for c, noun, _, _ in phrases], registry)
+    chambers: list[ChamberSeats] = []
+    unresolved: list[str] = []
+    for chamber_id, (chamber, noun, seats, phrase) in zip(ids, phrases, strict=True):
+        if chamber_id is None:
+            unresolved.append(phrase)
+        elif any(c.chamber_id == chamber_id for c in chambers):
             warnings.append(f"{delegation_id}: chamber {chamber_id!r} counted twice in {text!r}")
             continue
-        chambers.append(ChamberSeats(chamber_id, chamber or None, seats, match.group("noun")))
-    return DelegationRecord(delegation_id, parliament, chambers, normalize_space(text))
+        chambers.append(ChamberSeats(chamber_id, chamber or None, seats, noun))
+    record = DelegationRecord(delegation_id, parliament, chambers, normalize_space(text))
+    if unresolved:
+        why = (
+            f"no chamber of {delegation_id} in the registry matches"
+            if registry.has(delegation_id)
+            else f"the registry has no parliament {shorten(parliament, 60)!r}"
+        )
+        quoted = ", ".join(repr(shorten(p, 80)) for p in unresolved)
+        record.seats_problem = (
+            f"{delegation_id}: cannot tell the chamber of {quoted} in {shorten(text)!r}: {why}"
+        )
+    return record
 
 
-def _chamber_id(
-    chamber: str,
-    index: int,
-    delegation_id: str,
-    parliament: str,
-    registry: Registry,
-    warnings: list[str],
-) -> str:
-    if not chamber:
-        single = registry.single_chamber(delegation_id)
-        if index == 0:
-            return single or "main"
-        warnings.append(f"{delegation_id}: count {index + 1} names no chamber")
-        return f"main-{index + 1}"
-    found = registry.match_chamber(delegation_id, chamber)
-    if found is not None:
-        return found
-    if registry.has(delegation_id):
-        warnings.append(f"{delegation_id}: chamber {chamber!r} is not in the registry")
-    return _chamber_slug(chamber, parliament)
+def resolve_chambers(
+    delegation_id: str, phrases: list[tuple[str, str]], registry: Registry
+) -> list[str | None]:
+    """The registry chamber id of each (chamber as written, seat noun) of one sentence, None
+    where the registry cannot tell: the chamber named, else the chamber whose members' title
+    the noun is, else the delegation's only chamber, else (for the one count left) the one
+    chamber the sentence's other counts do not name. A text that names something other than
+    the delegation's state or parliament and matches no chamber is never guessed."""
+    ids: list[str | None] = []
+    pending: list[int] = []
+    for index, (chamber, noun) in enumerate(phrases):
+        found = registry.match_chamber(delegation_id, chamber) if chamber else None
+        if found is None and registry.names_only_delegation(delegation_id, chamber):
+            found = registry.match_member_title(delegation_id, noun) or registry.single_chamber(
+                delegation_id
+            )
+            if found is None:
+                pending.append(index)
+        ids.append(found)
+    if len(pending) == 1:
+        left = [c for c in registry.chamber_ids(delegation_id) if c not in ids]
+        if len(left) == 1 and len(ids) > 1:
+            ids[pending[0]] = left[0]
+    return ids
 
 
 @dataclass(frozen=True)
@@ -423,7 +510,7 @@ def _attach_website(
         warnings.append(f"website line outside any delegation: {text[:160]!r}")
         return
     chamber_id = registry.match_chamber(target.delegation_id, line.chamber)
-    if any(site.url == line.url for site in target.websites):
+    if any(website_key(site.url) == website_key(line.url) for site in target.websites):
         return
     target.websites.append(Website(line.url, line.label, chamber_id))
 

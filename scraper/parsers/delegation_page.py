@@ -33,19 +33,20 @@ from pawatch.scraper.parsers.composition import (
     read_scope,
     split_pieces,
 )
-from pawatch.scraper.parsers.delegations import page_links
+from pawatch.scraper.parsers.delegations import page_links, unreadable_seats
 from pawatch.scraper.parsers.names import clean_name, looks_like_name, name_key
 from pawatch.scraper.parsers.records import DelegationRecord
 from pawatch.scraper.parsers.text import (
     blocks_containing,
     inline_text,
+    normalize_space,
     option_str,
     select,
     visible_lines,
 )
 
 NAME = "delegation-page"
-_SENTENCE_WORDS = ("Delegation", "Делегация")
+_SENTENCE_WORDS = ("Delegation", "Делегация", "составе делегации")
 
 _MEMBERS_LABEL_RE = re.compile(
     r"^(?:(?:The\s+)?(?:members|composition)\s+of\s+the\s+delegation|Delegation\s+members|"
@@ -58,30 +59,64 @@ _HEAD_RE = re.compile(
     re.IGNORECASE,
 )
 _LIST_SPLIT_RE = re.compile(r"\s*[,;]\s*")
+# "Кошанов Ерлан Жаканович - член Совета ПА ОДКБ", "Viktor Kogut (Chairman)": a member with
+# a role. A part after a name whose first word is in lower case ("..., член Совета") is its
+# role too.
+_ROLE_DASH_RE = re.compile(r"\s+[-–—]\s+")
+_ROLE_BRACKETS_RE = re.compile(r"^(?P<name>[^()]+?)\s*\((?P<role>[^()]+)\)\s*$")
+
+
+@dataclass
+class MemberNames:
+    names: list[str]  # as written
+    roles: dict[str, str]  # name as written -> role as written
+    rejected: list[str]  # parts that are neither a name nor a name's role
 
 
 @dataclass
 class _Candidate:
     index: int  # of the composition piece
     record: DelegationRecord
-    members: list[str]
-    rejected: list[str]
+    members: MemberNames
 
 
-def read_member_names(lines: list[str]) -> tuple[list[str], list[str]]:
-    """Names from member lines (comma/semicolon lists or one per line), and the parts that
-    do not look like names."""
-    names: list[str] = []
-    rejected: list[str] = []
+def read_member_names(lines: list[str]) -> MemberNames:
+    """Names from member lines (comma/semicolon lists or one per line), with the roles
+    written beside them, and the parts that are neither."""
+    out = MemberNames([], {}, [])
     for line in lines:
         line = _MEMBERS_LABEL_RE.sub("", line).strip()
+        previous: str | None = None  # the name read just before, in this line
         for part in _LIST_SPLIT_RE.split(line) if line else []:
-            name = clean_name(part)
-            if looks_like_name(name):
-                names.append(name)
-            elif name:
-                rejected.append(part)
-    return names, rejected
+            words = part.split(maxsplit=1)
+            if previous is not None and words and words[0].islower():  # "..., член Совета"
+                role = out.roles.get(previous)
+                out.roles[previous] = f"{role}, {part}" if role else part
+                continue
+            name, role = _name_and_role(part)
+            if name is not None:
+                out.names.append(name)
+                if role:
+                    out.roles[name] = role
+                previous = name
+            elif clean_name(part):
+                out.rejected.append(part)
+                previous = None
+    return out
+
+
+def _name_and_role(part: str) -> tuple[str | None, str | None]:
+    name = clean_name(part)
+    if looks_like_name(name):
+        return name, None
+    pieces = _ROLE_DASH_RE.split(part, maxsplit=1)
+    match = _ROLE_BRACKETS_RE.match(part) if len(pieces) == 1 and "(" in part else None
+    if match is not None:
+        pieces = [match.group("name"), match.group("role")]
+    # (a name is at most 80 characters: longer text is not cleaned only to be rejected)
+    if len(pieces) == 2 and len(pieces[0]) <= 80 and looks_like_name(clean_name(pieces[0])):
+        return clean_name(pieces[0]), normalize_space(pieces[1]).strip(" .;") or None
+    return None, None
 
 
 def _member_region(pieces: list[Piece], start: int) -> list[str]:
@@ -130,8 +165,7 @@ def _candidates(
             if note not in skipped:
                 skipped.append(note)
             continue
-        members, rejected = read_member_names(_member_region(pieces, index))
-        out.append(_Candidate(index, record, members, rejected))
+        out.append(_Candidate(index, record, read_member_names(_member_region(pieces, index))))
     return out
 
 
@@ -144,9 +178,9 @@ def _choose(candidates: list[_Candidate], delegation: str | None) -> _Candidate:
             raise ParseError(
                 f"{NAME}: no composition sentence for delegation {delegation} (found: {found})"
             )
-    with_members = [c for c in pool if c.members]
+    with_members = [c for c in pool if c.members.names]
     if with_members:  # the sentence followed by the most names (a sidebar has none)
-        return max(with_members, key=lambda c: len(c.members))
+        return max(with_members, key=lambda c: len(c.members.names))
     if len({c.record.delegation_id for c in pool}) > 1:
         found = ", ".join(c.record.delegation_id for c in pool)
         raise ParseError(
@@ -164,13 +198,15 @@ def parse_delegation_page(html: str, url: str, options: Mapping[str, Any]) -> Pa
         return result
     scope = read_scope(html, options, NAME)
     members_selector = option_str(options, "members")
-    selected_members: list[str] | None = None
+    selected_members: MemberNames | None = None
     if members_selector is not None and scope is not None:
         nodes = select(scope, members_selector, "members")
         if not nodes:
             raise ParseError(f"{NAME}: members selector {members_selector!r} matched nothing")
-        selected_members, rejected = read_member_names([inline_text(n) for n in nodes])
-        result.warnings += [f"not read as a member name: {part!r}" for part in rejected]
+        selected_members = read_member_names([inline_text(n) for n in nodes])
+        result.warnings += [
+            f"not read as a member name: {part!r}" for part in selected_members.rejected
+        ]
     if scope is None:
         raise ParseError(f"{NAME}: the page has no body")
     # First only the containers of the blocks holding a composition sentence (the members
@@ -183,7 +219,7 @@ def parse_delegation_page(html: str, url: str, options: Mapping[str, Any]) -> Pa
     delegation = option_str(options, "delegation")
     skipped: list[str] = []
     candidates = _candidates(pieces, delegation, skipped)
-    if not any(c.members for c in candidates):
+    if not any(c.members.names for c in candidates):
         pieces, links = split_pieces(visible_lines(scope)), page_links(scope, url)
         candidates = _candidates(pieces, delegation, skipped)
     result.warnings += skipped
@@ -213,8 +249,11 @@ def parse_delegation_page(html: str, url: str, options: Mapping[str, Any]) -> Pa
     record = records[0]
     members = selected_members if selected_members is not None else chosen.members
     if selected_members is None:
-        result.warnings += [f"not read as a member name: {part!r}" for part in chosen.rejected]
-    record.members = _unique_members(members, result.warnings)
+        result.warnings += [
+            f"not read as a member name: {part!r}" for part in chosen.members.rejected
+        ]
+    record.members = _unique_members(members.names, result.warnings)
+    record.member_roles = {n: r for n, r in members.roles.items() if n in record.members}
     record.head, record.head_post = _read_head(section)
     if not record.members:
         result.warnings.append(f"{record.delegation_id}: no member names found")
@@ -224,6 +263,7 @@ def parse_delegation_page(html: str, url: str, options: Mapping[str, Any]) -> Pa
             f"{len(record.members)} member names"
         )
     result.records = [record]
+    result.unreadable = unreadable_seats(NAME, result.records)
     return result
 
 
@@ -259,7 +299,7 @@ def _unique_members(names: list[str], warnings: list[str]) -> list[str]:
 SPEC = ParserSpec.declare(
     parse_delegation_page,
     NAME,
-    version=2,
+    version=3,
     description="A national delegation's page on the Assembly site: composition, members, "
     "plenipotentiary, websites, head of delegation.",
     options={

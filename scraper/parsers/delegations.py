@@ -11,7 +11,7 @@ from typing import Any
 
 from pawatch.config.model import OptionSpec
 from pawatch.config.registry import load_registry
-from pawatch.scraper.parsers.base import ParseError, ParseResult, ParserSpec
+from pawatch.scraper.parsers.base import ParseError, ParseResult, ParserSpec, Unreadable
 from pawatch.scraper.parsers.composition import (
     COMPOSITION,
     KEYWORDS,
@@ -21,6 +21,7 @@ from pawatch.scraper.parsers.composition import (
     read_scope,
     split_pieces,
 )
+from pawatch.scraper.parsers.records import DelegationRecord
 from pawatch.scraper.parsers.text import (
     Link,
     absolute_url,
@@ -40,6 +41,16 @@ def page_links(node: Any, url: str) -> list[Link]:
         if href is not None:
             out.append(Link(link.text, href))
     return out
+
+
+def unreadable_seats(parser: str, records: list[DelegationRecord]) -> list[Unreadable]:
+    """The records whose seats could not be read (a chamber the registry cannot resolve):
+    their delegation's stored seats are held and the parse is degraded."""
+    return [
+        Unreadable(record.subject, "seats:", f"{parser}: {record.seats_problem}")
+        for record in records
+        if record.seats_problem is not None
+    ]
 
 
 def parse_delegations(html: str, url: str, options: Mapping[str, Any]) -> ParseResult:
@@ -66,13 +77,14 @@ def parse_delegations(html: str, url: str, options: Mapping[str, Any]) -> ParseR
         raise ParseError(f"{NAME}: {exc}") from exc
     if not result.records:  # unreachable: each sentence gives a record or raises
         raise ParseError(f"{NAME}: found {sentences} composition sentence(s) but read none")
+    result.unreadable = unreadable_seats(NAME, result.records)
     return result
 
 
 SPEC = ParserSpec.declare(
     parse_delegations,
     NAME,
-    version=2,
+    version=3,
     description="The Assembly's block of national delegations: seats per chamber, "
     "plenipotentiary representatives, websites (English or Russian).",
     options={

@@ -1,12 +1,16 @@
-"""The one person-name normaliser: ``name_key`` makes spellings of one name compare equal.
+"""The one person-name normaliser: ``name_key`` makes spellings of one person's name equal.
 
-"Viktor Kogut", "Kogut Viktor", "КОГУТ Виктор" and "Когут Виктор Александрович" share the key
-``"kogut viktor"``: case and whitespace folded, Cyrillic transliterated to Latin with a fixed
-table (so Latin/Cyrillic look-alike letters and ё/е fold too), a few spelling variants folded
-(kh/h, dzh/j, x/ks, doubled letters, -iy/-ii endings), a Russian patronymic dropped when the
-name has more than two words, and the words sorted so that order does not matter. Tajik and
-Central Asian forms ("-zoda", "-zod") are surnames and stay. The displayed name is never
-changed by the key.
+A person is identified by surname and first name, however a page writes them: "Viktor
+Kogut", "Kogut Viktor", "КОГУТ Виктор" and "Когут Виктор Александрович" share one key, and
+so do "Рогалёв"/"Рогалев"/"Rogalev" and "Гафурзода Абдухалил"/"Gafurzoda Abdukhalil". The key:
+case and whitespace folded; Cyrillic transliterated to Latin with a fixed table (so
+Latin/Cyrillic look-alike letters and ё/е fold too); the Latin folded to a spelling skeleton
+that English transliterations share (see ``_SKELETON_STEPS``: kh/h, y/i/iy/yi, ts/tz,
+e/ye/io, dzh/j/zh, sh/shch, doubled letters; ч and ш stay apart: "Chalov" and
+"Shalov" are two people); a patronymic dropped when the name has more
+than two words; the words sorted so that order does not matter. Tajik and Central Asian forms
+("-zoda", "-zod") are surnames and stay. Different people keep different keys ("Petrov" and
+"Petrova", two first names). The displayed name is never changed by the key.
 """
 
 from __future__ import annotations
@@ -18,14 +22,32 @@ from pawatch.domain import transliterate
 from pawatch.scraper.parsers.text import normalize_space
 
 _NON_LETTERS_RE = re.compile(r"[\W\d_]+")
-# Spelling variants folded in Latin words: dzh/j, kh/h, x/ks, -iy/-ii/-yi/-yy endings, doubled
-# letters. One alternation, applied until nothing changes (so the key is stable).
-_FOLD_RE = re.compile(r"dzh|kh|x|(?:iy|ii|yi|yy)$|([a-z])\1+")
-_FOLD_REPLACEMENTS = {"dzh": "j", "kh": "h", "x": "ks"}
-# A letter followed by the same letter: removing these collapses doubled letters, as the
-# ``([a-z])\1+`` branch of _FOLD_RE does, with a literal replacement (``sub`` stays in C).
-_DOUBLED_LETTER_RE = re.compile(r"([a-z])(?=\1)")
-_PATRONYMIC_ENDINGS = ("vich", "vna", "ichna")
+# Spellings of one sound in the usual English transliterations of Cyrillic names, folded to
+# one skeleton letter by letter group, in this order (each step sees the output of the ones
+# before it; the whole sequence and the collapse of doubled letters repeat until nothing
+# changes, so the key is stable). The Cyrillic side goes through ``transliterate`` first.
+_SKELETON_STEPS = (
+    ("shch", "sh"),  # щ: shch, sch, sh
+    ("sch", "sh"),
+    ("dzh", "j"),  # дж: dzh, dj, j
+    ("dj", "j"),
+    ("zh", "j"),  # ж: zh, j
+    ("kh", "h"),  # х, ҳ: kh, h
+    ("gh", "g"),  # ғ: gh, g
+    ("ch", "č"),  # ч: ch (kept apart from ш "sh" and х "kh"; before c -> k)
+    ("tz", "ts"),  # ц: ts, tz
+    ("c", "k"),  # Victor, Viktor
+    ("q", "k"),  # қ: q, k
+    ("x", "ks"),  # Alexey, Aleksey
+    ("y", "i"),  # й, ы, the y of я/ю/е/ё: y, i (Aygul, Aigul; -iy, -ii, -y endings)
+    ("ie", "e"),  # е: ye, ie, e (Yerlan, Erlan; Sergeyev, Sergeev)
+    ("io", "e"),  # ё: yo, io, e (Semyonov, Semionov, Semenov)
+)
+# A character followed by the same one: removing these collapses every run of doubled
+# letters (and of spaces) to one character; a literal replacement keeps ``sub`` in C.
+_DOUBLED_RE = re.compile(r"(.)(?=\1)")
+# Patronymic endings in the skeleton: -vich (-вич), -vna (-вна), -ichna (-ична).
+_PATRONYMIC_ENDINGS = ("vič", "vna", "ična")
 _MAX_NAME_WORDS = 6
 _NOT_NAME_WORDS = frozenset(
     ["of", "the", "and", "for", "to", "in", "on", "at", "by", "и", "в", "на", "по", "для"]
@@ -62,37 +84,6 @@ def clean_name(name: str) -> str:
     if not (name.istitle() or name.islower() or name.isupper()):  # split_run_together's check
         name = split_run_together(name)
     return normalize_space(name).strip(" ,;:.-–—•*·")
-
-
-def _fold_match(match: re.Match[str]) -> str:
-    text = match.group(0)
-    if match.group(1) is not None:
-        return match.group(1)
-    return _FOLD_REPLACEMENTS.get(text, "y")
-
-
-def _fold_word(word: str) -> str:
-    if "x" not in word and not word.endswith(("ii", "yy")):
-        # Without "x", "kh", "dzh" or an -iy/-yi ending once doubled letters are collapsed,
-        # the first pass below only collapses doubled letters and the second changes nothing.
-        collapsed = _DOUBLED_LETTER_RE.sub("", word)
-        if (
-            "kh" not in collapsed
-            and "dzh" not in collapsed
-            and not collapsed.endswith(("iy", "yi"))
-        ):
-            return collapsed
-    while True:
-        folded = _FOLD_RE.sub(_fold_match, word)
-        if folded == word:
-            return word
-        word = folded
-
-
-def is_patronymic(word: str) -> bool:
-    """True for a Russian patronymic ("Павлович", "Ивановна", "Pavlovich")."""
-    latin = transliterate(word.casefold())
-    return len(latin) > 5 and latin.endswith(_PATRONYMIC_ENDINGS)
 
 
 _LATIN_FOLDS = str.maketrans({"ı": "i", "ø": "o", "æ": "ae", "œ": "oe", "đ": "d", "ł": "l",
@@ -160,44 +151,35 @@ def _code_or_text(out: str | None) -> int | str | None:
 
 _WORD_TABLE_SIZE = 0x2070  # to the end of General Punctuation
 _WORD_TABLE = _build_word_table()
-# A character followed by the same one: removing these collapses every run of doubled
-# letters (and of spaces) to one character; a literal replacement keeps ``sub`` in C.
-_DOUBLED_RE = re.compile(r"(.)(?=\1)")
+
+
+def _skeleton(text: str) -> str:
+    """Lower-case ASCII words (separated by spaces) folded to their spelling skeleton."""
+    while True:
+        folded = text
+        for old, new in _SKELETON_STEPS:
+            if old in folded:
+                folded = folded.replace(old, new)
+        folded = _DOUBLED_RE.sub("", folded)
+        if folded == text:
+            return folded
+        text = folded
 
 
 def _fast_folded(name: str) -> str | None:
-    """``name_words`` of the usual name as one string, a space after each word, or None for a
-    name that needs the general path.
-
-    ASCII, Cyrillic, common Latin letters and punctuation fold in one translate (a
-    character outside the table stays non-ASCII). Then, when the text has no "x", and no
-    "kh", "dzh" or -iy/-ii/-yi/-yy ending before or after doubled letters are collapsed,
-    folding a word only collapses its doubled letters (see ``_fold_word``): one ``sub`` for
-    the whole name."""
+    """The folded words of the usual name as one string, a space after each word, or None
+    for a name that needs the general path: ASCII, Cyrillic, common Latin letters and
+    punctuation fold in one translate (a character outside the table stays non-ASCII)."""
     if not (name.istitle() or name.islower() or name.isupper()):  # split_run_together's check
         name = split_run_together(name)
     text = name.translate(_WORD_TABLE)
     if not text.isascii():
         return None
-    if "x" not in text:
-        text += " "  # a space now ends every word
-        if "ii " not in text and "yy " not in text:
-            collapsed = _DOUBLED_RE.sub("", text)
-            if not (
-                "kh" in collapsed or "dzh" in collapsed or "iy " in collapsed or "yi " in collapsed
-            ):
-                return collapsed
-    return " ".join([_fold_word(w) for w in text.split()]) + " "
-
-
-def name_words(name: str) -> list[str]:
-    """The folded Latin words of a name, in the order written (patronymics kept)."""
-    folded = _fast_folded(name)
-    return _name_words_slow(name) if folded is None else folded.split()
+    return _skeleton(text + " ").lstrip(" ")  # a space now ends every word
 
 
 def _name_words_slow(name: str) -> list[str]:
-    """``name_words`` for any text: normalise, transliterate and fold until stable."""
+    """The folded words of any text: normalise, transliterate and fold until stable."""
     text = name if name.isascii() else unicodedata.normalize("NFKC", name)
     text = split_run_together(text).replace("'", "").replace("’", "")
     for _ in range(4):  # fold until stable: exotic letters may decompose into foldable ones
@@ -205,8 +187,7 @@ def _name_words_slow(name: str) -> list[str]:
         if folded == text:
             break
         text = folded
-    words = [_fold_word(w) for w in _NON_LETTERS_RE.sub(" ", text).split()]
-    return [w for w in words if w]
+    return _skeleton(_NON_LETTERS_RE.sub(" ", text)).split()
 
 
 def _drop_patronymics(words: list[str]) -> list[str]:
@@ -215,7 +196,7 @@ def _drop_patronymics(words: list[str]) -> list[str]:
     words = list(words)
     candidates = sorted(
         (w for w in words if w.endswith(_PATRONYMIC_ENDINGS) and len(w) > 5),
-        key=lambda w: (not w.endswith(("vna", "ichna")), w),
+        key=lambda w: (not w.endswith(("vna", "ična")), w),
     )
     for word in candidates:
         if len(words) <= 2:
@@ -231,18 +212,12 @@ def name_key(name: str) -> str:
         words = _drop_patronymics(_name_words_slow(name))
     else:
         words = folded.split()
-        # A space ends every word of ``folded``: without "vich ", "vna " or "ichna " in it
-        # there is no patronymic to drop.
-        if len(words) > 2 and ("vich " in folded or "vna " in folded or "ichna " in folded):
+        # A space ends every word of ``folded``: without "vič " (-vich), "vna " or "ična "
+        # (-ichna) in it there is no patronymic to drop.
+        if len(words) > 2 and ("vič " in folded or "vna " in folded or "ična " in folded):
             words = _drop_patronymics(words)
     words.sort()
     return " ".join(words)
-
-
-def same_person(a: str, b: str) -> bool:
-    """True when two written names have the same key."""
-    key = name_key(a)
-    return bool(key) and key == name_key(b)
 
 
 def looks_like_name(text: str) -> bool:

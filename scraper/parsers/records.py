@@ -14,11 +14,19 @@ from pawatch.scraper.parsers.names import name_key
 from pawatch.scraper.parsers.text import normalize_url
 
 
+def website_key(url: str) -> str:
+    """A website's identity: its normalised URL without the scheme, ``www.`` and the trailing
+    slash (``http://www.Kenesh.kg/`` and ``https://kenesh.kg`` are one site)."""
+    normal = normalize_url(url)
+    _, sep, rest = normal.partition("://")
+    return (rest if sep else normal).rstrip("/")
+
+
 @dataclass(frozen=True)
 class ChamberSeats:
     """One chamber's share of a delegation: "7 deputies from the House of Representatives"."""
 
-    chamber_id: str  # registry id, a slug for an unknown chamber, or "main"
+    chamber_id: str | None  # registry id; None: the registry cannot tell which chamber
     chamber: str | None  # the chamber's name as written; None when the sentence names none
     seats: int
     noun: str  # "deputies", "members", "депутатами", ... as written
@@ -47,6 +55,10 @@ class DelegationRecord:
     members: list[str] = field(default_factory=list)  # delegation-page: names as written
     head: str | None = None  # delegation-page: head of the delegation, when stated
     head_post: str | None = None
+    member_roles: dict[str, str] = field(default_factory=dict)  # name as written -> role
+    # Set when a chamber of the sentence cannot be resolved (the message quotes the phrase):
+    # the record then states no seats (the page's seats are unreadable, the stored ones held).
+    seats_problem: str | None = None
 
     @property
     def subject(self) -> str:
@@ -59,21 +71,32 @@ class DelegationRecord:
     def facts(self) -> list[Fact]:
         subject = self.subject
         out = [Fact(subject, "delegation", "", self.parliament)]
-        out += [Fact(subject, f"seats:{c.chamber_id}", "", str(c.seats)) for c in self.chambers]
-        out.append(Fact(subject, "seats:total", "", str(self.total)))
-        if self.plenipotentiary:
-            out.append(Fact(subject, "plenipotentiary", "", self.plenipotentiary))
+        if self.seats_problem is None:
+            out += [
+                Fact(subject, f"seats:{c.chamber_id}", "", str(c.seats))
+                for c in self.chambers
+                if c.chamber_id is not None
+            ]
+            out.append(Fact(subject, "seats:total", "", str(self.total)))
+        if self.plenipotentiary:  # a person: keyed by who, shown as written
+            out.append(
+                Fact(
+                    subject, "plenipotentiary", name_key(self.plenipotentiary), self.plenipotentiary
+                )
+            )
             if self.plenipotentiary_role:
                 out.append(Fact(subject, "plenipotentiary_role", "", self.plenipotentiary_role))
         seen: set[str] = set()
-        for site in self.websites:
-            key = normalize_url(site.url)
+        for site in self.websites:  # a site: keyed by its URL's identity, shown as written
+            key = website_key(site.url)
             if key not in seen:
                 seen.add(key)
                 out.append(Fact(subject, "website", key, site.url))
-        out += _member_facts(subject, self.members)
+                if site.chamber_id is not None:
+                    out.append(Fact(subject, "website_chamber", key, site.chamber_id))
+        out += _member_facts(subject, self.members, self.member_roles)
         if self.head:
-            out.append(Fact(subject, "head", "", self.head))
+            out.append(Fact(subject, "head", name_key(self.head), self.head))
         return out
 
 
@@ -127,7 +150,7 @@ def text_digest(text: str) -> str:
     return f"sha256:{digest} ({len(text)} chars)"
 
 
-def _member_facts(subject: str, members: list[str]) -> list[Fact]:
+def _member_facts(subject: str, members: list[str], roles: dict[str, str]) -> list[Fact]:
     out: list[Fact] = []
     seen: set[str] = set()
     for name in members:
@@ -135,4 +158,6 @@ def _member_facts(subject: str, members: list[str]) -> list[Fact]:
         if key and key not in seen:
             seen.add(key)
             out.append(Fact(subject, "member", key, name))
+            if name in roles:
+                out.append(Fact(subject, "member_role", key, roles[name]))
     return out
