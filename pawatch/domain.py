@@ -17,9 +17,11 @@ from enum import StrEnum
 class Fact:
     """One statement read from a page: ``(subject, attribute, key) = value``.
 
-    ``key`` identifies the fact among many of one attribute (a member's normalised name, a
-    website's URL, a news item's URL); single-valued attributes (seats, plenipotentiary) use
-    ``key=""``. ``value`` is what is shown, as written on the page.
+    ``key`` is the identity, ``value`` what is shown, as written on the page. For attributes
+    with many facts the key tells them apart (a member's name key, a website's normalised URL,
+    a news item's URL); for single-valued ones it says what "the same" means (a
+    plenipotentiary's or head's name key: a respelling is the same person) or is ``""`` where
+    the value itself is the identity (seats). Storage compares by key, never by spelling.
     """
 
     subject: str  # e.g. "delegation:KG", "source:duma-news"

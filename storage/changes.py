@@ -29,8 +29,14 @@ RENAME_SIMILARITY = 0.85  # two member keys this alike, one removed and one adde
 # Endings that make a name's masculine and feminine forms (transliterated keys): "petrov" /
 # "petrova", "petrovsky" / "petrovskaya", "tolstoy" / "tolstaya", "nurlanuly" / "nurlankyzy".
 # Two keys that differ only by such a pair of endings name two people, not one spelled twice.
-_MASCULINE_ENDINGS = ("skiy", "sky", "ski", "iy", "yy", "oy", "y", "i", "uly", "ogly", "ugli")
-_FEMININE_ENDINGS = ("skaya", "skaja", "skaia", "aya", "aja", "aia", "kyzy", "kizi", "gyzy")
+# Member keys are name skeletons (names.name_key folds y to i, so "-oy" reads "-oi", "-uly"
+# "-uli", "-kyzy" "-kizi"); the raw spellings stay for keys made before that fold.
+_MASCULINE_ENDINGS = (
+    "skiy", "sky", "ski", "iy", "yy", "oy", "oi", "y", "i", "uly", "uli", "ogly", "ogli", "ugli",
+)  # fmt: skip
+_FEMININE_ENDINGS = (
+    "skaya", "skaja", "skaia", "aya", "aja", "aia", "kyzy", "kizi", "gyzy", "gizi",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
