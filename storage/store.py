@@ -20,6 +20,7 @@ from typing import Any
 import zstandard
 from sqlite_utils import Database
 
+from pawatch.storage.bodytext import readable_text
 from pawatch.storage.facts import (
     CheckContext,
     ParseInput,
@@ -102,6 +103,7 @@ class CheckInput:
     error: str | None = None
     sha256: str | None = None  # of body, when the caller computed it already
     compressed: bytes | None = None  # compress_body(body), when the caller did it already
+    text: str | None = None  # readable_text(body), when the caller computed it already
 
     @property
     def failed(self) -> bool:
@@ -380,7 +382,7 @@ class Store:
                 )
             else:
                 outcome = "new" if previous is None else "changed"
-                conn.execute(
+                inserted = conn.execute(
                     "INSERT OR IGNORE INTO bodies (sha256, size, compression, data) "
                     "VALUES (?, ?, ?, ?)",
                     (
@@ -389,7 +391,15 @@ class Store:
                         _COMPRESSION,
                         check.compressed if check.compressed is not None else compress_body(body),
                     ),
-                )
+                ).rowcount
+                if inserted:  # a new distinct body: its readable text, for SQL and search
+                    text = check.text
+                    if text is None:
+                        text = readable_text(body, check.content_type)
+                    conn.execute(
+                        "INSERT OR IGNORE INTO snapshot_text (sha256, text) VALUES (?, ?)",
+                        (digest, text),
+                    )
                 cur = conn.execute(
                     "INSERT INTO snapshots (source_id, sha256, url, content_type, etag, "
                     "last_modified, first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
