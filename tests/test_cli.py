@@ -66,7 +66,9 @@ def test_status_and_sources_commands(tmp_path: Path, server: LocalServer) -> Non
     assert pawatch("--config", str(cfg), "run").returncode == 0
     status = pawatch("--config", str(cfg), "status", "--format", "json")
     assert status.returncode == 0
-    (row,) = json.loads(status.stdout)
+    data = json.loads(status.stdout)
+    assert data["ok"] is True and data["daemon"] == {"alive": False, "state": "never"}
+    (row,) = data["sources"]
     assert row["id"] == "alpha" and row["snapshots"] == 1 and row["consecutive_failures"] == 0
     text = pawatch("--config", str(cfg), "status").stdout
     assert "alpha" in text and "new" in text
@@ -168,8 +170,11 @@ def test_a_page_that_cannot_be_read_is_reported_and_exits_1(
     assert "BROKEN" in broken.stderr
     status = pawatch("--config", str(cfg), "status")
     assert "broken" in status.stdout and "! r: cannot read the page" in status.stdout
-    rows = json.loads(pawatch("--config", str(cfg), "status", "--format", "json").stdout)
-    assert rows[0]["parse_status"] == "broken"
+    assert status.returncode == 1  # a health check: a broken source is not healthy
+    as_json = pawatch("--config", str(cfg), "status", "--format", "json")
+    assert as_json.returncode == 1
+    data = json.loads(as_json.stdout)
+    assert data["sources"][0]["parse_status"] == "broken" and data["unhealthy"] == ["r"]
 
 
 def test_questions_never_create_a_database(tmp_path: Path) -> None:

@@ -12,8 +12,10 @@ from typing import Any, NoReturn
 import click
 
 from pawatch.config import ConfigError, Settings, Source
+from pawatch.config.registry import load_registry
 from pawatch.settings import load_settings
 from pawatch.storage import StorageError, Store
+from pawatch.storage.queries import delegation_ids
 
 EXIT_OK = 0
 EXIT_FAILURES = 1
@@ -103,6 +105,30 @@ def select_sources(settings: Settings, ids: Sequence[str]) -> list[Source]:
     if unknown:
         fail(f"unknown source id(s): {', '.join(unknown)} (see `pawatch sources`)")
     return [known[i] for i in dict.fromkeys(ids)]  # named sources run even when disabled
+
+
+def delegation_id(value: str) -> str:
+    """A delegation id as stored, whatever its case: ``kg`` -> ``KG``, ``X-Foo`` -> ``x-foo``."""
+    value = value.strip()
+    return value.lower() if value.lower().startswith("x-") else value.upper()
+
+
+def known_delegation(store: Store, value: str) -> str:
+    """``value`` as a stored delegation id; exit 2 naming the known ones when no source
+    reports about it (nothing in the registry, the facts or the events)."""
+    wanted = delegation_id(value)
+    recorded = set(delegation_ids(store.db)) | {
+        r[0]
+        for r in store.db.conn.execute(
+            "SELECT DISTINCT delegation FROM events WHERE delegation IS NOT NULL"
+        )
+    }
+    if wanted in recorded or load_registry().has(wanted):
+        return wanted
+    fail(
+        f"unknown delegation {value!r}; known: {', '.join(sorted(recorded)) or 'none yet'} "
+        "(ids are the registry's two-letter codes, e.g. KG, or x-<slug>)"
+    )
 
 
 def format_table(rows: Sequence[Sequence[str]]) -> str:

@@ -30,6 +30,8 @@ def deliver(obj: Context, dry_run: bool) -> None:
     settings = obj.settings
     with obj.store(create=False) as store, obj.writing(store, "deliver"):
         result = deliver_pending(settings, store, dry_run=dry_run, out=sys.stdout)
+    if dry_run and not result.messages:
+        click.echo("nothing pending")
     quiet = result.mode == "stdout" and result.ok and obj.verbosity < 1
     if not quiet:
         for line in result.summary_lines():
