@@ -333,13 +333,19 @@ def sources(obj: Context, fmt: str) -> None:
     show_default=True,
     help="Folder for the demo database and files.",
 )
+@click.option(
+    "--serve",
+    is_flag=True,
+    help="Keep the example sites and a local SMTP server up until Ctrl-C, to try other "
+    "commands on them with the config the demo prints.",
+)
 @click.pass_obj
-def demo(obj: Context, out_dir: str) -> None:
+def demo(obj: Context, out_dir: str, serve: bool) -> None:
     """Run pawatch offline against a bundled example site served on 127.0.0.1.
 
-    Checks version 1 of the site, switches to version 2, checks again, and shows what changed
-    and where the database is.
+    Checks version 1 of the site (recorded as a week ago), switches to version 2, checks
+    again, and shows what changed and where the database is.
     """
     from pawatch.demo.run import run_demo
 
-    sys.exit(run_demo(out_dir))
+    sys.exit(run_demo(out_dir, serve=serve))
