@@ -186,3 +186,39 @@ def test_questions_never_create_a_database(tmp_path: Path) -> None:
         assert proc.returncode == 2, args
         assert "no database at" in proc.stderr and "pawatch run" in proc.stderr
     assert not (tmp_path / "pawatch.db").exists()
+
+
+def test_deliver_dry_run_with_nothing_pending_says_so(tmp_path: Path, server: LocalServer) -> None:
+    server.set("/a", Route(body="<p>a</p>"))
+    cfg = write_config(tmp_path, source_block("a", server.url("/a")))
+    assert pawatch("--config", str(cfg), "run").returncode == 0
+    dry = pawatch("--config", str(cfg), "deliver", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.strip() == "nothing pending"
+
+
+def test_status_is_a_health_check(tmp_path: Path, server: LocalServer) -> None:
+    server.set("/a", Route(body="<p>a</p>"))
+    server.set("/b", Route(body="<p>b</p>"))
+    cfg = write_config(
+        tmp_path, source_block("a", server.url("/a")) + source_block("b", server.url("/b"))
+    )
+    assert pawatch("--config", str(cfg), "run").returncode == 0
+    assert pawatch("--config", str(cfg), "status").returncode == 0
+    server.set("/b", Route(status=500))
+    assert pawatch("--config", str(cfg), "run").returncode == 1
+    failing = pawatch("--config", str(cfg), "status", "--format", "json")
+    assert failing.returncode == 1
+    data = json.loads(failing.stdout)
+    assert data["ok"] is False and data["unhealthy"] == ["b"]
+    assert data["daemon"]["alive"] is False
+    assert pawatch("--config", str(cfg), "status").returncode == 1
+
+
+def test_a_global_option_after_the_command_gets_a_hint(tmp_path: Path) -> None:
+    proc = pawatch("changes", "--db", str(tmp_path / "x.db"))
+    assert proc.returncode == 2
+    assert "--db is a global option: give it before the command" in proc.stderr
+    assert "pawatch --db ... changes" in proc.stderr
+    other = pawatch("changes", "--colour")
+    assert other.returncode == 2 and "--colour" in other.stderr and "global" not in other.stderr
