@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 from pathlib import Path
 
 from pawatch.demo.localserver import LocalServer, Route
@@ -108,3 +109,21 @@ def test_try_snapshot_rereads_with_other_options_and_writes_nothing(
     missing = pawatch("--config", str(cfg), "try", "--snapshot", "99")
     assert missing.returncode == 2 and "no snapshot 99" in missing.stderr
     assert files_state(tmp_path) == before  # the database file's bytes are unchanged
+
+
+def test_try_snapshot_reads_a_database_another_process_has_open(
+    tmp_path: Path, server: LocalServer
+) -> None:
+    server.set("/p", Route(body="<p>first text</p>"))
+    cfg = write_config(tmp_path, source_block("p", server.url("/p")))
+    assert pawatch("--config", str(cfg), "run").returncode == 0
+    db = tmp_path / "pawatch.db"
+    with sqlite3.connect(db) as writer:  # like the daemon: the database open, WAL content
+        writer.execute("PRAGMA journal_mode = WAL")
+        writer.execute("UPDATE sources SET updated_at = updated_at")
+        main_before = hashlib.sha256(db.read_bytes()).hexdigest()
+        assert Path(f"{db}-wal").exists()
+        proc = pawatch("--config", str(cfg), "try", "--snapshot", "1", "--format", "json")
+        assert proc.returncode == 0, proc.stderr
+        assert "first text" in proc.stdout
+        assert hashlib.sha256(db.read_bytes()).hexdigest() == main_before

@@ -19,7 +19,14 @@ from typing import Any
 
 import click
 
-from pawatch.cli.common import EXIT_FAILURES, EXIT_OK, Context, fail, format_option
+from pawatch.cli.common import (
+    EXIT_FAILURES,
+    EXIT_OK,
+    Context,
+    delegation_id,
+    fail,
+    format_option,
+)
 from pawatch.config import ConfigError, Source
 from pawatch.scraper.charset import decode_body
 from pawatch.scraper.errors import FetchError
@@ -93,7 +100,10 @@ def _stored(db_path: str, snapshot_id: int) -> tuple[Page, dict[str, Any]]:
     """A stored snapshot and its source's row, read through a read-only connection."""
     if not Path(db_path).exists():
         fail(f"no database at {db_path}: --snapshot reads a stored snapshot")
-    uri = Path(db_path).resolve().as_uri() + "?mode=ro"
+    # Without a -wal file the main file holds everything: immutable reads create no -wal or
+    # -shm file. With one (a writer has it open), read-only through it, to see recent checks.
+    live = Path(f"{db_path}-wal").exists()
+    uri = Path(db_path).resolve().as_uri() + ("?mode=ro" if live else "?immutable=1")
     try:
         conn = sqlite3.connect(uri, uri=True)
         try:
@@ -256,6 +266,7 @@ def try_(
     if file and snapshot_id:
         fail("give --file or --snapshot, not both")
     options = _parse_options(option_pairs)
+    delegation = delegation_id(delegation) if delegation else None
     page: Page | None = None
     if snapshot_id is not None:
         page, row = _stored(obj.settings.storage.path, snapshot_id)
