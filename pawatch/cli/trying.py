@@ -30,7 +30,6 @@ from pawatch.cli.common import (
 from pawatch.config import ConfigError, Source
 from pawatch.scraper.charset import decode_body
 from pawatch.scraper.errors import FetchError
-from pawatch.scraper.fetch import Fetcher
 from pawatch.scraper.parsers import PARSERS, ParseError, ParseResult, get_parser
 from pawatch.settings import settings_from_text
 from pawatch.storage.bodytext import decompress_body
@@ -126,6 +125,8 @@ def _stored(db_path: str, snapshot_id: int) -> tuple[Page, dict[str, Any]]:
 
 
 def _fetch(ctx: Context, source: Source) -> Page:
+    from pawatch.scraper.fetch import Fetcher  # httpx: loaded only when fetching
+
     async def once() -> Page:
         async with Fetcher(ctx.settings.http, [source]) as fetcher:
             result = await fetcher.fetch(source, None)
