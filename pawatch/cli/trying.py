@@ -275,6 +275,8 @@ def try_(
         same_parser = parser is None or parser == row["parser"]
         if configured is not None and same_parser:
             options = {**configured.options, **options}
+        if configured is not None:
+            encoding = encoding or configured.encoding
         parser = parser or row["parser"]
         delegation = delegation or row["delegation"]
         url = url or page.url
