@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -69,8 +70,14 @@ def test_demo_serve_keeps_the_sites_up_until_ctrl_c(tmp_path: Path) -> None:
         assert "0 failed" in run.stdout
         status = pawatch("--config", config, "status")
         assert status.returncode == 0, status.stdout
-        tried = pawatch("--config", config, "try", "--snapshot", "2")
-        assert tried.returncode == 0 and "status: OK" in tried.stdout
+        # the `try` lines the demo prints work as printed
+        tries = [shlex.split(line.split(" try ", 1)[1]) for line in lines if " try " in line]
+        assert len(tries) == 2, "".join(lines)
+        stricter = pawatch("--config", config, "try", *tries[0])
+        assert stricter.returncode == 1 and "fewer than min_items=10" in stricter.stdout
+        live = pawatch("--config", config, "try", *tries[1])
+        assert live.returncode == 0 and "status: OK" in live.stdout, live.stderr
+        assert "Farida Newcomer" in live.stdout  # version 2, fetched from the example site
         test_email = pawatch("--config", config, "test-email")
         assert test_email.returncode == 0, test_email.stderr
 

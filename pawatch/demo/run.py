@@ -292,13 +292,22 @@ def run_demo(out_dir: str, serve: bool = False) -> int:
             eml = deliver_to_local_smtp(settings, store, smtp, out / "report.eml")
             exit_code = max(exit_code, 0 if eml else 1)
             as_of = _as_of_date(store)
-        _guide(db_path, config_file, out, as_of, serve)
+            (roster,) = store.db.conn.execute(
+                "SELECT MAX(id) FROM snapshots WHERE source_id = 'demo-kenesh-deputies'"
+            ).fetchone()
+        tries = [
+            f"try --snapshot {roster} --option min_items=10",
+            f"try {assembly.url('/countries/kyrgyz-republic')} --parser delegation-page "
+            "--delegation KG",
+        ]
+        _guide(db_path, config_file, out, as_of, tries if serve else [])
         if serve:
             _serve(smtp, out)
     return exit_code
 
 
-def _guide(db_path: Path, config_file: Path, out: Path, as_of: str, serve: bool) -> None:
+def _guide(db_path: Path, config_file: Path, out: Path, as_of: str, tries: list[str]) -> None:
+    """Where everything is, the commands to try; with ``tries`` (--serve), the live ones."""
     pawatch, sqlite_utils = command_path("pawatch"), command_path("sqlite-utils")
     click.echo(
         f"""
@@ -318,7 +327,7 @@ Query it (see README, "The database"):
   sqlite3 {db_path} "SELECT delegation, name, valid_from, valid_to FROM representatives"
 """.rstrip()
     )
-    if not serve:
+    if not tries:
         click.echo(
             "\nThe example sites stop with the demo; `pawatch demo --serve` keeps them up to try "
             "`run`, `status`, `deliver`, `daemon` and `try` on them."
@@ -328,7 +337,8 @@ Query it (see README, "The database"):
 The example sites and an SMTP server ({RECIPIENT}) stay up until Ctrl-C. Try:
   {pawatch} --config {config_file} run
   {pawatch} --config {config_file} status
-  {pawatch} --config {config_file} try --snapshot 2 --option min_items=10
+  {pawatch} --config {config_file} {tries[0]}
+  {pawatch} --config {config_file} {tries[1]}
   {pawatch} --config {config_file} daemon
 Emails the SMTP server receives are saved in {out}/received-N.eml.
 Serving. Press Ctrl-C to stop.""")
