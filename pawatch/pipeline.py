@@ -38,6 +38,7 @@ from pawatch.storage import (
     Validators,
     format_time,
 )
+from pawatch.storage.bodytext import readable_text
 from pawatch.storage.facts import Held, NewsRow, ParseInput, Policy, Version
 from pawatch.storage.store import compress_body
 
@@ -203,6 +204,16 @@ class Prepared:
     sha256: str | None = None
     compressed: bytes | None = None
     parse: ParseInput | None = None
+    text: str | None = None  # the new body's readable text (table snapshot_text)
+
+
+def _page_text(source: Source, spec: ParserSpec, result: FetchResult, parsed: ParseInput) -> str:
+    """The body's readable text: the ``page`` parser's own text when it read the whole page
+    (no second parse), else one parse here, in the worker thread."""
+    whole = not (set(source.options) & {"select", "ignore", "strip"})
+    if spec.name == "page" and whole and parsed.text is not None:
+        return parsed.text
+    return readable_text(result.body, result.content_type, source.encoding)
 
 
 def _up_to_date(prev: Validators | None, spec: ParserSpec) -> bool:
@@ -246,7 +257,8 @@ def prepare(
         before = parse_body(source, spec, previous.body, previous.content_type, previous.url)
         if before.text is not None and before.text != parsed.text:
             parsed = replace(parsed, text_diff=text_diff(before.text, parsed.text))
-    return Prepared(digest, compressed, parsed)
+    text = None if same else _page_text(source, spec, result, parsed)
+    return Prepared(digest, compressed, parsed, text)
 
 
 def reparse_source(store: Store, source: Source) -> int:
@@ -317,7 +329,10 @@ async def check_sources(
                 )
                 parse = prepared.parse
                 check_input = replace(
-                    check_input, sha256=prepared.sha256, compressed=prepared.compressed
+                    check_input,
+                    sha256=prepared.sha256,
+                    compressed=prepared.compressed,
+                    text=prepared.text,
                 )
             except Exception as exc:  # every failure of one source is recorded, never raised
                 check_input = _check_from_error(source, started, exc)

@@ -537,6 +537,51 @@ def _m0008(db: Database) -> None:
     )
 
 
+@migrations(name="0009_fts_like_sqlite_utils_snapshot_text")
+def _m0009(db: Database) -> None:
+    # 1. news_fts was declared content='news' (single quotes), which sqlite-utils and Datasette
+    #    do not recognise ("not configured for full-text search"; ?_search= ignored). Declared
+    #    again exactly as sqlite-utils' enable_fts does (content="news", triggers news_ai/ad/au).
+    # 2. snapshot_text: the readable text of each distinct body (one row per bodies.sha256,
+    #    the page parser's visible lines), with full-text search; filled by the store when a
+    #    new body is stored, back-filled here for the bodies already stored.
+    from pawatch.storage.bodytext import decompress_body, readable_text
+
+    tokenize = "unicode61 remove_diacritics 2"
+    db.executescript(
+        """
+        DROP TRIGGER news_ai;
+        DROP TRIGGER news_ad;
+        DROP TRIGGER news_au;
+        DROP TABLE news_fts;
+        CREATE TABLE snapshot_text (
+            sha256 TEXT PRIMARY KEY REFERENCES bodies(sha256),
+            text TEXT NOT NULL
+        );
+        """
+    )
+    db.table("news").enable_fts(
+        ["title", "summary", "text"], tokenize=tokenize, create_triggers=True
+    )
+    rows = db.execute(
+        "SELECT b.sha256, b.compression, b.data, "
+        "(SELECT content_type FROM snapshots s WHERE s.sha256 = b.sha256 LIMIT 1) FROM bodies b"
+    )
+    for sha256, compression, data, content_type in rows.fetchall():
+        text = readable_text(decompress_body(compression, data), content_type)
+        db.execute("INSERT INTO snapshot_text (sha256, text) VALUES (?, ?)", [sha256, text])
+    db.table("snapshot_text").enable_fts(["text"], tokenize=tokenize, create_triggers=True)
+    db.executescript(
+        """
+        -- A snapshot with its readable text: "which snapshot first said 'senators'?"
+        CREATE VIEW snapshot_texts AS
+        SELECT s.id AS snapshot_id, s.source_id, s.url, s.first_seen, s.last_seen, s.sha256,
+               t.text
+        FROM snapshots s JOIN snapshot_text t ON t.sha256 = s.sha256;
+        """
+    )
+
+
 @migrations(name="0010_assembly_members")
 def _m0010(db: Database) -> None:
     # Each member an Assembly country page lists now, with the national rosters (parser

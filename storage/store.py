@@ -24,6 +24,7 @@ from sqlite_utils import Database
 from pawatch.display import redact_secrets, redact_url
 from pawatch.domain import HEALTH_KINDS, Fact
 from pawatch.storage import queries
+from pawatch.storage.bodytext import readable_text
 from pawatch.storage.changes import Identity
 from pawatch.storage.facts import (
     End,
@@ -128,6 +129,7 @@ class CheckInput:
     error: str | None = None
     sha256: str | None = None  # of body, when the caller computed it already
     compressed: bytes | None = None  # compress_body(body), when the caller did it already
+    text: str | None = None  # readable_text(body), when the caller computed it already
 
     @property
     def failed(self) -> bool:
@@ -702,7 +704,7 @@ class Store:
                 )
             else:
                 outcome = "new" if previous is None else "changed"
-                conn.execute(
+                inserted = conn.execute(
                     "INSERT OR IGNORE INTO bodies (sha256, size, compression, data) "
                     "VALUES (?, ?, ?, ?)",
                     (
@@ -711,7 +713,15 @@ class Store:
                         _COMPRESSION,
                         check.compressed if check.compressed is not None else compress_body(body),
                     ),
-                )
+                ).rowcount
+                if inserted:  # a new distinct body: its readable text, for SQL and search
+                    text = check.text
+                    if text is None:
+                        text = readable_text(body, check.content_type)
+                    conn.execute(
+                        "INSERT OR IGNORE INTO snapshot_text (sha256, text) VALUES (?, ?)",
+                        (digest, text),
+                    )
                 cur = conn.execute(
                     "INSERT INTO snapshots (source_id, sha256, url, content_type, etag, "
                     "last_modified, first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -932,6 +942,15 @@ class Store:
 
     def delegation_ids(self) -> list[str]:
         return queries.delegation_ids(self.db)
+
+    def reported_delegations(self) -> set[str]:
+        """Every delegation a fact or an event of this database names."""
+        return set(queries.delegation_ids(self.db)) | {
+            r[0]
+            for r in self.db.conn.execute(
+                "SELECT DISTINCT delegation FROM events WHERE delegation IS NOT NULL"
+            )
+        }
 
     def memberships(self) -> list[dict[str, Any]]:
         return queries.memberships(self.db)

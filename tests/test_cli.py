@@ -66,7 +66,9 @@ def test_status_and_sources_commands(tmp_path: Path, server: LocalServer) -> Non
     assert pawatch("--config", str(cfg), "run").returncode == 0
     status = pawatch("--config", str(cfg), "status", "--format", "json")
     assert status.returncode == 0
-    (row,) = json.loads(status.stdout)
+    data = json.loads(status.stdout)
+    assert data["ok"] is True and data["daemon"] == {"alive": False, "state": "never"}
+    (row,) = data["sources"]
     assert row["id"] == "alpha" and row["snapshots"] == 1 and row["consecutive_failures"] == 0
     text = pawatch("--config", str(cfg), "status").stdout
     assert "alpha" in text and "new" in text
@@ -168,8 +170,11 @@ def test_a_page_that_cannot_be_read_is_reported_and_exits_1(
     assert "BROKEN" in broken.stderr
     status = pawatch("--config", str(cfg), "status")
     assert "broken" in status.stdout and "! r: cannot read the page" in status.stdout
-    rows = json.loads(pawatch("--config", str(cfg), "status", "--format", "json").stdout)
-    assert rows[0]["parse_status"] == "broken"
+    assert status.returncode == 1  # a health check: a broken source is not healthy
+    as_json = pawatch("--config", str(cfg), "status", "--format", "json")
+    assert as_json.returncode == 1
+    data = json.loads(as_json.stdout)
+    assert data["sources"][0]["parse_status"] == "broken" and data["unhealthy"] == ["r"]
 
 
 def test_questions_never_create_a_database(tmp_path: Path) -> None:
@@ -181,3 +186,39 @@ def test_questions_never_create_a_database(tmp_path: Path) -> None:
         assert proc.returncode == 2, args
         assert "no database at" in proc.stderr and "pawatch run" in proc.stderr
     assert not (tmp_path / "pawatch.db").exists()
+
+
+def test_deliver_dry_run_with_nothing_pending_says_so(tmp_path: Path, server: LocalServer) -> None:
+    server.set("/a", Route(body="<p>a</p>"))
+    cfg = write_config(tmp_path, source_block("a", server.url("/a")))
+    assert pawatch("--config", str(cfg), "run").returncode == 0
+    dry = pawatch("--config", str(cfg), "deliver", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.strip() == "nothing pending"
+
+
+def test_status_is_a_health_check(tmp_path: Path, server: LocalServer) -> None:
+    server.set("/a", Route(body="<p>a</p>"))
+    server.set("/b", Route(body="<p>b</p>"))
+    cfg = write_config(
+        tmp_path, source_block("a", server.url("/a")) + source_block("b", server.url("/b"))
+    )
+    assert pawatch("--config", str(cfg), "run").returncode == 0
+    assert pawatch("--config", str(cfg), "status").returncode == 0
+    server.set("/b", Route(status=500))
+    assert pawatch("--config", str(cfg), "run").returncode == 1
+    failing = pawatch("--config", str(cfg), "status", "--format", "json")
+    assert failing.returncode == 1
+    data = json.loads(failing.stdout)
+    assert data["ok"] is False and data["unhealthy"] == ["b"]
+    assert data["daemon"]["alive"] is False
+    assert pawatch("--config", str(cfg), "status").returncode == 1
+
+
+def test_a_global_option_after_the_command_gets_a_hint(tmp_path: Path) -> None:
+    proc = pawatch("changes", "--db", str(tmp_path / "x.db"))
+    assert proc.returncode == 2
+    assert "--db is a global option: give it before the command" in proc.stderr
+    assert "pawatch --db ... changes" in proc.stderr
+    other = pawatch("changes", "--colour")
+    assert other.returncode == 2 and "--colour" in other.stderr and "global" not in other.stderr

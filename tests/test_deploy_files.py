@@ -164,3 +164,82 @@ def test_the_parsers_catch_mistakes() -> None:
         parse_unit("ExecStart=/bin/true\n")  # no section
     with pytest.raises(click.UsageError):
         _check_cli_args(["run", "--no-such-option"])
+
+
+DEPLOY = DOCS / "deploy.md"
+VENV_PAWATCH = "/opt/pawatch/venv/bin/pawatch"
+
+
+def _shell_lines(markdown: str) -> list[str]:
+    """The lines of the ```sh blocks of a markdown file."""
+    return [
+        line.strip()
+        for block in re.findall(r"```sh\n(.*?)```", markdown, re.S)
+        for line in block.splitlines()
+        if line.strip() and not line.strip().startswith("#")
+    ]
+
+
+def test_deploy_doc_commands_run_as_written() -> None:
+    text = DEPLOY.read_text(encoding="utf-8")
+    lines = _shell_lines(text)
+    assert not [line for line in lines if "$(cat" in line]  # would run as the admin
+    assert "python3-venv" in text and "python3 -m venv /opt/pawatch/venv" in text
+    install = [line for line in lines if "pip install" in line and "requirements.lock" in line]
+    assert install and "--require-hashes -r requirements.lock" in install[0]
+    as_pawatch = [line for line in lines if line.startswith("sudo -u pawatch")]
+    assert len(as_pawatch) >= 3
+    for line in as_pawatch:
+        assert VENV_PAWATCH in line, f"give the venv's full path: {line}"
+        assert "PAWATCH_CONFIG=/etc/pawatch/pawatch.toml" in line, line
+        words = shlex.split(line)
+        if "-c" in words:  # sudo -u pawatch sh -c '...': the script's last command
+            words = shlex.split(words[words.index("-c") + 1].rsplit(";", 1)[1])
+        args = words[words.index(VENV_PAWATCH) + 1 :]
+        _check_cli_args(args)
+    assert re.search(r"ProtectProc=.*systemd 247", text, re.S)
+    assert re.search(r"MAILTO.*mail transfer agent", text, re.S)
+
+
+def test_unit_and_crontab_use_the_documented_venv() -> None:
+    unit = parse_unit(UNIT.read_text(encoding="utf-8"))
+    assert unit["Service"]["ExecStart"][0].split()[0] == VENV_PAWATCH
+    env, jobs = parse_crontab(CRONTAB.read_text(encoding="utf-8"))
+    assert env["PATH"].split(":")[0] == str(Path(VENV_PAWATCH).parent)
+    assert all(command.split()[0] == VENV_PAWATCH for _, command in jobs)
+
+
+def test_rendered_crontab_lines_run(tmp_path: Path) -> None:
+    """The crontab with the venv, config and database moved to this test's: every job line
+    runs in a POSIX shell with the crontab's environment and exits 0."""
+    from pawatch.demo.localserver import LocalServer, Route
+    from tests.conftest import source_block, write_config
+
+    venv_bin = Path(sys.executable).parent
+    pawatch_script = venv_bin / "pawatch"
+    if not pawatch_script.exists():
+        pytest.skip("no pawatch script beside this Python")
+    env, jobs = parse_crontab(CRONTAB.read_text(encoding="utf-8"))
+    with LocalServer("127.0.0.1") as server:
+        server.set("/page", Route(body="<p>the delegation</p>"))
+        cfg = write_config(tmp_path, source_block("page", server.url("/page"), schedule="1h"))
+        rendered = {
+            **env,
+            "PATH": env["PATH"].replace("/opt/pawatch/venv/bin", str(venv_bin)),
+            "PAWATCH_CONFIG": str(cfg),
+            "PAWATCH_DB": str(tmp_path / "cron.db"),
+            "HOME": str(tmp_path),
+        }
+        rendered.pop("MAILTO")
+        for _, command in jobs:
+            line = command.replace(VENV_PAWATCH, str(pawatch_script))
+            proc = subprocess.run(
+                [env.get("SHELL", "/bin/sh"), "-c", line],
+                env=rendered,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert proc.returncode == 0, (line, proc.stdout, proc.stderr)
+    assert (tmp_path / "cron.db").exists()  # PAWATCH_DB was used
+    assert server.hits("/page") == 1

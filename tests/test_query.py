@@ -278,3 +278,32 @@ def test_scraped_control_characters_never_reach_the_terminal() -> None:
 
     # the whole escape sequence goes (not only its ESC), so no "[2J" junk is left behind
     assert printable("Kogut\x1b[2J\x07 Viktor\tline\nnext\x9b") == "Kogut Viktor\tline\nnext"
+
+
+def test_delegation_ids_are_case_insensitive_everywhere(demo_db: tuple[Path, list[str]]) -> None:
+    db, _ = demo_db
+    upper = json.loads(invoke(db, "changes", "--delegation", "KG", "--format", "json"))
+    lower = json.loads(invoke(db, "changes", "--delegation", "kg", "--format", "json"))
+    assert upper and lower == upper
+    history_lower = json.loads(invoke(db, "history", "kg", "--format", "json"))
+    assert history_lower == json.loads(invoke(db, "history", "KG", "--format", "json"))
+    exported = list(csv.DictReader(io.StringIO(invoke(db, "export", "--format", "csv"))))
+    only_tj = list(
+        csv.DictReader(io.StringIO(invoke(db, "export", "--delegation", "tj", "--format", "csv")))
+    )
+    assert only_tj == [r for r in exported if r["delegation"] == "TJ"] and only_tj
+
+
+def test_unknown_delegation_ids_are_refused_everywhere(demo_db: tuple[Path, list[str]]) -> None:
+    db, _ = demo_db
+    for args in (
+        ["changes", "--delegation", "XX"],
+        ["history", "XX"],
+        ["export", "--delegation", "xx"],
+    ):
+        result = CliRunner().invoke(cli, ["--db", str(db), *args])
+        assert result.exit_code == 2, (args, result.output)
+        assert "'XX'" in result.output or "'xx'" in result.output, result.output
+        assert "No events." not in result.output
+    # a registry delegation without events is a valid question with an empty answer
+    assert invoke(db, "changes", "--delegation", "am").strip() == "No events."

@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from pawatch.cli import checks, daemon, delivery, query
+from pawatch.cli import checks, daemon, delivery, query, trying, web
 from pawatch.cli.common import Context
 from pawatch.display import SafeLogFilter
 
@@ -30,7 +30,28 @@ def _setup_logging(verbosity: int) -> None:
     root.propagate = False
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+GLOBAL_OPTIONS = ("--config", "--db", "-v", "--verbose", "-q", "--quiet")
+
+
+class _Group(click.Group):
+    """The group; an option of the group given after the command gets a hint saying where it
+    goes (``pawatch changes --db X`` -> ``pawatch --db X changes``)."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except click.NoSuchOption as exc:
+            if exc.option_name not in GLOBAL_OPTIONS:
+                raise
+            command = exc.ctx.info_name if exc.ctx is not None else "COMMAND"
+            raise click.UsageError(
+                f"{exc.option_name} is a global option: give it before the command, "
+                f"e.g. `pawatch {exc.option_name} ... {command} ...`",
+                exc.ctx,
+            ) from None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--config",
     "config",
@@ -60,7 +81,7 @@ def cli(ctx: click.Context, config: str | None, db: str | None, verbose: int, qu
     ctx.obj = Context(config, db, verbosity)
 
 
-for _module in (checks, query, delivery, daemon):
+for _module in (checks, query, delivery, daemon, trying, web):
     for _command in vars(_module).values():
         if isinstance(_command, click.Command):
             cli.add_command(_command)

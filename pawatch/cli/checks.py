@@ -205,7 +205,10 @@ def _summary_text(data: dict[str, Any], db_path: str) -> str:
 def status(obj: Context, fmt: str, daemon_only: bool) -> None:
     """Each source's last check, last success, consecutive failures, last error, last change
     and snapshot count, from the database; and the daemon: alive or not, since when, the next
-    run per source and its last error (from the heartbeat file <db>.daemon.json)."""
+    run per source and its last error (from the heartbeat file <db>.daemon.json).
+
+    Exit 1 when a source's last check failed or its page cannot be read (broken), so it can
+    serve as a health check; 0 otherwise."""
     from pawatch.heartbeat import read_heartbeat
 
     beat = read_heartbeat(obj.settings.storage.path)
@@ -225,18 +228,17 @@ def status(obj: Context, fmt: str, daemon_only: bool) -> None:
     next_runs: dict[str, Any] = {}
     if beat and alive:
         next_runs = {k: v.get("next_run") for k, v in (beat.get("sources") or {}).items()}
+    # exit 1 when a source's last check failed or its page cannot be read: a health check
+    unhealthy = [r.id for r in rows if r.consecutive_failures or r.parse_status == "broken"]
+    code = EXIT_FAILURES if unhealthy else EXIT_OK
     if fmt == "json":
-        click.echo(
-            json.dumps(
-                [
-                    {**r.__dict__, "url": redact_url(r.url), "next_run": next_runs.get(r.id)}
-                    for r in rows
-                ],
-                ensure_ascii=False,
-                indent=2,
-            )
-        )
-        return
+        sources = [
+            {**r.__dict__, "url": redact_url(r.url), "next_run": next_runs.get(r.id)} for r in rows
+        ]
+        daemon = beat or {"alive": False, "state": "never"}
+        data = {"ok": not unhealthy, "unhealthy": unhealthy, "sources": sources, "daemon": daemon}
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        sys.exit(code)
     if not rows:
         click.echo("No checks recorded yet; run `pawatch run` or `pawatch daemon`.")
     else:
@@ -275,6 +277,7 @@ def status(obj: Context, fmt: str, daemon_only: bool) -> None:
             f"(last at {undelivered.last_at}): {_safe(undelivered.last_error)}"
         )
     click.echo("\n".join(_daemon_lines(beat, obj.settings.storage.path, [r.id for r in rows])))
+    sys.exit(code)
 
 
 def _daemon_lines(beat: dict[str, Any] | None, db_path: str, listed: Sequence[str]) -> list[str]:
@@ -369,13 +372,19 @@ def sources(obj: Context, fmt: str) -> None:
     show_default=True,
     help="Folder for the demo database and files.",
 )
+@click.option(
+    "--serve",
+    is_flag=True,
+    help="Keep the example sites and a local SMTP server up until Ctrl-C, to try other "
+    "commands on them with the config the demo prints.",
+)
 @click.pass_obj
-def demo(obj: Context, out_dir: str) -> None:
+def demo(obj: Context, out_dir: str, serve: bool) -> None:
     """Run pawatch offline against a bundled example site served on 127.0.0.1.
 
-    Checks version 1 of the site, switches to version 2, checks again, and shows what changed
-    and where the database is.
+    Checks version 1 of the site (recorded as a week ago), switches to version 2, checks
+    again, and shows what changed and where the database is.
     """
     from pawatch.demo.run import run_demo
 
-    sys.exit(run_demo(out_dir))
+    sys.exit(run_demo(out_dir, serve=serve))

@@ -12,6 +12,7 @@ from typing import Any, NoReturn
 import click
 
 from pawatch.config import ConfigError, Settings, Source
+from pawatch.config.registry import load_registry
 from pawatch.lock import EXIT_LOCKED, FileLock, LockTimeout, describe_holder
 from pawatch.settings import load_settings
 from pawatch.storage import StorageError, Store
@@ -118,6 +119,25 @@ def select_sources(settings: Settings, ids: Sequence[str]) -> list[Source]:
     if unknown:
         fail(f"unknown source id(s): {', '.join(unknown)} (see `pawatch sources`)")
     return [known[i] for i in dict.fromkeys(ids)]  # named sources run even when disabled
+
+
+def delegation_id(value: str) -> str:
+    """A delegation id as stored, whatever its case: ``kg`` -> ``KG``, ``X-Foo`` -> ``x-foo``."""
+    value = value.strip()
+    return value.lower() if value.lower().startswith("x-") else value.upper()
+
+
+def known_delegation(store: Store, value: str) -> str:
+    """``value`` as a stored delegation id; exit 2 naming the known ones when no source
+    reports about it (nothing in the registry, the facts or the events)."""
+    wanted = delegation_id(value)
+    recorded = store.reported_delegations()
+    if wanted in recorded or load_registry().has(wanted):
+        return wanted
+    fail(
+        f"unknown delegation {value!r}; known: {', '.join(sorted(recorded)) or 'none yet'} "
+        "(ids are the registry's two-letter codes, e.g. KG, or x-<slug>)"
+    )
 
 
 def format_table(rows: Sequence[Sequence[str]]) -> str:

@@ -41,6 +41,8 @@ def deliver(obj: Context, dry_run: bool, retry_failed: bool) -> None:
                 again = store.outbox.retry_failed()
             click.echo(f"{again} failed outbox row(s) pending again", err=True)
         result = deliver_pending(settings, store, dry_run=dry_run, out=sys.stdout)
+    if dry_run and not result.messages:
+        click.echo("nothing pending")
     quiet = result.mode == "stdout" and result.ok and obj.verbosity < 1
     if not quiet:
         for line in result.summary_lines():

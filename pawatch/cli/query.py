@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from pawatch import times
-from pawatch.cli.common import Context, fail, format_option
+from pawatch.cli.common import Context, delegation_id, fail, format_option, known_delegation
 from pawatch.display import LONG_VALUE, event_line, printable, redact_url, shorten
 from pawatch.domain import CHANGE_KINDS, HEALTH_KINDS
 from pawatch.storage.queries import DelegationChange, event_json
@@ -82,6 +82,7 @@ def changes(
     health events, oldest first."""
     since_at = parse_moment(since, end_of_day=False) if since else None
     with obj.store(create=False) as store:
+        delegation = known_delegation(store, delegation) if delegation else None
         if per_source:
             rows = store.select_events(
                 since=since_at, delegation=delegation, kinds=kinds, latest=limit
@@ -136,7 +137,7 @@ def _group_by_source(facts: list[Any]) -> dict[str, dict[str, list[Any]]]:
 @click.pass_obj
 def history(obj: Context, delegation: str, as_of: str | None, fmt: str) -> None:
     """A delegation's composition, representative and members at a date, and its timeline."""
-    delegation = delegation.upper() if len(delegation) == 2 else delegation
+    delegation = delegation_id(delegation)
     at = (
         parse_moment(as_of, end_of_day=True, option="--as-of")
         if as_of
@@ -371,12 +372,14 @@ def _popolo(rows: list[dict[str, Any]], overview: list[dict[str, Any]]) -> dict[
     help="json: delegations and memberships; csv: memberships; "
     "popolo: Popolo persons, organizations and memberships.",
 )
+@click.option("--delegation", metavar="ID", help="Only this delegation (e.g. KG).")
 @click.pass_obj
-def export(obj: Context, fmt: str) -> None:
+def export(obj: Context, fmt: str, delegation: str | None) -> None:
     """Export delegations and memberships (members, plenipotentiaries) with start/end dates."""
     with obj.store(create=False) as store:
-        rows = store.memberships()
-        overview = store.delegations_overview()
+        only = known_delegation(store, delegation) if delegation else None
+        rows = [r for r in store.memberships() if only in (None, r["delegation"])]
+        overview = [r for r in store.delegations_overview() if only in (None, r["delegation"])]
     if fmt == "popolo":
         click.echo(json.dumps(_popolo(rows, overview), ensure_ascii=False, indent=2))
     elif fmt == "csv":
