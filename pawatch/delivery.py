@@ -119,11 +119,13 @@ def deliver_pending(
     """
     now = (now or datetime.now(UTC)).astimezone(UTC)
     if settings.email is None:
-        return _to_stdout(store, now, dry_run, out)
-    return _Email(settings.email, store, now, dry_run, out, env).run()
+        return _to_stdout(store, now, dry_run, out, settings.report.base_url)
+    return _Email(settings.email, store, now, dry_run, out, env, settings.report.base_url).run()
 
 
-def _to_stdout(store: Store, now: datetime, dry_run: bool, out: TextIO) -> DeliveryResult:
+def _to_stdout(
+    store: Store, now: datetime, dry_run: bool, out: TextIO, base_url: str | None
+) -> DeliveryResult:
     conn = store.db.conn
     result = DeliveryResult(mode="stdout", dry_run=dry_run)
     stamp = format_time(now)
@@ -132,7 +134,14 @@ def _to_stdout(store: Store, now: datetime, dry_run: bool, out: TextIO) -> Deliv
             result.skipped = ob.skip_channels(conn, [ob.ALL], stamp)
     ids = ob.open_event_ids(conn, ob.ALL)
     if ids:
-        report = build_report(ob.events_by_id(conn, ids), ob.problems(conn), generated_at=now)
+        report = build_report(
+            ob.events_by_id(conn, ids),
+            ob.problems(conn),
+            generated_at=now,
+            store=store,
+            base_url=base_url,
+            operator=True,
+        )
         out.write(render_text(report))
         out.flush()
         if not dry_run:
@@ -153,8 +162,10 @@ class _Email:
         dry_run: bool,
         out: TextIO,
         env: Mapping[str, str] | None,
+        base_url: str | None = None,
     ) -> None:
         self.email, self.store, self.conn = email, store, store.db.conn
+        self.base_url = base_url
         self.now, self.stamp = now, format_time(now)
         self.dry_run, self.out, self.env = dry_run, out, env
         self.stale_before = format_time(now - lease(email))
@@ -253,6 +264,8 @@ class _Email:
             channel=channel,
             prefix=self.email.subject_prefix,
             reminder=not ids,
+            store=self.store,
+            base_url=self.base_url,
         )
         if self.dry_run:
             self.out.write(f"To: {', '.join(to)}\n{render_text(report)}\n")

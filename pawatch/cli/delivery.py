@@ -66,8 +66,16 @@ def report(obj: Context, since: str | None, fmt: str) -> None:
         else:
             events = ob.events_since(conn, format_time(start))
         problems = ob.problems(conn)
-    prefix = obj.settings.email.subject_prefix if obj.settings.email else "pawatch"
-    rep = build_report(events, problems, generated_at=now, prefix=prefix)
+        prefix = obj.settings.email.subject_prefix if obj.settings.email else "pawatch"
+        rep = build_report(
+            events,
+            problems,
+            generated_at=now,
+            prefix=prefix,
+            store=store,
+            base_url=obj.settings.report.base_url,
+            operator=fmt == "text",
+        )
     click.echo(RENDERERS[fmt](rep), nl=False)
 
 
