@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from pawatch.cli import checks, daemon, delivery, query
+from pawatch.cli import checks, daemon, delivery, feed, query
 from pawatch.cli.common import Context
 
 
@@ -58,7 +58,7 @@ def cli(ctx: click.Context, config: str | None, db: str | None, verbose: int, qu
     ctx.obj = Context(config, db, verbosity)
 
 
-for _module in (checks, query, delivery, daemon):
+for _module in (checks, query, delivery, daemon, feed):
     for _command in vars(_module).values():
         if isinstance(_command, click.Command):
             cli.add_command(_command)
