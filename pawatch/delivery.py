@@ -17,6 +17,7 @@ from email.message import EmailMessage
 from typing import Any, TextIO
 
 from pawatch import mailer
+from pawatch.channels import deliver_channels, enqueue
 from pawatch.config.model import EmailSettings, Settings
 from pawatch.reports import Report, build_report, render_html, render_text
 from pawatch.storage import Store, format_time, parse_time
@@ -118,9 +119,28 @@ def deliver_pending(
     ``os.environ`` for the password lookup (tests).
     """
     now = (now or datetime.now(UTC)).astimezone(UTC)
+    if settings.channels and not dry_run:  # before the email marks what a new channel gets
+        enqueue(store, settings.channels, format_time(now))
     if settings.email is None:
-        return _to_stdout(store, now, dry_run, out, settings.report.base_url)
-    return _Email(settings.email, store, now, dry_run, out, env, settings.report.base_url).run()
+        result = _to_stdout(store, now, dry_run, out, settings.report.base_url)
+    else:
+        result = _Email(
+            settings.email, store, now, dry_run, out, env, settings.report.base_url
+        ).run()
+    if settings.channels:  # [[channels]]: their own outbox rows (pawatch/channels.py)
+        for c in deliver_channels(settings, store, now, dry_run=dry_run, out=out, env=env):
+            if c.status == "deferred":
+                result.deferred[c.channel] = c.error or ""
+                continue
+            status = {"failed": "failed", "uncertain": "uncertain"}.get(c.status, c.status)
+            result.messages.append(
+                MessageOutcome(
+                    c.channel, status, c.event_ids, (c.channel,), c.message_id, c.subject,
+                    c.reply, c.error, "channel" if c.error else None,
+                )
+            )  # fmt: skip
+        result.pending = ob.count_open(store.db.conn)
+    return result
 
 
 def _to_stdout(

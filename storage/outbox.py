@@ -42,7 +42,8 @@ def skip_channels(conn: sqlite3.Connection, keep: Collection[str], now: str) -> 
     cur = conn.execute(
         "UPDATE outbox SET status = 'skipped', delivered_at = ?, "
         "last_error = 'no recipients for this channel' "
-        f"WHERE status = 'pending' AND channel NOT IN ({marks or 'NULL'})",
+        f"WHERE status = 'pending' AND channel NOT IN ({marks or 'NULL'}) "
+        "AND channel NOT LIKE 'ch:%'",  # [[channels]] rows: pawatch/channels.py
         (now, *keep),
     )
     return cur.rowcount

@@ -105,3 +105,23 @@ def test_email(obj: Context, to: tuple[str, ...]) -> None:
     for address, answer in result.refused.items():
         click.echo(f"refused {address}: {answer}", err=True)
     sys.exit(EXIT_FAILURES if result.refused else 0)
+
+
+@click.command("test-channel")
+@click.argument("name")
+@click.pass_obj
+def test_channel(obj: Context, name: str) -> None:
+    """Send a test report through the [[channels]] table named NAME (webhook, apprise or
+    email) and print the channel's answer, or one line saying why it failed (exit 1)."""
+    from pawatch.channels import ChannelError, send_test, shown_url
+
+    channels = {c.name: c for c in obj.settings.channels}
+    if name not in channels:
+        known = ", ".join(channels) or "none configured"
+        fail(f"no channel named {name!r} in the config's [[channels]] (known: {known})")
+    channel = channels[name]
+    try:
+        answer = send_test(obj.settings, channel)
+    except ChannelError as exc:
+        fail(f"test through channel {name} failed: {exc}", EXIT_FAILURES)
+    click.echo(f"channel {name} ({channel.kind}, {shown_url(channel.url)}) accepted: {answer}")
