@@ -337,4 +337,37 @@ def _m0006(db: Database) -> None:
     )
 
 
+@migrations(name="0010_assembly_members")
+def _m0010(db: Database) -> None:
+    # Each member an Assembly country page lists now, with the national rosters (parser
+    # `roster`, same delegation) that list the same person now (by the member fact's key,
+    # the name identity): `confirmed`; or the time the last roster stopped listing them:
+    # `left_roster` (e.g. after an election); or `unconfirmed` (no roster ever listed them).
+    db.executescript(
+        """
+        CREATE VIEW assembly_members AS
+        SELECT m.delegation, m.source_id, m.name, m.name_key, m.listed_since, m.confirmed_by,
+               CASE WHEN m.confirmed_by IS NULL THEN m.left_roster_at END AS left_roster_at,
+               CASE WHEN m.confirmed_by IS NOT NULL THEN 'confirmed'
+                    WHEN m.left_roster_at IS NOT NULL THEN 'left_roster'
+                    ELSE 'unconfirmed' END AS status
+        FROM (
+            SELECT substr(a.subject, 12) AS delegation, a.source_id, a.value AS name,
+                   a.key AS name_key, a.first_seen AS listed_since,
+                   (SELECT group_concat(DISTINCT r.source_id) FROM facts r
+                      JOIN sources rs ON rs.id = r.source_id
+                    WHERE rs.parser = 'roster' AND r.subject = a.subject
+                      AND r.attribute = 'member' AND r.key = a.key
+                      AND r.ended_at IS NULL) AS confirmed_by,
+                   (SELECT MAX(r.ended_at) FROM facts r JOIN sources rs ON rs.id = r.source_id
+                    WHERE rs.parser = 'roster' AND r.subject = a.subject
+                      AND r.attribute = 'member' AND r.key = a.key) AS left_roster_at
+            FROM facts a JOIN sources s ON s.id = a.source_id
+            WHERE s.parser = 'delegation-page' AND a.attribute = 'member'
+              AND a.subject LIKE 'delegation:%' AND a.ended_at IS NULL
+        ) m;
+        """
+    )
+
+
 SCHEMA_VERSION = len(migrations._migrations)

@@ -87,6 +87,7 @@ def _read_list(
     sel = {key: option_str(options, key, DEFAULTS[key]) or DEFAULTS[key] for key in DEFAULTS}
     watch = option_list(options, "watch")
     seen: set[str] = set()
+    untitled: dict[str, int] = {}  # href -> item number: warned only if no item titles it
     # Each selector runs once over the page; its matches go to their items.
     fields = ItemFields(root, items)
     for index, item in enumerate(items):
@@ -94,9 +95,12 @@ def _read_list(
         link_node = item if item.tag == "a" else fields.first(index, sel["link"], "link")
         href = absolute_url(url, link_node.attributes.get("href") if link_node else None)
         title_node = fields.first(index, sel["title"], "title")
-        title = inline_text(title_node) or inline_text(link_node)
-        if href is None or not title:
-            result.warnings.append(f"item {number}: no {'link' if href is None else 'title'}")
+        title = _title_text(title_node) or _link_title(item, link_node)
+        if href is None:
+            result.warnings.append(f"item {number}: no link")
+            continue
+        if not title:  # e.g. a photo link beside the title link to the same item
+            untitled.setdefault(href, number)
             continue
         if href in seen:
             continue
@@ -107,6 +111,25 @@ def _read_list(
         summary = inline_text(fields.first(index, sel["summary"], "summary")) or None
         hits = _watch_hits(watch, title, summary)
         result.records.append(NewsItem(href, title, date, date_text, summary, None, hits))
+    untitled_numbers = [number for href, number in untitled.items() if href not in seen]
+    result.warnings += [f"item {number}: no title" for number in untitled_numbers]
+
+
+def _title_text(node: LexborNode | None) -> str:
+    """A title element's text, unless it is only a date (the Assembly's events list puts the
+    date in the item's first link)."""
+    text = inline_text(node)
+    return "" if looks_like_date(text) else text
+
+
+def _link_title(item: LexborNode, link_node: LexborNode | None) -> str:
+    """An item's title from its links: the first link text that is not only a date, else the
+    item link's text."""
+    for node in [link_node, *select(item, "a[href]", "link")]:
+        text = inline_text(node)
+        if text and not looks_like_date(text):
+            return text
+    return inline_text(link_node)
 
 
 def _article_title(
@@ -230,7 +253,7 @@ def parse_news(html: str, url: str, options: Mapping[str, Any]) -> ParseResult:
 SPEC = ParserSpec.declare(
     parse_news,
     NAME,
-    version=2,
+    version=3,
     description="News items (title, URL, date, summary) from a list page, or one article "
     "(title, date, text).",
     options={
