@@ -102,11 +102,18 @@ def excerpt(
 ) -> Excerpt | None:
     """The changed lines that show ``old`` becoming ``new``: of the page's changed blocks,
     the one whose removed lines name ``old`` and whose added lines name ``new`` (the best
-    match); None when no changed block names either value (no quote beats a wrong one)."""
+    match); None when no changed block names either value (no quote beats a wrong one).
+    Without either value (a page's text changed), the first changed block."""
     old_re, new_re = _pattern(old), _pattern(new)
-    if old_re is None and new_re is None:
-        return None
     matcher = difflib.SequenceMatcher(None, before, after, autojunk=False)
+    if old_re is None and new_re is None:  # a page's text changed: its first changed block
+        for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+            if tag != "equal":
+                return Excerpt(
+                    _quote(before[i1:i2], None, max_lines, width),
+                    _quote(after[j1:j2], None, max_lines, width),
+                )
+        return None
     best: tuple[int, list[str], list[str]] | None = None
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         if tag == "equal":

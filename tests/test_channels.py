@@ -19,9 +19,18 @@ from pawatch.cli import cli
 from pawatch.config import ConfigError
 from pawatch.config.model import ChannelSettings, Settings
 from pawatch.delivery import deliver_pending
+from pawatch.demo.smtpcapture import smtp_capture
 from pawatch.settings import settings_from_text
 from pawatch.storage import Store
-from tests.test_delivery import T0, add_events, composition, news, statuses, store
+from tests.test_delivery import (
+    T0,
+    add_events,
+    composition,
+    email_settings,
+    news,
+    statuses,
+    store,
+)
 
 __all__ = ["store"]
 
@@ -178,6 +187,26 @@ def test_apprise_failure_keeps_the_rows_pending(store: Store) -> None:
         assert len(server.posts) >= 1
     assert result.exit_code == 1 and "Apprise could not deliver" in " ".join(result.summary_lines())
     assert channel_rows(store) == [(1, "ch:chat", "pending")]
+
+
+def test_email_channel_sends_through_the_email_server_once(store: Store) -> None:
+    with smtp_capture() as server:
+        settings = email_settings(server.port)
+        kg = ChannelSettings("kg-analysts", "email", "mailto:a@example.org, b@example.org",
+                             delegations=("KG",))  # fmt: skip
+        settings = Settings(email=settings.email, channels=(kg,))
+        deliver_pending(settings, store, now=T0, out=io.StringIO())
+        add_events(store, composition("KG"), composition("TJ", "5", "4"))
+        result = deliver_pending(settings, store, now=T0, out=io.StringIO())
+        assert result.ok, result.summary_lines()
+        again = deliver_pending(settings, store, now=T0, out=io.StringIO())
+        assert [m.channel for m in again.messages] == []
+        received = {m.rcpt_tos: m.message() for m in server.wait_for(2)}
+    assert set(received) == {("desk@example.org",), ("a@example.org", "b@example.org")}
+    channel_mail = received[("a@example.org", "b@example.org")]
+    assert str(channel_mail["Subject"]) == "[pawatch kg-analysts] Kyrgyzstan: seats 6 -> 7"
+    assert channel_mail["X-Pawatch-Channel"] == "kg-analysts"
+    assert channel_rows(store) == [(1, "ch:kg-analysts", "delivered")]
 
 
 # ------------------------------------------------------------------ config and CLI

@@ -5,6 +5,7 @@ by `run` with [feed] path and byte-identical when nothing changed."""
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,6 +17,9 @@ from pawatch.feed import write_atomically
 from pawatch.storage import SourceRow, Store
 from tests.conftest import source_block, write_config
 from tests.test_cli import pawatch
+from tests.test_daemon import DaemonProcess, _daemon_cfg, daemons
+
+__all__ = ["daemons"]  # the fixture, shared with test_daemon
 
 A = "{http://www.w3.org/2005/Atom}"
 SENTENCE = (
@@ -137,3 +141,23 @@ def test_write_atomically_replaces_whole_and_skips_identical(tmp_path: Path) -> 
     assert write_atomically(path, "one") is False
     assert write_atomically(path, "two") is True and path.read_text() == "two"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.xml"]
+
+
+def test_the_daemon_rewrites_the_feed_after_a_cycle_with_changes(
+    tmp_path: Path, server: LocalServer, daemons: Callable[..., DaemonProcess]
+) -> None:
+    feed = tmp_path / "changes.atom"
+    server.set("/en", Route(body=SENTENCE.format(n=6)))
+    cfg = _daemon_cfg(
+        tmp_path,
+        f'[feed]\npath = "{feed}"\n'
+        + source_block("en", server.url("/en"), parser="delegations", schedule="2s"),
+    )
+    d = daemons(cfg)
+    d.wait_for(feed.exists, label="the feed after the first cycle")
+    assert check_atom(feed.read_text(encoding="utf-8")).findall(f"{A}entry") == []
+    server.set("/en", Route(body=SENTENCE.format(n=7)))
+    d.wait_for(lambda: b"<entry>" in feed.read_bytes(), timeout=15, label="the change's entry")
+    assert d.stop() == 0, d.log
+    (entry,) = check_atom(feed.read_text(encoding="utf-8")).findall(f"{A}entry")
+    assert entry.findtext(f"{A}title") == "Kyrgyzstan: Supreme Council: 6 -> 7 seats"

@@ -258,6 +258,11 @@ def test_excerpt_quotes_the_changed_sentence_before_and_after() -> None:
     assert added == Excerpt((), ("Plenipotentiary: Gafurzoda Abdukhalil",))
     # no changed block names the values: no quote rather than a wrong one
     assert excerpt(["a", "b"], ["a", "c"], "6", "7") is None
+    # a page whose text changed (no values): its first changed block
+    assert excerpt(["a", "b", "c", "d"], ["a", "B", "c", "D"], None, None) == Excerpt(
+        ("b",), ("B",)
+    )
+    assert excerpt(["a"], ["a"], None, None) is None
 
 
 def test_empty_report() -> None:
