@@ -27,6 +27,7 @@ from pawatch.demo.localserver import LocalServer, Route
 from pawatch.demo.smtpcapture import save_eml, smtp_capture
 from pawatch.display import event_line
 from pawatch.pipeline import RunSummary, run_once
+from pawatch.reports import build_report, delegation_name
 from pawatch.settings import settings_from_text
 from pawatch.storage import Store
 
@@ -192,7 +193,17 @@ def run_demo(out_dir: str) -> int:
                 _show(summary, store)
                 exit_code = max(exit_code, summary.exit_code)
             events = store.events()
-            click.echo(f"\nWhat changed between the two versions ({len(events)} event(s)):")
+            report = build_report(events)
+            changes = [i for g in report.groups for i in g.items] + report.news
+            click.echo(
+                f"\nWhat changed between the two versions: {len(report.items)} change(s) and "
+                f"{len(report.news)} news item(s), from {len(events)} event(s) of the sources:"
+            )
+            for change in changes:
+                where = f"{delegation_name(change.delegation)}: " if change.delegation else ""
+                n = len(change.sightings)
+                click.echo(f"  {where}{change.headline} (seen on {n} source{'s' * (n != 1)})")
+            click.echo("The events, one per source:")
             for event in events:
                 click.echo("  " + event_line(event))
             eml = deliver_to_local_smtp(settings, store, out / "report.eml")
