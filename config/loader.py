@@ -337,7 +337,17 @@ _EMAIL_KEYS: dict[str, Check] = {
     "health_repeat": _period,
     "subject_prefix": _one_line,
     "ca_bundle": _nonempty_str,
+    "max_resends": lambda v: _int_range(v, 0, MAX_RESENDS),
 }
+
+
+MAX_RESENDS = 100  # email.max_resends: 0 (never re-send an unconfirmed message) to 100
+
+
+def _int_range(value: Any, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"expected a whole number from {low} to {high}, got {_show(value)}")
+    return value
 
 
 def _parse_email(

@@ -154,6 +154,7 @@ class EmailSettings:
     health_repeat: timedelta | None = timedelta(days=1)  # None: never repeat
     subject_prefix: str = "pawatch"
     ca_bundle: str | None = None  # extra CA certificates to trust for TLS
+    max_resends: int = 3  # re-sends of an unconfirmed message before it is marked failed
 
     @property
     def port(self) -> int:

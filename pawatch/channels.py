@@ -22,6 +22,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TextIO
 from urllib.parse import urlsplit, urlunsplit
 
@@ -29,16 +30,15 @@ from pawatch import mailer
 from pawatch.config.model import ChannelSettings, Settings
 from pawatch.reports import Report, build_report, render_html, render_json, render_text
 from pawatch.storage import Store, format_time
-from pawatch.storage import outbox as ob
+from pawatch.storage.outbox import EXTRA
 
 log = logging.getLogger("pawatch.channels")
 
-PREFIX = "ch:"  # outbox channel names of [[channels]]: 'ch:<name>'
 USER_AGENT = "pawatch (report delivery)"
 
 
 def outbox_name(channel: ChannelSettings) -> str:
-    return f"{PREFIX}{channel.name}"
+    return f"{EXTRA}{channel.name}"
 
 
 def shown_url(url: str) -> str:
@@ -183,45 +183,14 @@ def _wanted(channel: ChannelSettings, kind: str, delegation: str | None) -> bool
 
 def enqueue(store: Store, channels: Sequence[ChannelSettings], now: str) -> int:
     """Give each channel its outbox rows for the events recorded since it was last given
-    any (from its first delivery on); rows of channels no longer configured are skipped.
-    One transaction. Returns the number of rows added."""
-    conn = store.db.conn
+    any (the first time: what is still pending elsewhere); rows of channels no longer
+    configured are skipped. One transaction. Returns the number of rows added."""
+    box = store.outbox
     added = 0
-    with store.db.atomic():
-        names = [outbox_name(c) for c in channels]
-        marks = ",".join("?" * len(names))
-        conn.execute(
-            "UPDATE outbox SET status = 'skipped', delivered_at = ?, "
-            "last_error = 'channel no longer configured' "
-            f"WHERE status = 'pending' AND channel LIKE '{PREFIX}%' "
-            f"AND channel NOT IN ({marks or 'NULL'})",
-            (now, *names),
-        )
-        newest = conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
-        # A channel seen for the first time starts with what is still pending elsewhere.
-        first = conn.execute(
-            "SELECT MIN(event_id) FROM outbox WHERE status IN ('pending', 'sending') "
-            f"AND channel NOT LIKE '{PREFIX}%'"
-        ).fetchone()[0]
+    with store.transaction():
+        box.skip_extra_channels([outbox_name(c) for c in channels], now)
         for channel in channels:
-            key = f"channel-seen:{channel.name}"
-            seen = ob.get_state(conn, key)
-            if seen is None and first is not None:
-                seen = str(first - 1)
-            if seen is not None:
-                rows = conn.execute(
-                    "SELECT id, kind, delegation FROM events WHERE id > ? AND id <= ? ORDER BY id",
-                    (int(seen), newest),
-                ).fetchall()
-                todo = [
-                    (i, outbox_name(channel), now) for i, k, d in rows if _wanted(channel, k, d)
-                ]
-                conn.executemany(
-                    "INSERT OR IGNORE INTO outbox (event_id, channel, created_at) VALUES (?,?,?)",
-                    todo,
-                )
-                added += len(todo)
-            ob.set_state(conn, key, str(newest))
+            added += box.extend_channel(outbox_name(channel), partial(_wanted, channel), now)
     return added
 
 
@@ -253,7 +222,7 @@ class _Channel:
         env: Mapping[str, str] | None,
     ) -> None:
         self.channel, self.settings, self.store = channel, settings, store
-        self.conn, self.name = store.db.conn, outbox_name(channel)
+        self.box, self.name = store.outbox, outbox_name(channel)
         self.now, self.stamp = now, format_time(now)
         self.stale_before = format_time(now - lease(channel))
         self.dry_run, self.out, self.env = dry_run, out, env
@@ -261,7 +230,7 @@ class _Channel:
 
     def run(self) -> list[ChannelResult]:
         if self.dry_run:
-            ids = ob.open_event_ids(self.conn, self.name)
+            ids = self.box.open_event_ids(self.name)
             if ids:
                 report = self._report(ids)
                 if self.out is not None:
@@ -270,31 +239,31 @@ class _Channel:
                     ChannelResult(self.channel.name, "dry-run", tuple(ids), subject=report.subject)
                 )
             return self.results
-        for flight in ob.in_flight(self.conn, self.name, self.stale_before):
-            with self.store.db.atomic():
-                mine = ob.retake(self.conn, flight.message_id, self.stale_before, self.stamp)
+        for flight in self.box.in_flight(self.name, self.stale_before):
+            with self.store.transaction():
+                mine = self.box.retake(flight.message_id, self.stale_before, self.stamp)
             if mine:
                 self._send(list(flight.event_ids), flight.message_id, resend=True)
-        if ob.busy(self.conn, self.name, self.stale_before):
+        if self.box.busy(self.name, self.stale_before):
             self.results.append(
                 ChannelResult(
                     self.channel.name, "deferred", error="another pawatch process is sending it"
                 )
             )
             return self.results
-        with self.store.db.atomic():
-            claimed = ob.claim(
-                self.conn, self.name, self.stamp, lambda ids: message_id_for(self.channel, ids)
+        with self.store.transaction():
+            claimed = self.box.claim(
+                self.name, self.stamp, lambda ids: message_id_for(self.channel, ids)
             )
         if claimed is not None:
             self._send(claimed[0], claimed[1])
         return self.results
 
     def _report(self, ids: Sequence[int]) -> Report:
-        problems = [] if self.channel.delegations else ob.problems(self.conn)
+        problems = [] if self.channel.delegations else self.box.problems()
         prefix = self.settings.email.subject_prefix if self.settings.email else "pawatch"
         return build_report(
-            ob.events_by_id(self.conn, ids),
+            self.box.events_by_id(ids),
             problems,
             generated_at=self.now,
             channel=self.channel.name,
@@ -309,19 +278,19 @@ class _Channel:
         try:
             reply = send(self.channel, self.settings, report, message_id, env=self.env)
         except ChannelError as exc:
-            with self.store.db.atomic():
+            with self.store.transaction():
                 if exc.uncertain or resend:
-                    ob.keep_uncertain(self.conn, message_id, str(exc))
+                    self.box.keep_uncertain(message_id, str(exc))
                 else:
-                    ob.release(self.conn, message_id, str(exc))
+                    self.box.release(message_id, str(exc))
             log.warning("delivery to channel %s failed: %s", name, exc)
             status = "uncertain" if exc.uncertain else "failed"
             self.results.append(
                 ChannelResult(name, status, tuple(ids), message_id, report.subject, error=str(exc))
             )
             return
-        with self.store.db.atomic():
-            ob.mark_delivered(self.conn, message_id, self.stamp)
+        with self.store.transaction():
+            self.box.mark_delivered(message_id, self.stamp)
         log.info("delivered %s to channel %s: %s", message_id, name, reply)
         status = "resent" if resend else "sent"
         self.results.append(

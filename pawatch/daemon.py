@@ -98,7 +98,11 @@ class Daemon:
             )
             return EXIT_LOCKED
         try:
-            self.store = Store.open(self.db_path)
+            # the schema is set up under the database lock: beside a `run` creating it, the
+            # daemon waits for it instead of racing it
+            self.store = Store.open(
+                self.db_path, lock=self.lock, lock_timeout=self.settings.daemon.lock_timeout
+            )
         except StorageError as exc:
             log.error("%s", exc)
             self.instance_lock.release()

@@ -3,7 +3,10 @@
 ``deliver_pending`` is called by ``pawatch run`` after checking and by ``pawatch deliver``.
 Per channel (``all`` -> ``email.recipients``, ``KG`` -> ``email.delegation_recipients.KG``)
 it sends one message with every pending event, and marks the events delivered only after the
-SMTP server accepted it. The exactly-once rules are in docs/email.md.
+SMTP server accepted it (a 2xx answer to the end of DATA). A temporary refusal (4xx) leaves
+them pending, a permanent one (5xx) marks them failed; a recipient refused with a 4xx gets
+the events again later, alone. The guarantees are in docs/email.md. All reads and writes go
+through ``Store.outbox`` inside ``Store.transaction()``.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pawatch.config.model import EmailSettings, Settings
 from pawatch.reports import Report, build_report, render_html, render_text
 from pawatch.storage import Store, format_time, parse_time
 from pawatch.storage import outbox as ob
+from pawatch.storage.outbox import Outbox
 
 log = logging.getLogger("pawatch.delivery")
 
@@ -37,6 +41,7 @@ def lease(settings: EmailSettings) -> timedelta:
 class MessageOutcome:
     channel: str
     status: str  # sent | resent | printed | dry-run | failed | uncertain | not-attempted
+    #              | refused (marked failed: a 5xx, or unconfirmed after max_resends re-sends)
     event_ids: tuple[int, ...]
     recipients: tuple[str, ...] = ()
     message_id: str | None = None
@@ -92,8 +97,12 @@ class DeliveryResult:
                 lines.append(f"sent {m.message_id}{again} to {accepted} ({events}): {m.reply}")
             else:
                 kept = "kept pending" if m.event_ids else "not sent"
+                if m.status == "refused":
+                    kept = "marked failed, not sent again"
                 lines.append(f"FAILED channel {m.channel} ({events} {kept}): {m.error}")
-            lines += [f"REFUSED recipient {a}: {r}" for a, r in m.refused.items()]
+            for a, r in m.refused.items():
+                again = " (tried again later)" if mailer.is_temporary(r) else ""
+                lines.append(f"REFUSED recipient {a}: {r}{again}")
         lines += [f"deferred channel {c}: {why}" for c, why in self.deferred.items()]
         if self.skipped:
             lines.append(f"skipped {self.skipped} outbox row(s) of channels without recipients")
@@ -121,42 +130,40 @@ def deliver_pending(
     now = (now or datetime.now(UTC)).astimezone(UTC)
     if settings.channels and not dry_run:  # before the email marks what a new channel gets
         enqueue(store, settings.channels, format_time(now))
+    base_url = settings.report.base_url
     if settings.email is None:
-        result = _to_stdout(store, now, dry_run, out, settings.report.base_url)
+        result = _to_stdout(store, now, dry_run, out, base_url)
     else:
-        result = _Email(
-            settings.email, store, now, dry_run, out, env, settings.report.base_url
-        ).run()
+        result = _Email(settings.email, store, now, dry_run, out, env, base_url).run()
     if settings.channels:  # [[channels]]: their own outbox rows (pawatch/channels.py)
         for c in deliver_channels(settings, store, now, dry_run=dry_run, out=out, env=env):
             if c.status == "deferred":
                 result.deferred[c.channel] = c.error or ""
                 continue
-            status = {"failed": "failed", "uncertain": "uncertain"}.get(c.status, c.status)
             result.messages.append(
                 MessageOutcome(
-                    c.channel, status, c.event_ids, (c.channel,), c.message_id, c.subject,
+                    c.channel, c.status, c.event_ids, (c.channel,), c.message_id, c.subject,
                     c.reply, c.error, "channel" if c.error else None,
                 )
             )  # fmt: skip
-        result.pending = ob.count_open(store.db.conn)
+        result.pending = store.outbox.count_open()
     return result
 
 
 def _to_stdout(
     store: Store, now: datetime, dry_run: bool, out: TextIO, base_url: str | None
 ) -> DeliveryResult:
-    conn = store.db.conn
+    box = store.outbox
     result = DeliveryResult(mode="stdout", dry_run=dry_run)
     stamp = format_time(now)
     if not dry_run:
-        with store.db.atomic():
-            result.skipped = ob.skip_channels(conn, [ob.ALL], stamp)
-    ids = ob.open_event_ids(conn, ob.ALL)
+        with store.transaction():
+            result.skipped = box.skip_channels([ob.ALL], stamp)
+    ids = box.open_event_ids(ob.ALL)
     if ids:
         report = build_report(
-            ob.events_by_id(conn, ids),
-            ob.problems(conn),
+            box.events_by_id(ids),
+            box.problems(),
             generated_at=now,
             store=store,
             base_url=base_url,
@@ -165,11 +172,11 @@ def _to_stdout(
         out.write(render_text(report))
         out.flush()
         if not dry_run:
-            with store.db.atomic():
-                ob.mark_printed(conn, ob.ALL, ids, stamp)
+            with store.transaction():
+                box.mark_printed(ob.ALL, ids, stamp)
         status = "dry-run" if dry_run else "printed"
         result.messages.append(MessageOutcome(ob.ALL, status, tuple(ids), subject=report.subject))
-    result.pending = ob.count_open(conn)
+    result.pending = box.count_open()
     return result
 
 
@@ -184,47 +191,60 @@ class _Email:
         env: Mapping[str, str] | None,
         base_url: str | None = None,
     ) -> None:
-        self.email, self.store, self.conn = email, store, store.db.conn
-        self.base_url = base_url
+        self.email, self.store, self.base_url = email, store, base_url
+        self.box: Outbox = store.outbox
         self.now, self.stamp = now, format_time(now)
         self.dry_run, self.out, self.env = dry_run, out, env
         self.stale_before = format_time(now - lease(email))
         self.result = DeliveryResult(mode="email", dry_run=dry_run)
         self.fatal: mailer.MailError | None = None
-        self.routes = {ob.ALL: email.recipients, **email.delegation_recipients}
-        self.routes = {c: to for c, to in self.routes.items() if to}
+        routes = {ob.ALL: email.recipients, **email.delegation_recipients}
+        self.routes: dict[str, tuple[str, ...]] = {c: tuple(to) for c, to in routes.items() if to}
+        for channel in self.box.open_channels():  # one recipient's retries (a 4xx earlier)
+            base, address = ob.split_channel(channel)
+            if address is not None and address in self.routes.get(base, ()):
+                self.routes[channel] = (address,)
+        self._instance: str | None = None
 
     def run(self) -> DeliveryResult:
-        problems = ob.problems(self.conn)
+        problems = self.box.problems()
         if not self.dry_run:
-            with self.store.db.atomic():
-                self.result.skipped = ob.skip_channels(self.conn, list(self.routes), self.stamp)
-                ob.prune_health_notices(
-                    self.conn, {(p["source_id"], p["condition"]) for p in problems}
-                )
+            with self.store.transaction():
+                self.result.skipped = self.box.skip_channels(list(self.routes), self.stamp)
+                self.box.prune_health_notices({(p["source_id"], p["condition"]) for p in problems})
         for channel in sorted(self.routes, key=lambda c: (c != ob.ALL, c)):
-            mine = [p for p in problems if channel == ob.ALL or p["delegation"] == channel]
+            base = ob.split_channel(channel)[0]
+            mine = [p for p in problems if base == ob.ALL or p["delegation"] == base]
             self._channel(channel, mine)
-        self.result.pending = ob.count_open(self.conn)
+        self.result.pending = self.box.count_open()
         return self.result
+
+    def _message_id(self, channel: str, ids: list[int]) -> str:
+        if self._instance is None:
+            self._instance = self.store.instance_id()
+        return mailer.message_id_for(channel, ids, self.email.sender, self._instance)
 
     def _channel(self, channel: str, problems: list[dict[str, Any]]) -> None:
         if self.dry_run:
-            ids = ob.open_event_ids(self.conn, channel)
+            ids = self.box.open_event_ids(channel)
             if ids or self._reminder_due(channel, problems):
                 self._send(channel, ids, None, problems)
             return
         # 1. Messages a killed or cut-off run may or may not have delivered: the same events
-        #    again, under the same Message-ID (receivers can drop the duplicate).
-        for flight in ob.in_flight(self.conn, channel, self.stale_before):
-            with self.store.db.atomic():
-                mine = ob.retake(self.conn, flight.message_id, self.stale_before, self.stamp)
+        #    again, under the same Message-ID (receivers can drop the duplicate), at most
+        #    email.max_resends times; then they are marked failed for a person to look.
+        for flight in self.box.in_flight(channel, self.stale_before):
+            if flight.resends >= self.email.max_resends:
+                self._give_up(channel, flight)
+                continue
+            with self.store.transaction():
+                mine = self.box.retake(flight.message_id, self.stale_before, self.stamp)
             if mine:
                 self._send(channel, list(flight.event_ids), flight.message_id, problems, True)
-        if ob.busy(self.conn, channel, self.stale_before):
+        if self.box.busy(channel, self.stale_before):
             self.result.deferred[channel] = "another pawatch process is sending it now"
             return
-        has_pending = ob.has_pending(self.conn, channel)
+        has_pending = self.box.has_pending(channel)
         if not has_pending and not self._reminder_due(channel, problems):
             return
         if not self._digest_allows(channel):
@@ -232,21 +252,40 @@ class _Email:
         if not has_pending:
             self._send(channel, [], None, problems)
             return
-        with self.store.db.atomic():
-            claimed = ob.claim(
-                self.conn,
-                channel,
-                self.stamp,
-                lambda ids: mailer.message_id_for(channel, ids, self.email.sender),
+        with self.store.transaction():
+            claimed = self.box.claim(
+                channel, self.stamp, lambda ids: self._message_id(channel, ids)
             )
         if claimed is not None:
             self._send(channel, claimed[0], claimed[1], problems)
+
+    def _give_up(self, channel: str, flight: ob.InFlight) -> None:
+        sends = flight.resends + 1
+        error = (
+            f"not confirmed by the server after {sends} send(s) under the same Message-ID "
+            f"(email.max_resends = {self.email.max_resends}); last error: {flight.last_error}"
+        )
+        with self.store.transaction():
+            marked = self.box.fail(flight.message_id, error, self.stamp)
+        if marked:
+            log.error("delivery to channel %s given up: %s", channel, error)
+            self.result.messages.append(
+                MessageOutcome(
+                    channel,
+                    "refused",
+                    flight.event_ids,
+                    self.routes[channel],
+                    flight.message_id,
+                    error=error,
+                    error_kind="unconfirmed",
+                )
+            )
 
     def _reminder_due(self, channel: str, problems: list[dict[str, Any]]) -> bool:
         """Health repeats: a failing/broken source not shown for ``health_repeat``."""
         if channel != ob.ALL or not problems:
             return False
-        notices = ob.health_notices(self.conn)
+        notices = self.box.health_notices()
         for p in problems:
             notice = notices.get((p["source_id"], p["condition"]))
             if notice is None or notice[0] != p["since"]:
@@ -259,7 +298,7 @@ class _Email:
     def _digest_allows(self, channel: str) -> bool:
         if self.email.digest is None:
             return True
-        last = ob.get_state(self.conn, f"digest:{channel}")
+        last = self.box.get_state(f"digest:{channel}")
         if last is None:
             return True
         next_at = parse_time(last) + self.email.digest
@@ -278,10 +317,10 @@ class _Email:
     ) -> None:
         to = tuple(self.routes[channel])
         report = build_report(
-            ob.events_by_id(self.conn, ids),
+            self.box.events_by_id(ids),
             problems,
             generated_at=self.now,
-            channel=channel,
+            channel=ob.split_channel(channel)[0],
             prefix=self.email.subject_prefix,
             reminder=not ids,
             store=self.store,
@@ -308,14 +347,16 @@ class _Email:
             self._failed(outcome, exc, attempted=True)
             return
         note = "; ".join(f"refused {a}: {r}" for a, r in sent.refused.items()) or None
-        with self.store.db.atomic():
+        with self.store.transaction():
             if ids:
-                ob.mark_delivered(self.conn, message_id, self.stamp, note)
+                self.box.mark_delivered(message_id, self.stamp, note)
+                for address in sent.deferred:  # a 4xx for this one: it gets them later
+                    self.box.retry_for(channel, address, ids, self.stamp)
             if not resend:
-                ob.set_state(self.conn, f"digest:{channel}", self.stamp)
+                self.box.set_state(f"digest:{channel}", self.stamp)
             if channel == ob.ALL:
                 shown = [(p["source_id"], p["condition"], p["since"]) for p in problems]
-                ob.record_health_notices(self.conn, shown, self.stamp)
+                self.box.record_health_notices(shown, self.stamp)
         self.result.messages.append(replace(outcome, reply=sent.reply, refused=sent.refused))
 
     def _message(
@@ -337,15 +378,20 @@ class _Email:
 
     def _failed(self, outcome: MessageOutcome, exc: mailer.MailError, attempted: bool) -> None:
         message = str(exc) if attempted else f"not attempted after: {exc}"
+        permanent = attempted and isinstance(exc, mailer.MailRejected) and exc.permanent
         if outcome.event_ids and outcome.message_id:
-            with self.store.db.atomic():
-                if exc.uncertain or outcome.status == "resent":
-                    ob.keep_uncertain(self.conn, outcome.message_id, message)
-                else:
-                    ob.release(self.conn, outcome.message_id, message)
+            with self.store.transaction():
+                if permanent:  # a 5xx: the server will never take it; a person must look
+                    self.box.fail(outcome.message_id, message, self.stamp)
+                elif exc.uncertain or outcome.status == "resent":
+                    self.box.keep_uncertain(outcome.message_id, message)
+                else:  # a definite no for now (4xx, connection refused, ...): retried later
+                    self.box.release(outcome.message_id, message)
         if exc.kind in FATAL_KINDS:
             self.fatal = exc
         status = "uncertain" if exc.uncertain else ("failed" if attempted else "not-attempted")
+        if permanent and outcome.event_ids:
+            status = "refused"
         log.warning("delivery to channel %s failed: %s", outcome.channel, message)
         self.result.messages.append(
             replace(outcome, status=status, error=message, error_kind=exc.kind)

@@ -28,7 +28,6 @@ from pawatch.reports import (
     with_evidence,
 )
 from pawatch.storage import Store
-from pawatch.storage.queries import select_events
 
 log = logging.getLogger("pawatch.feed")
 
@@ -42,7 +41,7 @@ _NOT_XML_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]"
 
 def feed_items(store: Store, max_entries: int) -> list[ChangeItem]:
     """The newest ``max_entries`` changes, newest first, with their quoted evidence."""
-    rows = select_events(store.db, kinds=FEED_KINDS, latest=max_entries * _EVENTS_PER_ENTRY)
+    rows = store.select_events(kinds=FEED_KINDS, latest=max_entries * _EVENTS_PER_ENTRY)
     items = group_changes(ReportEvent.from_row(r) for r in rows)
     items.sort(key=lambda i: (i.last_detected, i.event_ids[0]), reverse=True)
     return with_evidence(items[:max_entries], store)

@@ -4,6 +4,12 @@ The password is read from the environment variable named by ``email.password_env
 moment of sending; it is never stored, logged or put in an error message. Every failure is a
 ``MailError`` subclass with a one-line message. ``MailError.uncertain`` is true when the
 connection broke after the message was handed over, so the server may have accepted it.
+
+Every reply is checked, the one to the end of DATA included: a message counts as sent only
+when the server answered 2xx to it. A refusal is ``MailRejected`` with the server's words;
+``permanent`` when the server answered 5xx to the message (it will never take it), else the
+same events can be tried again later. A recipient refused while others were accepted is in
+``SendResult.refused``; ``SendResult.deferred`` lists those refused with a 4xx (try again).
 """
 
 from __future__ import annotations
@@ -56,12 +62,25 @@ class MailTimeout(MailError):
 
 
 class MailRejected(MailError):
-    """The server refused the sender, the message, or every recipient."""
+    """The server refused the sender, the message, or every recipient.
+
+    ``reply`` is the server's answer ("554 5.6.0 rejected"); ``permanent`` is true for a 5xx
+    refusal of the message itself (sending it again cannot help). A refused sender or every
+    recipient refused is not permanent: that is fixed in the config, and then sent."""
 
     kind = "rejected"
 
-    def __init__(self, message: str, *, refused: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        reply: str = "",
+        permanent: bool = False,
+        refused: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
+        self.reply = reply
+        self.permanent = permanent
         self.refused = dict(refused or {})
 
 
@@ -72,16 +91,27 @@ class SendResult:
     refused: dict[str, str] = field(default_factory=dict)  # address -> the server's answer
     reply: str = ""  # the server's answer to the message, e.g. "250 OK queued as 1234"
 
+    @property
+    def deferred(self) -> tuple[str, ...]:
+        """Refused recipients whose refusal was temporary (4xx): to be tried again."""
+        return tuple(a for a, answer in self.refused.items() if is_temporary(answer))
+
+
+def is_temporary(answer: str) -> bool:
+    """True for a 4xx SMTP answer ("450 4.2.1 mailbox busy")."""
+    return answer[:1] == "4"
+
 
 def address_of(sender: str) -> str:
     return parseaddr(sender)[1]
 
 
-def message_id_for(channel: str, event_ids: Sequence[int], sender: str) -> str:
-    """A Message-ID that depends only on the channel and the events: a re-send of the same
-    message carries the same id, so receivers can recognise (and drop) a duplicate."""
+def message_id_for(channel: str, event_ids: Sequence[int], sender: str, instance: str) -> str:
+    """A Message-ID that depends only on the database (its ``instance`` id), the channel and
+    the events: a re-send of the same message carries the same id, so receivers can recognise
+    (and drop) a duplicate, and two databases never use the same id for different reports."""
     ids = ",".join(str(i) for i in sorted(event_ids))
-    digest = hashlib.sha256(f"{channel}:{ids}".encode()).hexdigest()[:24]
+    digest = hashlib.sha256(f"{instance}:{channel}:{ids}".encode()).hexdigest()[:24]
     domain = address_of(sender).rpartition("@")[2] or "pawatch.invalid"
     return f"<pawatch.{channel.lower()}.{digest}@{domain}>"
 
@@ -152,10 +182,21 @@ def _translate(exc: BaseException, settings: EmailSettings, uncertain: bool) -> 
         )
     if isinstance(exc, smtplib.SMTPNotSupportedError):
         return MailAuthError(f"authentication failed: {where} offers no AUTH on this connection")
+    if isinstance(exc, smtplib.SMTPConnectError):  # the greeting was a refusal (421, 554)
+        return MailConnectError(
+            f"{where} refused the connection: {exc.smtp_code} {_text(exc.smtp_error)}"
+        )
     if isinstance(exc, smtplib.SMTPSenderRefused):
-        return MailRejected(f"{where} refused the sender: {exc.smtp_code} {_text(exc.smtp_error)}")
-    if isinstance(exc, smtplib.SMTPResponseException):  # includes SMTPDataError: definite no
-        return MailRejected(f"{where} refused the message: {exc.smtp_code} {_text(exc.smtp_error)}")
+        reply = f"{exc.smtp_code} {_text(exc.smtp_error)}"
+        return MailRejected(f"{where} refused the sender: {reply}", reply=reply)
+    if isinstance(exc, smtplib.SMTPResponseException) and exc.smtp_code >= 400:
+        # SMTPDataError and the like: the server answered no to the message, a definite no
+        reply = f"{exc.smtp_code} {_text(exc.smtp_error)}"
+        return MailRejected(
+            f"{where} refused the message: {reply}",
+            reply=reply,
+            permanent=500 <= exc.smtp_code < 600,
+        )
     if isinstance(exc, ssl.SSLError | ssl.CertificateError):
         return MailTLSError(f"TLS failed with {where}: {getattr(exc, 'reason', None) or exc}")
     if isinstance(exc, smtplib.SMTPServerDisconnected) and isinstance(
@@ -235,19 +276,28 @@ def send(
         smtp = _connect(settings, password)
         sender = address_of(settings.sender)
         code, resp = smtp.mail(sender)
-        if code != 250:
+        if not 200 <= code < 300:
             raise smtplib.SMTPSenderRefused(code, resp, sender)
         refused: dict[str, str] = {}
         for rcpt in to:
             code, resp = smtp.rcpt(rcpt)
-            if code not in (250, 251):
+            if not 200 <= code < 300:
                 refused[rcpt] = f"{code} {_text(resp)}"
         if len(refused) == len(to):
             answers = "; ".join(f"{a}: {r}" for a, r in refused.items())
-            raise MailRejected(f"every recipient was refused: {answers}", refused=refused)
+            raise MailRejected(
+                f"every recipient was refused: {answers}",
+                reply=next(iter(refused.values()), ""),
+                refused=refused,  # not permanent: a wrong address is fixed in the config
+            )
+        data = msg.as_bytes(policy=email.policy.SMTP)
         uncertain = True  # from here on the server may have the message
-        code, resp = smtp.data(msg.as_bytes(policy=email.policy.SMTP))
+        # smtplib's data() raises SMTPDataError when DATA itself is refused, but RETURNS the
+        # answer to the end of the message: a 451 or 554 there is a refusal, checked here.
+        code, resp = smtp.data(data)
         uncertain = False
+        if not 200 <= code < 300:
+            raise smtplib.SMTPDataError(code, resp)
     except BaseException as exc:
         if isinstance(exc, Exception):
             raise _translate(exc, settings, uncertain) from None

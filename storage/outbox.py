@@ -1,13 +1,19 @@
 """The outbox: which events still have to reach which recipients (all delivery SQL is here).
 
-Rows are created by the ``events_to_outbox`` trigger (migration 0003) in the transaction that
-records the event: one row for channel ``all`` and, for an event about a delegation, one for
-that delegation's channel. A row moves ``pending`` -> ``sending`` (claimed for one message,
-with that message's Message-ID) -> ``delivered`` once the SMTP server accepted the message.
-A definite failure puts it back to ``pending``; a failure where the server may have accepted
-the message (or a killed process) leaves it ``sending`` with its Message-ID, and the next run
-sends that same message again. Rows of a channel nobody receives become ``skipped``.
-See docs/email.md.
+Rows are created by the ``events_to_outbox`` trigger (migrations 0003, 0007) in the
+transaction that records the event: one row for channel ``all`` and, for an event about a
+delegation, one for that delegation's channel. A row moves ``pending`` -> ``sending`` (claimed
+for one message, with that message's Message-ID) -> ``delivered`` once the SMTP server
+accepted the message. A definite temporary refusal (4xx) puts it back to ``pending``; a
+permanent one (5xx) makes it ``failed`` with the server's words. A failure where the server
+may have accepted the message (or a killed process) leaves it ``sending`` with its
+Message-ID, and the next run sends that same message again, at most ``max_resends`` times,
+then it is ``failed``. A recipient refused with a 4xx while the others accepted the message
+gets rows of its own, channel ``<channel>>address``, retried like any other. Rows of a
+channel nobody receives become ``skipped``. See docs/email.md.
+
+``Outbox`` is the interface (``Store.outbox``); the caller wraps writes in
+``Store.transaction()``.
 """
 
 from __future__ import annotations
@@ -20,6 +26,18 @@ from dataclasses import dataclass
 from typing import Any
 
 ALL = "all"  # the channel of the general recipients
+EXTRA = "ch:"  # "ch:<name>": a [[channels]] table's rows (pawatch/channels.py)
+RECIPIENT_SEP = ">"  # "<channel>>address": one recipient's retry of a channel's events
+
+
+def recipient_channel(channel: str, address: str) -> str:
+    return f"{channel}{RECIPIENT_SEP}{address}"
+
+
+def split_channel(channel: str) -> tuple[str, str | None]:
+    """``"all>a@b.org"`` -> ``("all", "a@b.org")``; ``"KG"`` -> ``("KG", None)``."""
+    base, sep, address = channel.partition(RECIPIENT_SEP)
+    return base, (address if sep else None)
 
 
 @dataclass(frozen=True)
@@ -28,6 +46,17 @@ class InFlight:
 
     message_id: str
     event_ids: tuple[int, ...]
+    resends: int = 0  # how many times it was sent again already
+    last_error: str | None = None
+
+
+@dataclass(frozen=True)
+class FailedRows:
+    """Outbox rows that will not be sent again without a person (``pawatch status``)."""
+
+    count: int
+    last_error: str | None
+    last_at: str | None
 
 
 def _rows(conn: sqlite3.Connection, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
@@ -36,218 +65,306 @@ def _rows(conn: sqlite3.Connection, sql: str, params: Sequence[Any] = ()) -> lis
     return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
-def skip_channels(conn: sqlite3.Connection, keep: Collection[str], now: str) -> int:
-    """Mark the open rows of channels not in ``keep`` skipped (nobody receives them)."""
-    marks = ",".join("?" * len(keep))
-    cur = conn.execute(
-        "UPDATE outbox SET status = 'skipped', delivered_at = ?, "
-        "last_error = 'no recipients for this channel' "
-        f"WHERE status = 'pending' AND channel NOT IN ({marks or 'NULL'}) "
-        "AND channel NOT LIKE 'ch:%'",  # [[channels]] rows: pawatch/channels.py
-        (now, *keep),
-    )
-    return cur.rowcount
-
-
-def open_event_ids(conn: sqlite3.Connection, channel: str) -> list[int]:
-    """Events of a channel not delivered yet (pending or sending)."""
-    rows = conn.execute(
-        "SELECT event_id FROM outbox WHERE channel = ? AND status IN ('pending', 'sending') "
-        "ORDER BY event_id",
-        (channel,),
-    )
-    return [r[0] for r in rows]
-
-
-def has_pending(conn: sqlite3.Connection, channel: str) -> bool:
-    row = conn.execute(
-        "SELECT 1 FROM outbox WHERE channel = ? AND status = 'pending' LIMIT 1", (channel,)
-    ).fetchone()
-    return row is not None
-
-
-def count_open(conn: sqlite3.Connection) -> int:
-    return int(
-        conn.execute(
-            "SELECT COUNT(*) FROM outbox WHERE status IN ('pending', 'sending')"
-        ).fetchone()[0]
-    )
-
-
-def in_flight(conn: sqlite3.Connection, channel: str, stale_before: str) -> list[InFlight]:
-    """Messages of a channel claimed before ``stale_before`` (or released as uncertain)."""
-    rows = conn.execute(
-        "SELECT message_id, event_id FROM outbox WHERE channel = ? AND status = 'sending' "
-        "AND (sending_at IS NULL OR sending_at < ?) ORDER BY message_id, event_id",
-        (channel, stale_before),
-    ).fetchall()
-    groups: dict[str, list[int]] = {}
-    for message_id, event_id in rows:
-        groups.setdefault(message_id, []).append(event_id)
-    return [InFlight(m, tuple(ids)) for m, ids in groups.items()]
-
-
-def busy(conn: sqlite3.Connection, channel: str, stale_before: str) -> bool:
-    """True when another process claimed rows of this channel recently."""
-    row = conn.execute(
-        "SELECT 1 FROM outbox WHERE channel = ? AND status = 'sending' AND sending_at >= ? LIMIT 1",
-        (channel, stale_before),
-    ).fetchone()
-    return row is not None
-
-
-def retake(conn: sqlite3.Connection, message_id: str, stale_before: str, now: str) -> bool:
-    """Take over an in-flight message for a new attempt; False if someone else has it."""
-    cur = conn.execute(
-        "UPDATE outbox SET sending_at = ?, attempts = attempts + 1 "
-        "WHERE message_id = ? AND status = 'sending' "
-        "AND (sending_at IS NULL OR sending_at < ?)",
-        (now, message_id, stale_before),
-    )
-    return cur.rowcount > 0
-
-
-def claim(
-    conn: sqlite3.Connection, channel: str, now: str, message_id: Callable[[list[int]], str]
-) -> tuple[list[int], str] | None:
-    """Claim every pending row of a channel for one message: ``sending``, with the
-    Message-ID ``message_id(event_ids)``. Returns the event ids and that id (None if none).
-
-    The rows are written first under a random token, so two processes never claim the same
-    row (the second one's UPDATE waits for the first one's transaction and finds nothing).
-    """
-    token = f"claim-{uuid.uuid4().hex}"
-    conn.execute(
-        "UPDATE outbox SET status = 'sending', message_id = ?, sending_at = ?, "
-        "attempts = attempts + 1 WHERE channel = ? AND status = 'pending'",
-        (token, now, channel),
-    )
-    rows = conn.execute(
-        "SELECT event_id FROM outbox WHERE message_id = ? ORDER BY event_id", (token,)
-    )
-    ids = [r[0] for r in rows]
-    if not ids:
-        return None
-    mid = message_id(ids)
-    conn.execute("UPDATE outbox SET message_id = ? WHERE message_id = ?", (mid, token))
-    return ids, mid
-
-
-def mark_delivered(
-    conn: sqlite3.Connection, message_id: str, now: str, note: str | None = None
-) -> int:
-    """The server accepted the message: its rows are delivered (``note``: refused recipients)."""
-    cur = conn.execute(
-        "UPDATE outbox SET status = 'delivered', delivered_at = ?, last_error = ? "
-        "WHERE message_id = ? AND status = 'sending'",
-        (now, note, message_id),
-    )
-    return cur.rowcount
-
-
-def release(conn: sqlite3.Connection, message_id: str, error: str) -> None:
-    """Definitely not accepted: back to pending, to be merged into the next message."""
-    conn.execute(
-        "UPDATE outbox SET status = 'pending', message_id = NULL, sending_at = NULL, "
-        "last_error = ? WHERE message_id = ? AND status = 'sending'",
-        (error, message_id),
-    )
-
-
-def keep_uncertain(conn: sqlite3.Connection, message_id: str, error: str) -> None:
-    """Maybe accepted: stays ``sending`` with its Message-ID; the next run sends it again."""
-    conn.execute(
-        "UPDATE outbox SET sending_at = NULL, last_error = ? "
-        "WHERE message_id = ? AND status = 'sending'",
-        (error, message_id),
-    )
-
-
-def mark_printed(conn: sqlite3.Connection, channel: str, ids: Sequence[int], now: str) -> None:
-    """Stdout delivery: the report was written, its rows are delivered."""
-    marks = ",".join("?" * len(ids))
-    conn.execute(
-        f"UPDATE outbox SET status = 'delivered', delivered_at = ?, attempts = attempts + 1 "
-        f"WHERE channel = ? AND status IN ('pending', 'sending') AND event_id IN ({marks})",
-        (now, channel, *ids),
-    )
-
-
-# ------------------------------------------------------------------ reading events
-
-
 def _decode(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for row in rows:
         row["details"] = json.loads(row["details"]) if row.get("details") else {}
     return rows
 
 
-def events_by_id(conn: sqlite3.Connection, ids: Sequence[int]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        out += _rows(conn, f"SELECT * FROM events WHERE id IN ({marks}) ORDER BY id", chunk)
-    return _decode(out)
+class Outbox:
+    """The outbox of one database connection (``Store.outbox``)."""
 
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
 
-def events_since(conn: sqlite3.Connection, since: str) -> list[dict[str, Any]]:
-    return _decode(_rows(conn, "SELECT * FROM events WHERE detected_at >= ? ORDER BY id", (since,)))
+    # ------------------------------------------------------------------ channels and rows
 
+    def skip_channels(self, keep: Collection[str], now: str) -> int:
+        """Mark the open rows of channels not in ``keep`` skipped (nobody receives them)."""
+        marks = ",".join("?" * len(keep))
+        cur = self.conn.execute(
+            "UPDATE outbox SET status = 'skipped', delivered_at = ?, "
+            "last_error = 'no recipients for this channel' "
+            f"WHERE status = 'pending' AND channel NOT IN ({marks or 'NULL'}) "
+            f"AND channel NOT LIKE '{EXTRA}%'",  # [[channels]] rows: extend_channel below
+            (now, *keep),
+        )
+        return cur.rowcount
 
-def problems(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-    """Sources failing (alerted) or with a broken parse, now."""
-    return _rows(
-        conn,
+    def open_channels(self) -> list[str]:
+        """Channels with rows not delivered yet (pending or sending)."""
+        rows = self.conn.execute(
+            "SELECT DISTINCT channel FROM outbox WHERE status IN ('pending', 'sending') "
+            "ORDER BY channel"
+        )
+        return [r[0] for r in rows]
+
+    def open_event_ids(self, channel: str) -> list[int]:
+        """Events of a channel not delivered yet (pending or sending)."""
+        rows = self.conn.execute(
+            "SELECT event_id FROM outbox WHERE channel = ? AND status IN ('pending', 'sending') "
+            "ORDER BY event_id",
+            (channel,),
+        )
+        return [r[0] for r in rows]
+
+    def has_pending(self, channel: str) -> bool:
+        row = self.conn.execute(
+            "SELECT 1 FROM outbox WHERE channel = ? AND status = 'pending' LIMIT 1", (channel,)
+        ).fetchone()
+        return row is not None
+
+    def count_open(self) -> int:
+        return int(
+            self.conn.execute(
+                "SELECT COUNT(*) FROM outbox WHERE status IN ('pending', 'sending')"
+            ).fetchone()[0]
+        )
+
+    def failed(self) -> FailedRows:
+        """The rows marked ``failed`` (refused for good, or never confirmed)."""
+        row = self.conn.execute(
+            "SELECT COUNT(*), "
+            "(SELECT last_error FROM outbox WHERE status = 'failed' ORDER BY sending_at DESC, "
+            "id DESC LIMIT 1), MAX(sending_at) FROM outbox WHERE status = 'failed'"
+        ).fetchone()
+        return FailedRows(int(row[0]), row[1], row[2])
+
+    def in_flight(self, channel: str, stale_before: str) -> list[InFlight]:
+        """Messages of a channel claimed before ``stale_before`` (or released as uncertain)."""
+        rows = self.conn.execute(
+            "SELECT message_id, event_id, resends, last_error FROM outbox "
+            "WHERE channel = ? AND status = 'sending' "
+            "AND (sending_at IS NULL OR sending_at < ?) ORDER BY message_id, event_id",
+            (channel, stale_before),
+        ).fetchall()
+        groups: dict[str, list[int]] = {}
+        info: dict[str, tuple[int, str | None]] = {}
+        for message_id, event_id, resends, last_error in rows:
+            groups.setdefault(message_id, []).append(event_id)
+            old = info.get(message_id, (0, None))
+            info[message_id] = (max(old[0], resends), old[1] or last_error)
+        return [InFlight(m, tuple(ids), *info[m]) for m, ids in groups.items()]
+
+    def busy(self, channel: str, stale_before: str) -> bool:
+        """True when another process claimed rows of this channel recently."""
+        row = self.conn.execute(
+            "SELECT 1 FROM outbox WHERE channel = ? AND status = 'sending' AND sending_at >= ? "
+            "LIMIT 1",
+            (channel, stale_before),
+        ).fetchone()
+        return row is not None
+
+    def retake(self, message_id: str, stale_before: str, now: str) -> bool:
+        """Take over an in-flight message for a re-send; False if someone else has it."""
+        cur = self.conn.execute(
+            "UPDATE outbox SET sending_at = ?, attempts = attempts + 1, resends = resends + 1 "
+            "WHERE message_id = ? AND status = 'sending' "
+            "AND (sending_at IS NULL OR sending_at < ?)",
+            (now, message_id, stale_before),
+        )
+        return cur.rowcount > 0
+
+    def claim(
+        self, channel: str, now: str, message_id: Callable[[list[int]], str]
+    ) -> tuple[list[int], str] | None:
+        """Claim every pending row of a channel for one message: ``sending``, with the
+        Message-ID ``message_id(event_ids)``. Returns the event ids and that id (None if none).
+
+        The rows are written first under a random token, so two processes never claim the
+        same row (the second one's UPDATE waits for the first one's transaction, finds none).
         """
-        SELECT source_id, url, delegation, health AS condition,
-               CASE health WHEN 'failing' THEN failing_since ELSE broken_since END AS since,
-               CASE health WHEN 'failing' THEN last_error ELSE parse_error END AS error,
-               consecutive_failures
-        FROM source_health WHERE health IN ('failing', 'broken') ORDER BY source_id
-        """,
-    )
+        token = f"claim-{uuid.uuid4().hex}"
+        self.conn.execute(
+            "UPDATE outbox SET status = 'sending', message_id = ?, sending_at = ?, "
+            "attempts = attempts + 1, resends = 0 WHERE channel = ? AND status = 'pending'",
+            (token, now, channel),
+        )
+        rows = self.conn.execute(
+            "SELECT event_id FROM outbox WHERE message_id = ? ORDER BY event_id", (token,)
+        )
+        ids = [r[0] for r in rows]
+        if not ids:
+            return None
+        mid = message_id(ids)
+        self.conn.execute("UPDATE outbox SET message_id = ? WHERE message_id = ?", (mid, token))
+        return ids, mid
 
+    def mark_delivered(self, message_id: str, now: str, note: str | None = None) -> int:
+        """The server accepted the message: its rows are delivered (``note``: refused
+        recipients)."""
+        cur = self.conn.execute(
+            "UPDATE outbox SET status = 'delivered', delivered_at = ?, last_error = ? "
+            "WHERE message_id = ? AND status = 'sending'",
+            (now, note, message_id),
+        )
+        return cur.rowcount
 
-# ------------------------------------------------------------------ digest and health state
+    def retry_for(self, channel: str, address: str, event_ids: Sequence[int], now: str) -> int:
+        """A recipient refused a channel's message with a 4xx: its own pending rows for those
+        events (channel ``<channel>>address``), sent to it alone later."""
+        target = recipient_channel(split_channel(channel)[0], address)
+        cur = self.conn.executemany(
+            "INSERT INTO outbox (event_id, channel, created_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (event_id, channel) DO NOTHING",
+            [(event_id, target, now) for event_id in event_ids],
+        )
+        return cur.rowcount
 
+    def release(self, message_id: str, error: str) -> None:
+        """Definitely not accepted, for now: back to pending, merged into the next message."""
+        self.conn.execute(
+            "UPDATE outbox SET status = 'pending', message_id = NULL, sending_at = NULL, "
+            "last_error = ? WHERE message_id = ? AND status = 'sending'",
+            (error, message_id),
+        )
 
-def get_state(conn: sqlite3.Connection, key: str) -> str | None:
-    row = conn.execute("SELECT value FROM delivery_state WHERE key = ?", (key,)).fetchone()
-    return None if row is None else str(row[0])
+    def fail(self, message_id: str, error: str, now: str) -> int:
+        """Never to be sent again without a person: the server refused it for good, or it
+        stayed unconfirmed after the allowed re-sends. ``status`` shows them."""
+        cur = self.conn.execute(
+            "UPDATE outbox SET status = 'failed', sending_at = ?, last_error = ? "
+            "WHERE message_id = ? AND status = 'sending'",
+            (now, error, message_id),
+        )
+        return cur.rowcount
 
+    def retry_failed(self) -> int:
+        """A person fixed the cause: the ``failed`` rows are pending again (a new message)."""
+        cur = self.conn.execute(
+            "UPDATE outbox SET status = 'pending', message_id = NULL, sending_at = NULL, "
+            "resends = 0 WHERE status = 'failed'"
+        )
+        return cur.rowcount
 
-def set_state(conn: sqlite3.Connection, key: str, value: str) -> None:
-    conn.execute(
-        "INSERT INTO delivery_state (key, value) VALUES (?, ?) "
-        "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-        (key, value),
-    )
+    def keep_uncertain(self, message_id: str, error: str) -> None:
+        """Maybe accepted: stays ``sending`` with its Message-ID; the next run sends it again."""
+        self.conn.execute(
+            "UPDATE outbox SET sending_at = NULL, last_error = ? "
+            "WHERE message_id = ? AND status = 'sending'",
+            (error, message_id),
+        )
 
-
-def health_notices(conn: sqlite3.Connection) -> dict[tuple[str, str], tuple[str | None, str]]:
-    """(source_id, condition) -> (since, last_sent) of the problems already notified."""
-    rows = conn.execute("SELECT source_id, condition, since, last_sent FROM health_notices")
-    return {(r[0], r[1]): (r[2], r[3]) for r in rows}
-
-
-def record_health_notices(
-    conn: sqlite3.Connection, shown: Sequence[tuple[str, str, str | None]], now: str
-) -> None:
-    """Remember that these (source_id, condition, since) problems were sent at ``now``."""
-    conn.executemany(
-        "INSERT INTO health_notices (source_id, condition, since, last_sent) VALUES (?,?,?,?) "
-        "ON CONFLICT(source_id, condition) DO UPDATE SET since = excluded.since, "
-        "last_sent = excluded.last_sent",
-        [(s, c, since, now) for s, c, since in shown],
-    )
-
-
-def prune_health_notices(conn: sqlite3.Connection, current: Collection[tuple[str, str]]) -> None:
-    """Forget notices of problems that are over (a new episode alerts again)."""
-    for source_id, condition in list(health_notices(conn)):
-        if (source_id, condition) not in current:
-            conn.execute(
-                "DELETE FROM health_notices WHERE source_id = ? AND condition = ?",
-                (source_id, condition),
+    def mark_printed(self, channel: str, ids: Sequence[int], now: str) -> None:
+        """Stdout delivery: the report was written, its rows are delivered."""
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            self.conn.execute(
+                "UPDATE outbox SET status = 'delivered', delivered_at = ?, "
+                "attempts = attempts + 1 WHERE channel = ? AND status IN ('pending', 'sending') "
+                f"AND event_id IN ({marks})",
+                (now, channel, *chunk),
             )
+
+    # ------------------------------------------------------------------ reading events
+
+    def events_by_id(self, ids: Sequence[int]) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            out += _rows(
+                self.conn, f"SELECT * FROM events WHERE id IN ({marks}) ORDER BY id", chunk
+            )
+        return _decode(out)
+
+    def events_since(self, since: str) -> list[dict[str, Any]]:
+        return _decode(
+            _rows(self.conn, "SELECT * FROM events WHERE detected_at >= ? ORDER BY id", (since,))
+        )
+
+    def problems(self) -> list[dict[str, Any]]:
+        """Sources failing (alerted) or with a broken parse, now."""
+        return _rows(
+            self.conn,
+            """
+            SELECT source_id, url, delegation, health AS condition,
+                   CASE health WHEN 'failing' THEN failing_since ELSE broken_since END AS since,
+                   CASE health WHEN 'failing' THEN last_error ELSE parse_error END AS error,
+                   consecutive_failures
+            FROM source_health WHERE health IN ('failing', 'broken') ORDER BY source_id
+            """,
+        )
+
+    # ------------------------------------------------------------------ digest and health
+
+    def get_state(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM delivery_state WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_state(self, key: str, value: str) -> None:
+        self.conn.execute(
+            "INSERT INTO delivery_state (key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    def health_notices(self) -> dict[tuple[str, str], tuple[str | None, str]]:
+        """(source_id, condition) -> (since, last_sent) of the problems already notified."""
+        rows = self.conn.execute(
+            "SELECT source_id, condition, since, last_sent FROM health_notices"
+        )
+        return {(r[0], r[1]): (r[2], r[3]) for r in rows}
+
+    def record_health_notices(self, shown: Sequence[tuple[str, str, str | None]], now: str) -> None:
+        """Remember that these (source_id, condition, since) problems were sent at ``now``."""
+        self.conn.executemany(
+            "INSERT INTO health_notices (source_id, condition, since, last_sent) "
+            "VALUES (?,?,?,?) ON CONFLICT(source_id, condition) DO UPDATE SET "
+            "since = excluded.since, last_sent = excluded.last_sent",
+            [(s, c, since, now) for s, c, since in shown],
+        )
+
+    def prune_health_notices(self, current: Collection[tuple[str, str]]) -> None:
+        """Forget notices of problems that are over (a new episode alerts again)."""
+        for source_id, condition in list(self.health_notices()):
+            if (source_id, condition) not in current:
+                self.conn.execute(
+                    "DELETE FROM health_notices WHERE source_id = ? AND condition = ?",
+                    (source_id, condition),
+                )
+
+    # ------------------------------------------------------------------ [[channels]] rows
+
+    def skip_extra_channels(self, keep: Collection[str], now: str) -> int:
+        """Open rows of ``ch:`` channels not in ``keep`` (removed from the config): skipped."""
+        marks = ",".join("?" * len(keep))
+        cur = self.conn.execute(
+            "UPDATE outbox SET status = 'skipped', delivered_at = ?, "
+            "last_error = 'channel no longer configured' "
+            f"WHERE status = 'pending' AND channel LIKE '{EXTRA}%' "
+            f"AND channel NOT IN ({marks or 'NULL'})",
+            (now, *keep),
+        )
+        return cur.rowcount
+
+    def extend_channel(
+        self, channel: str, wanted: Callable[[str, str | None], bool], now: str
+    ) -> int:
+        """Give the ``ch:`` channel rows for the events recorded since it was last extended
+        (``wanted(kind, delegation)`` filters them); the first time, for the events still open
+        on the other channels (never the delivered past). Returns the rows added."""
+        key = f"channel-seen:{channel}"
+        newest = self.conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
+        seen = self.get_state(key)
+        if seen is None:
+            first = self.conn.execute(
+                "SELECT MIN(event_id) FROM outbox WHERE status IN ('pending', 'sending') "
+                f"AND channel NOT LIKE '{EXTRA}%'"
+            ).fetchone()[0]
+            seen = None if first is None else str(first - 1)
+        added = 0
+        if seen is not None:
+            rows = self.conn.execute(
+                "SELECT id, kind, delegation FROM events WHERE id > ? AND id <= ? ORDER BY id",
+                (int(seen), newest),
+            ).fetchall()
+            todo = [(i, channel, now) for i, kind, delegation in rows if wanted(kind, delegation)]
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO outbox (event_id, channel, created_at) VALUES (?, ?, ?)",
+                todo,
+            )
+            added = len(todo)
+        self.set_state(key, str(newest))
+        return added

@@ -1,14 +1,30 @@
 """The database schema, as an ordered list of migrations (sqlite-utils ``Migrations``).
 
-Never edit a migration that has shipped: add a new one. ``SCHEMA_VERSION`` is the number of
-migrations; ``pawatch status`` shows it.
+Never edit a migration that has shipped: add a new one at the end. ``SCHEMA_VERSION`` is the
+number of migrations (computed when read, so migrations added below count). ``Store.open``
+applies the pending ones under the single-writer lock and refuses a database that has
+migrations this version does not know (written by a newer pawatch).
 """
 
 from __future__ import annotations
 
+import uuid
+
 from sqlite_utils import Database, Migrations
 
 migrations = Migrations("pawatch")
+
+
+def known_names() -> list[str]:
+    """The names of the migrations this version of pawatch knows, in order (the pending ones
+    of an empty database: sqlite-utils has no other public list)."""
+    return [m.name for m in migrations.pending(Database(memory=True))]
+
+
+def __getattr__(name: str) -> int:
+    if name == "SCHEMA_VERSION":
+        return len(known_names())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @migrations(name="0001_fetch_log_snapshots_events")
@@ -337,6 +353,56 @@ def _m0006(db: Database) -> None:
     )
 
 
+@migrations(name="0007_instance_id")
+def _m0007(db: Database) -> None:
+    # A random id per database, made once (docs/email.md): Message-IDs are built from it, so
+    # two databases (a reset, a second install) never send different reports under one id.
+    # The outbox gets the 'failed' status (a server refused the message for good, or it
+    # stayed unconfirmed after email.max_resends re-sends) and counts the re-sends; SQLite
+    # cannot change a CHECK constraint in place, so the table is rebuilt (its trigger too).
+    db.executescript(
+        f"""
+        CREATE TABLE meta (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        );
+        INSERT INTO meta (key, value) VALUES ('instance_id', '{uuid.uuid4()}');
+
+        DROP TRIGGER events_to_outbox;
+        CREATE TABLE outbox_new (
+            id INTEGER PRIMARY KEY,
+            event_id INTEGER NOT NULL REFERENCES events(id),
+            channel TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'pending'
+                CHECK (status IN ('pending', 'sending', 'delivered', 'skipped', 'failed')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            resends INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            message_id TEXT,
+            created_at TEXT NOT NULL,
+            sending_at TEXT,
+            delivered_at TEXT,
+            UNIQUE (event_id, channel)
+        );
+        INSERT INTO outbox_new (id, event_id, channel, status, attempts, last_error, message_id,
+                                created_at, sending_at, delivered_at)
+        SELECT id, event_id, channel, status, attempts, last_error, message_id, created_at,
+               sending_at, delivered_at FROM outbox;
+        DROP TABLE outbox;
+        ALTER TABLE outbox_new RENAME TO outbox;
+        CREATE INDEX outbox_by_status ON outbox(status, channel, event_id);
+        CREATE INDEX outbox_by_message ON outbox(message_id);
+        CREATE TRIGGER events_to_outbox AFTER INSERT ON events BEGIN
+            INSERT INTO outbox (event_id, channel, created_at)
+            VALUES (new.id, 'all', strftime('%Y-%m-%dT%H:%M:%SZ', 'now'));
+            INSERT INTO outbox (event_id, channel, created_at)
+            SELECT new.id, new.delegation, strftime('%Y-%m-%dT%H:%M:%SZ', 'now')
+            WHERE new.delegation IS NOT NULL AND new.delegation != 'all';
+        END;
+        """
+    )
+
+
 @migrations(name="0010_assembly_members")
 def _m0010(db: Database) -> None:
     # Each member an Assembly country page lists now, with the national rosters (parser
@@ -368,6 +434,3 @@ def _m0010(db: Database) -> None:
         ) m;
         """
     )
-
-
-SCHEMA_VERSION = len(migrations._migrations)

@@ -10,16 +10,19 @@ import hashlib
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import zstandard
 from sqlite_utils import Database
 
+from pawatch.domain import HEALTH_KINDS
+from pawatch.storage import queries
 from pawatch.storage.facts import (
     CheckContext,
     ParseInput,
@@ -28,9 +31,11 @@ from pawatch.storage.facts import (
     apply_check,
     rebuild_facts,
 )
-from pawatch.storage.schema import migrations
+from pawatch.storage.outbox import Outbox
+from pawatch.storage.schema import known_names, migrations
 
 _COMPRESSION = "zstd"
+_KNOWN: list[str] | None = None  # the migration names this version knows
 
 
 _local = threading.local()
@@ -55,6 +60,22 @@ def parse_time(text: str) -> datetime:
 
 class StorageError(Exception):
     """The database cannot be opened or used; the message names the file."""
+
+
+class SchemaTooNew(StorageError):
+    """The database has migrations this version does not know: a newer pawatch wrote it."""
+
+
+class SchemaBusy(StorageError):
+    """The schema needs setting up, and the writer lock stayed held for the whole wait."""
+
+
+class WriterLock(Protocol):
+    """The single-writer lock (``pawatch.lock.FileLock`` fits): taken to set up the schema."""
+
+    def try_acquire(self) -> bool: ...
+
+    def release(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -162,25 +183,83 @@ class Store:
         self._decompressor = zstandard.ZstdDecompressor()
 
     @classmethod
-    def open(cls, path: str | Path, *, busy_timeout: float = 30.0) -> Store:
-        """Open (creating if needed) and migrate the database at ``path``."""
+    def open(
+        cls,
+        path: str | Path,
+        *,
+        busy_timeout: float = 30.0,
+        lock: WriterLock | None = None,
+        lock_timeout: float = 300.0,
+    ) -> Store:
+        """Open (creating if needed) and migrate the database at ``path``.
+
+        A database with migrations this version does not know is refused (``SchemaTooNew``)
+        before anything is written. Pending migrations are applied in one ``BEGIN IMMEDIATE``
+        transaction while holding ``lock`` (the single-writer lock; the caller must not hold
+        it already): a process that finds the schema incomplete waits until another one has
+        finished setting it up or the lock is free, up to ``lock_timeout`` (``SchemaBusy``).
+        """
         path = str(path)
         if path != ":memory:" and not Path(path).parent.exists():
             raise StorageError(f"{path}: the folder {str(Path(path).parent)!r} does not exist")
         try:
             conn = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout)
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            conn.execute("PRAGMA foreign_keys = ON")
-            db = Database(conn)
-            store = cls(db, path)
-            with db.atomic():
-                pending = migrations.pending(db)
-            if pending:
-                migrations.apply(db)
         except sqlite3.DatabaseError as exc:
             raise StorageError(f"{path}: cannot open the database: {exc}") from None
+        store = cls(Database(conn), path)
+        try:
+            conn.execute("PRAGMA foreign_keys = ON")
+            store._set_up(lock, lock_timeout)
+            conn.execute("PRAGMA synchronous = NORMAL")
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise StorageError(f"{path}: cannot open the database: {exc}") from None
+        except BaseException:
+            conn.close()
+            raise
         return store
+
+    def _set_up(self, lock: WriterLock | None, lock_timeout: float) -> None:
+        deadline = time.monotonic() + max(lock_timeout, 0.0)
+        while self._needs_setup():
+            if lock is None or lock.try_acquire():
+                try:
+                    if self.path != ":memory:":
+                        self.db.conn.execute("PRAGMA journal_mode = WAL")
+                    with self.transaction():
+                        if self._needs_setup(wal=False):
+                            migrations.apply(self.db)
+                finally:
+                    if lock is not None:
+                        lock.release()
+                return
+            if time.monotonic() >= deadline:
+                raise SchemaBusy(
+                    f"{self.path}: the schema needs setting up and another process held the "
+                    f"database lock for {lock_timeout:g} s"
+                )
+            time.sleep(0.05)
+
+    def _needs_setup(self, *, wal: bool = True) -> bool:
+        """True while migrations are pending (or the file is not in WAL mode yet); raises
+        ``SchemaTooNew`` for a database with migrations this version does not know."""
+        global _KNOWN
+        if _KNOWN is None:  # once per process, after every migration module is loaded
+            _KNOWN = known_names()
+        known = _KNOWN
+        applied = [m.name for m in migrations.applied(self.db)]
+        unknown = [name for name in applied if name not in known]
+        if unknown:
+            raise SchemaTooNew(
+                f"{self.path} was written by a newer pawatch (unknown schema migration "
+                f"{', '.join(unknown)}); use that version or a copy of the database"
+            )
+        if len(applied) < len(known):
+            return True
+        if wal and self.path != ":memory:":
+            mode = self.db.conn.execute("PRAGMA journal_mode").fetchone()[0]
+            return str(mode).lower() != "wal"
+        return False
 
     def close(self) -> None:
         self.db.conn.close()
@@ -498,32 +577,67 @@ class Store:
         return self._decompressor.decompress(data)
 
     def statuses(self) -> list[SourceStatus]:
-        """Health of every source known to the database, from the fetch log and events.
+        """Health of every source known to the database: the ``source_health`` view, plus the
+        last outcome, the last change and the number of snapshots.
 
         ``last_change`` is when the source last reported a change (an event other than a
         health event); a new page body whose facts stayed the same is not a change.
         """
+        health = ",".join("?" * len(HEALTH_KINDS))
         rows = self.db.conn.execute(
-            """
-            SELECT src.id, src.url, src.parser,
-              (SELECT started_at FROM fetch_log WHERE source_id = src.id
+            f"""
+            SELECT h.source_id, h.url, h.parser, h.last_check,
+              (SELECT outcome FROM fetch_log WHERE source_id = h.source_id
                  ORDER BY id DESC LIMIT 1),
-              (SELECT outcome FROM fetch_log WHERE source_id = src.id ORDER BY id DESC LIMIT 1),
-              (SELECT started_at FROM fetch_log WHERE source_id = src.id
-                 AND outcome != 'failed' ORDER BY id DESC LIMIT 1),
-              COALESCE(st.consecutive_failures, 0),
-              (SELECT error FROM fetch_log WHERE source_id = src.id AND outcome = 'failed'
-                 ORDER BY id DESC LIMIT 1),
-              (SELECT detected_at FROM events WHERE source_id = src.id AND kind NOT IN
-                 ('source_failing', 'source_recovered', 'parse_broken', 'parse_recovered')
-                 ORDER BY id DESC LIMIT 1),
-              (SELECT COUNT(*) FROM snapshots WHERE source_id = src.id),
-              st.parse_status, st.parse_error
-            FROM sources src LEFT JOIN source_state st ON st.source_id = src.id
-            ORDER BY src.id
-            """
+              h.last_success, h.consecutive_failures, h.last_error,
+              (SELECT detected_at FROM events WHERE source_id = h.source_id
+                 AND kind NOT IN ({health}) ORDER BY id DESC LIMIT 1),
+              (SELECT COUNT(*) FROM snapshots WHERE source_id = h.source_id),
+              h.parse_status, h.parse_error
+            FROM source_health h
+            ORDER BY h.source_id
+            """,
+            HEALTH_KINDS,
         ).fetchall()
         return [SourceStatus(*r) for r in rows]
+
+    @property
+    def outbox(self) -> Outbox:
+        """The delivery queue (storage/outbox.py); write through it inside ``transaction()``."""
+        return Outbox(self.db.conn)
+
+    def instance_id(self) -> str:
+        """This database's random id, made when its schema was created (Message-IDs)."""
+        row = self.db.conn.execute("SELECT value FROM meta WHERE key = 'instance_id'").fetchone()
+        if row is None:
+            raise StorageError(f"{self.path}: the database has no instance id")
+        return str(row[0])
+
+    # The read-only queries of `changes`, `history` and `export` (storage/queries.py).
+
+    def select_events(
+        self,
+        *,
+        since: str | None = None,
+        delegation: str | None = None,
+        kinds: tuple[str, ...] = (),
+        latest: int | None = None,
+    ) -> list[dict[str, Any]]:
+        return queries.select_events(
+            self.db, since=since, delegation=delegation, kinds=kinds, latest=latest
+        )
+
+    def facts_as_of(self, delegation: str, at: str) -> list[queries.FactAt]:
+        return queries.facts_as_of(self.db, delegation, at)
+
+    def delegation_ids(self) -> list[str]:
+        return queries.delegation_ids(self.db)
+
+    def memberships(self) -> list[dict[str, Any]]:
+        return queries.memberships(self.db)
+
+    def delegations_overview(self) -> list[dict[str, Any]]:
+        return queries.delegations_overview(self.db)
 
     def events(self, since: str | None = None) -> list[dict[str, Any]]:
         sql = "SELECT * FROM events"

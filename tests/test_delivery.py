@@ -18,7 +18,7 @@ from pawatch.demo.smtpcapture import Received, free_port, smtp_capture
 from pawatch.pipeline import run_once
 from pawatch.settings import load_settings
 from pawatch.storage import SourceRow, Store
-from pawatch.storage import outbox as ob
+from pawatch.storage.outbox import Outbox
 from tests.conftest import source_block, write_config
 
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
@@ -43,7 +43,7 @@ def store(tmp_path: Path) -> Iterator[Store]:
 def add_events(store: Store, *events: dict[str, Any]) -> list[int]:
     """Insert events the way a check does: through Store._insert_event in a transaction."""
     ids = []
-    with store.db.atomic():
+    with store.transaction():
         for e in events:
             fields = {"detected_at": "2026-11-27T08:00:00Z", "source_id": "assembly", **e}
             ids.append(store._insert_event(**fields))
@@ -96,7 +96,7 @@ def message_ids(messages: Sequence[Received]) -> list[str]:
 def test_events_enter_the_outbox_in_their_own_transaction(store: Store) -> None:
     add_events(store, composition("KG"), news("Session"))
     assert statuses(store) == [(1, "KG", "pending"), (1, "all", "pending"), (2, "all", "pending")]
-    with pytest.raises(RuntimeError), store.db.atomic():
+    with pytest.raises(RuntimeError), store.transaction():
         store._insert_event(**{"detected_at": "x", "source_id": "assembly", **composition()})
         raise RuntimeError("the check failed")
     assert store.db.conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == 3
@@ -186,7 +186,7 @@ def test_killed_between_send_and_mark_resends_with_the_same_message_id(
             raise KeyboardInterrupt  # the process dies after the server said 250
 
         with monkeypatch.context() as m:
-            m.setattr(ob, "mark_delivered", killed)
+            m.setattr(Outbox, "mark_delivered", killed)
             with pytest.raises(KeyboardInterrupt):
                 deliver_pending(settings, store, now=T0)
         assert len(server.wait_for(1)) == 1

@@ -96,7 +96,8 @@ def test_report_email_has_both_parts_escaped_html_and_a_subject_in_words(
     assert raw_headers.isascii()
     msg = received.message()
     assert str(msg["Subject"]) == "[pawatch] Kyrgyzstan: 1 new member; 1 news item"
-    assert msg["Message-ID"] == message_id_for("all", [1, 2], "pawatch@example.org")
+    expected = message_id_for("all", [1, 2], "pawatch@example.org", store.instance_id())
+    assert msg["Message-ID"] == expected
     assert msg.get_content_type() == "multipart/alternative"
     text = msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     html = msg.get_body(("html",)).get_content()  # type: ignore[union-attr]
@@ -107,11 +108,12 @@ def test_report_email_has_both_parts_escaped_html_and_a_subject_in_words(
     assert eml.read_bytes() == received.data
 
 
-def test_message_id_is_stable_for_the_same_events() -> None:
-    one = message_id_for("all", [3, 1, 2], "pawatch <p@example.org>")
-    assert one == message_id_for("all", [1, 2, 3], "p@example.org")
-    assert one != message_id_for("KG", [1, 2, 3], "p@example.org")
-    assert one != message_id_for("all", [1, 2], "p@example.org")
+def test_message_id_is_stable_for_the_same_events_and_unique_per_database() -> None:
+    one = message_id_for("all", [3, 1, 2], "pawatch <p@example.org>", "db-1")
+    assert one == message_id_for("all", [1, 2, 3], "p@example.org", "db-1")
+    assert one != message_id_for("KG", [1, 2, 3], "p@example.org", "db-1")
+    assert one != message_id_for("all", [1, 2], "p@example.org", "db-1")
+    assert one != message_id_for("all", [1, 2, 3], "p@example.org", "db-2")
     assert one.startswith("<pawatch.all.") and one.endswith("@example.org>")
 
 
@@ -278,6 +280,7 @@ def test_email_config_parses_with_defaults() -> None:
     assert email is not None and email.port == 587 and email.security == "starttls"
     assert email.delegation_recipients == {"KG": ("kg@example.org",)}
     assert email.digest == timedelta(days=1) and email.health_repeat == timedelta(days=1)
+    assert email.max_resends == 3
     assert settings_from_text("").email is None
     off = settings_from_text(GOOD + 'security = "tls"\nhealth_repeat = "off"\n').email
     assert off is not None and off.port == 465 and off.health_repeat is None
@@ -291,6 +294,9 @@ def test_email_config_parses_with_defaults() -> None:
         ("smtp_port = 70000", "email.smtp_port", "expected a port number"),
         ('smtp_port = "25"', "email.smtp_port", "expected a port number"),
         ("timeout = 0", "email.timeout", "expected a number > 0"),
+        ("max_resends = 101", "email.max_resends", "expected a whole number from 0 to 100"),
+        ("max_resends = -1", "email.max_resends", "expected a whole number from 0 to 100"),
+        ("max_resends = 2.5", "email.max_resends", "expected a whole number from 0 to 100"),
         ('digest = "daily"', "email.digest", "expected an interval like '6h'"),
         ('password = "hunter2"', "email.password", "never read from the config file"),
         ('username = "monitor"', "email.password_env", "set both or neither"),

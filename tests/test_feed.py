@@ -88,7 +88,7 @@ def add_event(db: Path, event_id_source: str, at: str) -> None:
             [SourceRow(event_id_source, f"https://{event_id_source}.example/", "page", None)],
             datetime(2026, 11, 27, tzinfo=UTC),
         )
-        with store.db.atomic():
+        with store.transaction():
             store._insert_event(
                 kind="representative", detected_at=at, source_id=event_id_source,
                 delegation="TJ", attribute="plenipotentiary", old=None,
@@ -122,7 +122,7 @@ def test_hostile_text_stays_well_formed_xml(tmp_path: Path) -> None:
     db = tmp_path / "pawatch.db"
     with Store.open(db) as store:
         store.sync_sources([SourceRow("s", "https://s.example/", "page", None)], datetime.now(UTC))
-        with store.db.atomic():
+        with store.transaction():
             store._insert_event(
                 kind="member_added", detected_at="2026-11-27T08:00:00Z", source_id="s",
                 delegation="KG", attribute="member", new="A\x00\x1b[2J\x0b<b>&amp;</b>\ufffe B",

@@ -283,7 +283,7 @@ def test_report_command_prints_without_marking(tmp_path: Path) -> None:
     db = tmp_path / "pawatch.db"
     with Store.open(db) as store:
         store.sync_sources([SourceRow("assembly", "https://pacsto.org/", "delegations", None)], NOW)
-        with store.db.atomic():
+        with store.transaction():
             store._insert_event(
                 kind="composition", detected_at="2026-11-27T08:00:00Z", source_id="assembly",
                 delegation="KG", attribute="seats:total", old="6", new="7",

@@ -120,7 +120,7 @@ def run(
     sources = select_sources(settings, source_ids)
     if not sources:
         fail("no enabled sources to check")
-    with obj.store() as store, obj.writing(store, "run --due" if due else "run", wait):
+    with obj.store(wait=wait) as store, obj.writing(store, "run --due" if due else "run", wait):
         now = datetime.now(UTC)
         if due:
             from pawatch.schedules import due_sources, last_checks
@@ -202,9 +202,11 @@ def status(obj: Context, fmt: str, daemon_only: bool) -> None:
             click.echo("\n".join(_daemon_lines(beat, obj.settings.storage.path, [])))
         sys.exit(EXIT_OK if alive else EXIT_FAILURES)
     rows = []
+    undelivered = None
     if Path(obj.settings.storage.path).exists():  # a status question creates no database
         with obj.store() as store:
             rows = store.statuses()
+            undelivered = store.outbox.failed()
     next_runs: dict[str, Any] = {}
     if beat and alive:
         next_runs = {k: v.get("next_run") for k, v in (beat.get("sources") or {}).items()}
@@ -245,6 +247,11 @@ def status(obj: Context, fmt: str, daemon_only: bool) -> None:
                 click.echo(f"! {r.id}: {r.last_error}")
             if r.parse_status == "broken":
                 click.echo(f"! {r.id}: cannot read the page: {r.parse_error}")
+    if undelivered is not None and undelivered.count:
+        click.echo(
+            f"! delivery: {undelivered.count} outbox row(s) FAILED and will not be sent again "
+            f"(last at {undelivered.last_at}): {undelivered.last_error}"
+        )
     click.echo("\n".join(_daemon_lines(beat, obj.settings.storage.path, [r.id for r in rows])))
 
 

@@ -12,8 +12,10 @@ from typing import Any, NoReturn
 import click
 
 from pawatch.config import ConfigError, Settings, Source
+from pawatch.lock import EXIT_LOCKED, FileLock, LockTimeout, describe_holder
 from pawatch.settings import load_settings
 from pawatch.storage import StorageError, Store
+from pawatch.storage.store import SchemaBusy
 
 EXIT_OK = 0
 EXIT_FAILURES = 1
@@ -42,18 +44,12 @@ class Context:
     def writing(self, store: Store, purpose: str, timeout: float | None = None) -> Iterator[None]:
         """Hold the database's single-writer lock (``<db>.lock``) for a writing command; exit 3
         with one line when another pawatch holds it for longer than ``timeout``."""
-        from pawatch.lock import EXIT_LOCKED, FileLock, LockTimeout
-
         wait = self.settings.daemon.lock_timeout if timeout is None else timeout
         lock = FileLock.for_database(store.path, purpose)
         try:
             lock.acquire(wait)
         except LockTimeout as exc:
-            fail(
-                f"the database {store.path} is busy: {exc.describe()} (--wait {wait:g}); "
-                "nothing was done. Try again later or wait longer with --wait SECONDS.",
-                EXIT_LOCKED,
-            )
+            _busy(store.path, exc.describe(), wait)
         except OSError as exc:
             fail(f"cannot create the lock file {lock.path}: {exc.strerror}")
         try:
@@ -62,14 +58,25 @@ class Context:
             lock.release()
 
     @contextmanager
-    def store(self, *, create: bool = True) -> Iterator[Store]:
+    def store(self, *, create: bool = True, wait: float | None = None) -> Iterator[Store]:
         """The database; with ``create=False`` (commands that only read) a missing file is a
-        clear error instead of a new empty database."""
+        clear error instead of a new empty database.
+
+        A new or older database is set up under the single-writer lock (waiting up to
+        ``wait``, default ``[daemon] lock_timeout``, then exit 3); one written by a newer
+        pawatch is refused with one line, exit 2, before anything is written."""
         path = self.settings.storage.path
         if not create and not Path(path).exists():
             fail(f"no database at {path} yet: run `pawatch run` first, or give --db PATH")
+        timeout = self.settings.daemon.lock_timeout if wait is None else wait
+        lock = FileLock.for_database(path, "schema setup")
         try:
-            store = Store.open(path)
+            store = Store.open(path, lock=lock, lock_timeout=timeout)
+        except SchemaBusy:
+            what = f"{lock.path} is held by {describe_holder(lock.holder())}"
+            _busy(path, f"{what}; gave up after waiting {timeout:g} s", timeout)
+        except OSError as exc:
+            fail(f"cannot create the lock file {lock.path}: {exc.strerror}")
         except StorageError as exc:
             fail(str(exc))
         try:
@@ -87,6 +94,14 @@ def format_option(*choices: str, help: str) -> Callable[[Any], Any]:
         default=choices[0],
         show_default=True,
         help=help,
+    )
+
+
+def _busy(path: str, why: str, wait: float) -> NoReturn:
+    fail(
+        f"the database {path} is busy: {why} (--wait {wait:g}); nothing was done. "
+        "Try again later or wait longer with --wait SECONDS.",
+        EXIT_LOCKED,
     )
 
 

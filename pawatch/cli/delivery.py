@@ -16,19 +16,30 @@ from pawatch.storage import outbox as ob
 @click.option(
     "--dry-run", is_flag=True, help="Print what would be sent; send nothing, mark nothing."
 )
+@click.option(
+    "--retry-failed",
+    is_flag=True,
+    help="First put the events marked failed (refused for good, or never confirmed) back "
+    "to pending, after fixing what made them fail.",
+)
 @click.pass_obj
-def deliver(obj: Context, dry_run: bool) -> None:
+def deliver(obj: Context, dry_run: bool, retry_failed: bool) -> None:
     """Send the pending change events: by email with an [email] table in the config, else
     print the report to stdout (cron mails it on).
 
-    Events are marked delivered only after the SMTP server accepted the message. Exit code 1
-    when a message failed (its events stay pending for the next run) or a recipient was
+    Events are marked delivered only after the SMTP server accepted the message. Exit
+    code 1 when a message failed (a 4xx or a broken connection: its events stay pending for
+    the next run; a 5xx: they are marked failed, see `pawatch status`) or a recipient was
     refused; a summary goes to stderr.
     """
     from pawatch.delivery import deliver_pending
 
     settings = obj.settings
     with obj.store(create=False) as store, obj.writing(store, "deliver"):
+        if retry_failed and not dry_run:
+            with store.transaction():
+                again = store.outbox.retry_failed()
+            click.echo(f"{again} failed outbox row(s) pending again", err=True)
         result = deliver_pending(settings, store, dry_run=dry_run, out=sys.stdout)
     quiet = result.mode == "stdout" and result.ok and obj.verbosity < 1
     if not quiet:
@@ -60,12 +71,12 @@ def report(obj: Context, since: str | None, fmt: str) -> None:
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--since") from None
     with obj.store(create=False) as store:
-        conn = store.db.conn
+        box = store.outbox
         if since is None:
-            events = ob.events_by_id(conn, ob.open_event_ids(conn, ob.ALL))
+            events = box.events_by_id(box.open_event_ids(ob.ALL))
         else:
-            events = ob.events_since(conn, format_time(start))
-        problems = ob.problems(conn)
+            events = box.events_since(format_time(start))
+        problems = box.problems()
         prefix = obj.settings.email.subject_prefix if obj.settings.email else "pawatch"
         rep = build_report(
             events,
@@ -90,20 +101,23 @@ def report(obj: Context, since: str | None, fmt: str) -> None:
 @click.pass_obj
 def test_email(obj: Context, to: tuple[str, ...]) -> None:
     """Send a test message with the [email] settings and print the server's answer, or a
-    one-line error (authentication failed, TLS failed, refused, timeout)."""
-    from pawatch.mailer import MailError, send_test
+    one-line error (authentication failed, TLS failed, refused, timeout). Exit code 1 when
+    the message was not accepted or a recipient was refused."""
+    from pawatch.mailer import MailError, MailRejected, send_test
 
     email = obj.settings.email
     if email is None:
         fail("no [email] table in the config: nothing to test (see docs/email.md)")
     try:
         result = send_test(email, list(to) or None)
+    except MailRejected as exc:
+        fail(f"refused: {exc.reply or exc} ({exc})", EXIT_FAILURES)
     except MailError as exc:
         fail(f"test email failed ({exc.kind}): {exc}", EXIT_FAILURES)
     click.echo(f"accepted by {email.smtp_host}:{email.port}: {result.reply}")
     click.echo(f"Message-ID {result.message_id} to {', '.join(result.accepted)}")
     for address, answer in result.refused.items():
-        click.echo(f"refused {address}: {answer}", err=True)
+        click.echo(f"refused: {answer} (recipient {address})", err=True)
     sys.exit(EXIT_FAILURES if result.refused else 0)
 
 

@@ -19,14 +19,7 @@ from pawatch.display import event_line, printable
 from pawatch.domain import CHANGE_KINDS, HEALTH_KINDS
 from pawatch.reports import parse_since
 from pawatch.storage import format_time
-from pawatch.storage.queries import (
-    delegation_ids,
-    delegations_overview,
-    event_json,
-    facts_as_of,
-    memberships,
-    select_events,
-)
+from pawatch.storage.queries import event_json
 
 
 def parse_moment(text: str, *, end_of_day: bool, now: datetime | None = None) -> str:
@@ -79,9 +72,7 @@ def changes(
     """List change and health events, oldest first."""
     since_at = parse_moment(since, end_of_day=False) if since else None
     with obj.store(create=False) as store:
-        rows = select_events(
-            store.db, since=since_at, delegation=delegation, kinds=kinds, latest=limit
-        )
+        rows = store.select_events(since=since_at, delegation=delegation, kinds=kinds, latest=limit)
     if fmt == "json":
         click.echo(json.dumps([event_json(r) for r in rows], ensure_ascii=False, indent=2))
         return
@@ -113,17 +104,15 @@ def history(obj: Context, delegation: str, as_of: str | None, fmt: str) -> None:
     delegation = delegation.upper() if len(delegation) == 2 else delegation
     at = parse_moment(as_of, end_of_day=True) if as_of else format_time(datetime.now(UTC))
     with obj.store(create=False) as store:
-        known = delegation_ids(store.db)
+        known = store.delegation_ids()
         if delegation not in known:
             fail(
                 f"no facts recorded for delegation {delegation!r}; known: "
                 f"{', '.join(known) or 'none yet'}",
                 2,
             )
-        facts = facts_as_of(store.db, delegation, at)
-        timeline = [
-            r for r in select_events(store.db, delegation=delegation) if r["detected_at"] <= at
-        ]
+        facts = store.facts_as_of(delegation, at)
+        timeline = [r for r in store.select_events(delegation=delegation) if r["detected_at"] <= at]
     by_source = _group_by_source(facts)
     if fmt == "json":
         click.echo(
@@ -315,8 +304,8 @@ def _popolo(rows: list[dict[str, Any]], overview: list[dict[str, Any]]) -> dict[
 def export(obj: Context, fmt: str) -> None:
     """Export delegations and memberships (members, plenipotentiaries) with start/end dates."""
     with obj.store(create=False) as store:
-        rows = memberships(store.db)
-        overview = delegations_overview(store.db)
+        rows = store.memberships()
+        overview = store.delegations_overview()
     if fmt == "popolo":
         click.echo(json.dumps(_popolo(rows, overview), ensure_ascii=False, indent=2))
     elif fmt == "csv":

@@ -6,8 +6,12 @@
 
 Options: ``auth`` (a login -> password mapping; AUTH is then required), ``tls_context`` with
 ``require_starttls``, ``implicit_tls`` (the whole connection in TLS), ``reject`` (addresses
-answered ``550``), ``port`` (a given port, e.g. to bring a "down" server back up),
-``data_delay`` (keep a message but answer that late: a client timing out after sending).
+answered ``550``), ``defer`` (addresses answered ``450``: try again later), ``port`` (a given
+port, e.g. to bring a "down" server back up), ``data_delay`` (keep a message but answer that
+late: a client timing out after sending), ``data_reply`` (refuse every message at the end of
+DATA with this answer, e.g. ``"451 4.3.0 try again later"`` or ``"554 5.6.0 rejected"``; the
+message is counted in ``refused`` instead of ``messages``). ``server.configure(...)`` changes
+``reject``, ``defer`` and ``data_reply`` while it runs.
 """
 
 from __future__ import annotations
@@ -55,8 +59,11 @@ class Received:
 @dataclass
 class _Handler:
     reject: Collection[str] = ()
+    defer: Collection[str] = ()
     data_delay: float = 0.0
+    data_reply: str | None = None
     messages: list[Received] = field(default_factory=list)
+    refused: list[Received] = field(default_factory=list)
     lock: threading.Condition = field(default_factory=threading.Condition)
 
     async def handle_RCPT(
@@ -64,6 +71,8 @@ class _Handler:
     ) -> str:
         if address in self.reject:
             return f"550 5.1.1 <{address}>: recipient rejected by the test server"
+        if address in self.defer:
+            return f"450 4.2.1 <{address}>: mailbox busy, try again later"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -78,6 +87,9 @@ class _Handler:
             or server.transport.get_extra_info("sslcontext") is not None,
         )
         with self.lock:
+            if self.data_reply is not None:
+                self.refused.append(received)
+                return self.data_reply
             self.messages.append(received)
             self.lock.notify_all()
         if self.data_delay:
@@ -110,6 +122,24 @@ class SmtpCapture:
         with self.handler.lock:
             return list(self.handler.messages)
 
+    @property
+    def refused(self) -> list[Received]:
+        """Messages answered with ``data_reply`` at the end of DATA (not kept)."""
+        with self.handler.lock:
+            return list(self.handler.refused)
+
+    def configure(
+        self,
+        *,
+        reject: Collection[str] = (),
+        defer: Collection[str] = (),
+        data_reply: str | None = None,
+    ) -> None:
+        """Change how the server answers from the next command on."""
+        with self.handler.lock:
+            self.handler.reject, self.handler.defer = set(reject), set(defer)
+            self.handler.data_reply = data_reply
+
     def wait_for(self, count: int, timeout: float = 5.0) -> list[Received]:
         """Wait until ``count`` messages arrived (or ``timeout``); return all received."""
         deadline = time.monotonic() + timeout
@@ -132,10 +162,14 @@ def smtp_capture(
     require_starttls: bool = False,
     implicit_tls: bool = False,
     reject: Collection[str] = (),
+    defer: Collection[str] = (),
     data_delay: float = 0.0,
+    data_reply: str | None = None,
 ) -> Iterator[SmtpCapture]:
     """Run a capturing SMTP server on ``host`` while the block runs."""
-    handler = _Handler(reject=set(reject), data_delay=data_delay)
+    handler = _Handler(
+        reject=set(reject), defer=set(defer), data_delay=data_delay, data_reply=data_reply
+    )
     kwargs: dict[str, Any] = {}
     if auth is not None:
         kwargs.update(
