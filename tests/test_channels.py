@@ -105,6 +105,10 @@ def test_webhook_500_then_200_is_exactly_one_accepted_delivery(
     assert [m.status for m in failed.messages if m.channel == "desk-hook"] == ["failed"]
     assert "HTTP 500" in " ".join(failed.summary_lines())
     assert {s for *_, s in channel_rows(store)} == {"pending"}  # never delivered on a refusal
+    dry = io.StringIO()
+    shown = deliver_pending(settings, store, now=T0, dry_run=True, out=dry)
+    assert [m.status for m in shown.messages if m.channel == "desk-hook"] == ["dry-run"]
+    assert "Channel desk-hook:" in dry.getvalue() and len(receiver.posts) == 1
     ok = deliver_pending(settings, store, now=T0, out=out)
     assert ok.ok and [m.status for m in ok.messages if m.channel == "desk-hook"] == ["sent"]
     again = deliver_pending(settings, store, now=T0, out=out)
