@@ -21,14 +21,18 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pawatch.config.model import (
+    CHANNEL_KINDS,
     DELIVER_AFTER_CHECKS,
     DELIVER_OFF,
     MAX_JITTER,
     SECURITY_MODES,
+    ChannelSettings,
     DaemonSettings,
     EmailSettings,
+    FeedSettings,
     HttpSettings,
     OptionSpec,
+    ReportSettings,
     Schedule,
     Settings,
     Source,
@@ -259,6 +263,7 @@ _SOURCE_KEYS: dict[str, Check] = {
 _SOURCE_REQUIRED = ("id", "url", "parser")
 _TOP_KEYS = {"storage", "http", "sources", "timezone", "include_default_sources", "email"}
 _TOP_KEYS.add("daemon")
+_TOP_KEYS |= {"report", "feed", "channels"}
 
 # ------------------------------------------------------------------ [email]
 _ADDRESS_RE = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*$")
@@ -553,6 +558,109 @@ DAEMON_KEYS: dict[str, Callable[[Any], Any]] = {
 assert set(DAEMON_KEYS) == {f.name for f in fields(DaemonSettings)}
 
 
+# ------------------------------------------------------------------ [report], [feed], [[channels]]
+
+
+def _base_url(value: Any) -> str:
+    return _http_url(value).rstrip("/")
+
+
+def _max_entries(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 10_000:
+        raise ValueError(f"expected a whole number from 1 to 10000, got {_show(value)}")
+    return value
+
+
+REPORT_KEYS: dict[str, Check] = {"base_url": _base_url}
+FEED_KEYS: dict[str, Check] = {
+    "path": _nonempty_str,
+    "title": _one_line,
+    "id": _one_line,
+    "link": _http_url,
+    "max_entries": _max_entries,
+}
+assert set(REPORT_KEYS) == {f.name for f in fields(ReportSettings)}
+assert set(FEED_KEYS) == {f.name for f in fields(FeedSettings)}
+
+
+def _channel_kind(value: Any) -> str:
+    if value not in CHANNEL_KINDS:
+        raise ValueError(f"expected one of {', '.join(CHANNEL_KINDS)}, got {_show(value)}")
+    return str(value)
+
+
+def _delegation_list(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise ValueError(f"expected a list of delegation ids like ['KG'], got {_show(value)}")
+    return tuple(_delegation(v) for v in value)
+
+
+def _kind_list(value: Any) -> tuple[str, ...]:
+    from pawatch.domain import CHANGE_KINDS, HEALTH_KINDS
+
+    known = (*CHANGE_KINDS, *HEALTH_KINDS)
+    if not isinstance(value, list) or not all(v in known for v in value):
+        raise ValueError(
+            f"expected a list of event kinds from {', '.join(known)}, got {_show(value)}"
+        )
+    return tuple(value)
+
+
+def _channel_timeout(value: Any) -> float:
+    if not _is_num(value) or not 0 < value <= 600:
+        raise ValueError(f"expected seconds from 0 to 600, got {_show(value)}")
+    return float(value)
+
+
+CHANNEL_KEYS: dict[str, Check] = {
+    "name": _source_id,
+    "kind": _channel_kind,
+    "url": _nonempty_str,
+    "delegations": _delegation_list,
+    "kinds": _kind_list,
+    "timeout": _channel_timeout,
+}
+assert set(CHANNEL_KEYS) == {f.name for f in fields(ChannelSettings)}
+
+
+def _parse_channels(file: str, raw: Any) -> tuple[ChannelSettings, ...]:
+    if not isinstance(raw, list):
+        raise ConfigError(file, "channels", "expected an array of [[channels]] tables")
+    out: list[ChannelSettings] = []
+    for i, table in enumerate(raw):
+        where = f"channels[{i}]"
+        if not isinstance(table, dict):
+            raise ConfigError(file, where, f"expected a table, got {_show(table)}")
+        values = _check_table(file, where, table, CHANNEL_KEYS)
+        for key in ("name", "kind", "url"):
+            if key not in values:
+                raise ConfigError(
+                    file, f"{where}.{key}", "missing; a channel needs name, kind, url"
+                )
+        try:
+            values["url"] = _channel_url(values["kind"], values["url"])
+        except ValueError as exc:
+            raise ConfigError(file, f"{where}.url", str(exc)) from None
+        if values["name"] in {c.name for c in out} or values["name"] == "all":
+            raise ConfigError(file, f"{where}.name", f"duplicate channel name {values['name']!r}")
+        out.append(ChannelSettings(**values))
+    return tuple(out)
+
+
+def _channel_url(kind: str, url: str) -> str:
+    if kind == "webhook":
+        return _http_url(url)
+    if kind == "email":
+        if not url.startswith("mailto:") or not url[7:]:
+            raise ValueError(f"expected mailto:address[,address], got {url!r}")
+        for address in url[7:].split(","):
+            _address(address.strip())
+        return url
+    if "://" not in url or any(c.isspace() for c in url):
+        raise ValueError(f"expected an Apprise URL like 'tgram://token/chat', got {url!r}")
+    return url
+
+
 def _read_toml(path: Path, label: str) -> dict[str, Any]:
     try:
         with path.open("rb") as fh:
@@ -603,6 +711,16 @@ def parse_config(
     if "daemon" in data:
         values = _check_table(file, "daemon", _table_at(file, "daemon", data), DAEMON_KEYS)
         settings = replace(settings, daemon=replace(settings.daemon, **values))
+    if "report" in data:
+        values = _check_table(file, "report", _table_at(file, "report", data), REPORT_KEYS)
+        settings = replace(settings, report=replace(settings.report, **values))
+    if "feed" in data:
+        values = _check_table(file, "feed", _table_at(file, "feed", data), FEED_KEYS)
+        if "path" in values:
+            values["path"] = _resolve_path(base, values["path"])
+        settings = replace(settings, feed=replace(settings.feed, **values))
+    if "channels" in data:
+        settings = replace(settings, channels=_parse_channels(file, data["channels"]))
     if "sources" in data:
         raw_sources = data["sources"]
         if not isinstance(raw_sources, list):

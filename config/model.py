@@ -182,6 +182,39 @@ class EmailSettings:
         return self.smtp_port if self.smtp_port is not None else _DEFAULT_PORTS[self.security]
 
 
+@dataclass(frozen=True)
+class ReportSettings:
+    """The ``[report]`` table (docs/email.md)."""
+
+    base_url: str | None = None  # a web view of the database: links to stored snapshots
+
+
+@dataclass(frozen=True)
+class FeedSettings:
+    """The ``[feed]`` table: the Atom feed of changes (README, "The feed")."""
+
+    path: str | None = None  # rewritten after every run/daemon cycle when set
+    title: str = "pawatch: changes in the CSTO PA national delegations"
+    id: str | None = None  # the feed's Atom id; default: derived from link or the database
+    link: str | None = None  # where the feed is published (its rel="self" link)
+    max_entries: int = 50
+
+
+CHANNEL_KINDS = ("email", "webhook", "apprise")
+
+
+@dataclass(frozen=True)
+class ChannelSettings:
+    """One ``[[channels]]`` table: where reports go besides ``[email]`` (docs/email.md)."""
+
+    name: str
+    kind: str  # one of CHANNEL_KINDS
+    url: str  # webhook: http(s) URL; apprise: an Apprise URL; email: mailto:address[,address]
+    delegations: tuple[str, ...] = ()  # only changes about these delegations (empty: all)
+    kinds: tuple[str, ...] = ()  # only these event kinds (empty: all)
+    timeout: float = 30.0
+
+
 # The [daemon] table: how `pawatch daemon` schedules, spreads, stops and locks (docs/deploy.md).
 DELIVER_AFTER_CHECKS = "after-checks"
 DELIVER_OFF = "off"
@@ -216,6 +249,9 @@ class Settings:
     config_files: tuple[str, ...] = ()  # the files these settings came from, for messages
     email: EmailSettings | None = None  # None: reports go to stdout
     daemon: DaemonSettings = field(default_factory=DaemonSettings)  # [daemon] table
+    report: ReportSettings = field(default_factory=ReportSettings)  # [report] table
+    feed: FeedSettings = field(default_factory=FeedSettings)  # [feed] table
+    channels: tuple[ChannelSettings, ...] = ()  # [[channels]] tables
 
     def source(self, source_id: str) -> Source:
         for src in self.sources:

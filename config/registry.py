@@ -56,10 +56,16 @@ class Delegation:
     parliament_ru: str
     aliases: tuple[str, ...]
     chambers: tuple[Chamber, ...]
+    country_short: str | None = None  # the everyday English name ("Kyrgyzstan"), for reports
 
     @property
     def names(self) -> tuple[str, ...]:
         return (self.parliament_en, self.parliament_ru, *self.aliases)
+
+    @property
+    def country(self) -> str:
+        """The country's name for people: the short English name, else the official one."""
+        return self.country_short or self.country_en
 
     def chamber(self, chamber_id: str) -> Chamber:
         for chamber in self.chambers:
@@ -230,6 +236,9 @@ def _read_delegation(raw: Any, where: str) -> Delegation:
         raise ValueError(f"{REGISTRY_FILE}: {where}: expected a table")
     country_en, country_ru = _pair(raw, "country", where)
     parliament_en, parliament_ru = _pair(raw, "parliament", where)
+    short = raw["country"].get("short")
+    if short is not None and (not isinstance(short, str) or not short.strip()):
+        raise ValueError(f"{REGISTRY_FILE}: {where}.country.short: expected a non-empty string")
     chambers_raw = raw.get("chambers")
     if not isinstance(chambers_raw, list) or not chambers_raw:
         raise ValueError(f"{REGISTRY_FILE}: {where}.chambers: expected at least one chamber")
@@ -243,6 +252,7 @@ def _read_delegation(raw: Any, where: str) -> Delegation:
         chambers=tuple(
             _read_chamber(c, f"{where}.chambers[{i}]") for i, c in enumerate(chambers_raw)
         ),
+        country_short=short,
     )
 
 

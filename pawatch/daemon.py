@@ -38,6 +38,7 @@ from typing import Any
 from pawatch.config import ConfigError, Settings, Source
 from pawatch.config.model import DELIVER_AFTER_CHECKS, DELIVER_OFF
 from pawatch.delivery import DeliveryResult, deliver_pending
+from pawatch.feed import update_feed_file
 from pawatch.heartbeat import heartbeat_path
 from pawatch.lock import EXIT_LOCKED, FileLock, LockTimeout, describe_holder
 from pawatch.schedules import JitterTrigger, effective_jitter, last_checks, next_due, utcnow
@@ -389,6 +390,12 @@ class Daemon:
             self._write_heartbeat()
         if events and self.settings.daemon.deliver == DELIVER_AFTER_CHECKS:
             self._request_delivery("after-checks")
+        feed = self.settings.feed.path
+        if feed and self.store is not None and (events or not os.path.exists(feed)):
+            try:  # the feed, rewritten after a cycle with changes
+                update_feed_file(self.settings, self.store)
+            except Exception:
+                log.exception("the feed could not be written")
 
     def _on_outcome(self, outcome: CheckOutcome) -> None:
         duration = round(outcome.duration, 3)

@@ -20,6 +20,7 @@ from email.message import EmailMessage
 from typing import Any, TextIO
 
 from pawatch import mailer
+from pawatch.channels import deliver_channels, enqueue
 from pawatch.config.model import EmailSettings, Settings
 from pawatch.reports import Report, build_report, render_html, render_text
 from pawatch.storage import Store, format_time, parse_time
@@ -127,12 +128,31 @@ def deliver_pending(
     ``os.environ`` for the password lookup (tests).
     """
     now = (now or datetime.now(UTC)).astimezone(UTC)
+    if settings.channels and not dry_run:  # before the email marks what a new channel gets
+        enqueue(store, settings.channels, format_time(now))
+    base_url = settings.report.base_url
     if settings.email is None:
-        return _to_stdout(store, now, dry_run, out)
-    return _Email(settings.email, store, now, dry_run, out, env).run()
+        result = _to_stdout(store, now, dry_run, out, base_url)
+    else:
+        result = _Email(settings.email, store, now, dry_run, out, env, base_url).run()
+    if settings.channels:  # [[channels]]: their own outbox rows (pawatch/channels.py)
+        for c in deliver_channels(settings, store, now, dry_run=dry_run, out=out, env=env):
+            if c.status == "deferred":
+                result.deferred[c.channel] = c.error or ""
+                continue
+            result.messages.append(
+                MessageOutcome(
+                    c.channel, c.status, c.event_ids, (c.channel,), c.message_id, c.subject,
+                    c.reply, c.error, "channel" if c.error else None,
+                )
+            )  # fmt: skip
+        result.pending = store.outbox.count_open()
+    return result
 
 
-def _to_stdout(store: Store, now: datetime, dry_run: bool, out: TextIO) -> DeliveryResult:
+def _to_stdout(
+    store: Store, now: datetime, dry_run: bool, out: TextIO, base_url: str | None
+) -> DeliveryResult:
     box = store.outbox
     result = DeliveryResult(mode="stdout", dry_run=dry_run)
     stamp = format_time(now)
@@ -141,7 +161,14 @@ def _to_stdout(store: Store, now: datetime, dry_run: bool, out: TextIO) -> Deliv
             result.skipped = box.skip_channels([ob.ALL], stamp)
     ids = box.open_event_ids(ob.ALL)
     if ids:
-        report = build_report(box.events_by_id(ids), box.problems(), generated_at=now)
+        report = build_report(
+            box.events_by_id(ids),
+            box.problems(),
+            generated_at=now,
+            store=store,
+            base_url=base_url,
+            operator=True,
+        )
         out.write(render_text(report))
         out.flush()
         if not dry_run:
@@ -162,8 +189,9 @@ class _Email:
         dry_run: bool,
         out: TextIO,
         env: Mapping[str, str] | None,
+        base_url: str | None = None,
     ) -> None:
-        self.email, self.store = email, store
+        self.email, self.store, self.base_url = email, store, base_url
         self.box: Outbox = store.outbox
         self.now, self.stamp = now, format_time(now)
         self.dry_run, self.out, self.env = dry_run, out, env
@@ -295,6 +323,8 @@ class _Email:
             channel=ob.split_channel(channel)[0],
             prefix=self.email.subject_prefix,
             reminder=not ids,
+            store=self.store,
+            base_url=self.base_url,
         )
         if self.dry_run:
             self.out.write(f"To: {', '.join(to)}\n{render_text(report)}\n")

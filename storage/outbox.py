@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 ALL = "all"  # the channel of the general recipients
+EXTRA = "ch:"  # "ch:<name>": a [[channels]] table's rows (pawatch/channels.py)
 RECIPIENT_SEP = ">"  # "<channel>>address": one recipient's retry of a channel's events
 
 
@@ -84,7 +85,8 @@ class Outbox:
         cur = self.conn.execute(
             "UPDATE outbox SET status = 'skipped', delivered_at = ?, "
             "last_error = 'no recipients for this channel' "
-            f"WHERE status = 'pending' AND channel NOT IN ({marks or 'NULL'})",
+            f"WHERE status = 'pending' AND channel NOT IN ({marks or 'NULL'}) "
+            f"AND channel NOT LIKE '{EXTRA}%'",  # [[channels]] rows: extend_channel below
             (now, *keep),
         )
         return cur.rowcount
@@ -322,3 +324,47 @@ class Outbox:
                     "DELETE FROM health_notices WHERE source_id = ? AND condition = ?",
                     (source_id, condition),
                 )
+
+    # ------------------------------------------------------------------ [[channels]] rows
+
+    def skip_extra_channels(self, keep: Collection[str], now: str) -> int:
+        """Open rows of ``ch:`` channels not in ``keep`` (removed from the config): skipped."""
+        marks = ",".join("?" * len(keep))
+        cur = self.conn.execute(
+            "UPDATE outbox SET status = 'skipped', delivered_at = ?, "
+            "last_error = 'channel no longer configured' "
+            f"WHERE status = 'pending' AND channel LIKE '{EXTRA}%' "
+            f"AND channel NOT IN ({marks or 'NULL'})",
+            (now, *keep),
+        )
+        return cur.rowcount
+
+    def extend_channel(
+        self, channel: str, wanted: Callable[[str, str | None], bool], now: str
+    ) -> int:
+        """Give the ``ch:`` channel rows for the events recorded since it was last extended
+        (``wanted(kind, delegation)`` filters them); the first time, for the events still open
+        on the other channels (never the delivered past). Returns the rows added."""
+        key = f"channel-seen:{channel}"
+        newest = self.conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
+        seen = self.get_state(key)
+        if seen is None:
+            first = self.conn.execute(
+                "SELECT MIN(event_id) FROM outbox WHERE status IN ('pending', 'sending') "
+                f"AND channel NOT LIKE '{EXTRA}%'"
+            ).fetchone()[0]
+            seen = None if first is None else str(first - 1)
+        added = 0
+        if seen is not None:
+            rows = self.conn.execute(
+                "SELECT id, kind, delegation FROM events WHERE id > ? AND id <= ? ORDER BY id",
+                (int(seen), newest),
+            ).fetchall()
+            todo = [(i, channel, now) for i, kind, delegation in rows if wanted(kind, delegation)]
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO outbox (event_id, channel, created_at) VALUES (?, ?, ?)",
+                todo,
+            )
+            added = len(todo)
+        self.set_state(key, str(newest))
+        return added

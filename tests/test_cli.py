@@ -149,7 +149,7 @@ def test_run_prints_the_pending_report_once_unless_no_deliver(
     assert held.returncode == 0 and "6 -> 7" not in held.stdout
     first = pawatch("--config", str(cfg), "run")
     assert first.returncode == 0
-    assert "KG composition (supreme-council) 6 -> 7" in first.stdout
+    assert "Supreme Council: 6 -> 7 seats" in first.stdout
     assert first.stdout.index("Checked 1 source(s)") < first.stdout.index("6 -> 7")
     again = pawatch("--config", str(cfg), "run", "--format", "json")
     assert again.returncode == 0 and "6 -> 7" not in again.stdout + again.stderr

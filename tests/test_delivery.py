@@ -107,7 +107,7 @@ def test_stdout_without_email_prints_once(store: Store) -> None:
     out = io.StringIO()
     result = deliver_pending(Settings(), store, now=T0, out=out)
     assert result.mode == "stdout" and result.ok and result.pending == 0
-    assert "KG composition 6 -> 7" in out.getvalue()
+    assert "Seats in all: 6 -> 7 seats" in out.getvalue()
     assert "(1, 'KG', 'skipped')" in str(statuses(store))
     again = io.StringIO()
     assert deliver_pending(Settings(), store, now=T0, out=again).messages == []
@@ -144,7 +144,7 @@ def test_server_down_then_up_delivers_once(store: Store) -> None:
         assert again.messages == [] and again.ok
         received = server.wait_for(1)
     assert len(received) == 1  # both events, one message, once
-    assert "2 changes" in str(received[0].message()["Subject"])
+    assert "seats 6 -> 7; 1 news item" in str(received[0].message()["Subject"])
     assert [s for _, c, s in statuses(store) if c == "all"] == ["delivered", "delivered"]
 
 
@@ -242,8 +242,8 @@ def test_per_delegation_recipients_get_their_delegation(store: Store) -> None:
     assert set(received) == {("desk@example.org",), ("kg-desk@example.org",)}
     everything = received[("desk@example.org",)]
     kg = received[("kg-desk@example.org",)]
-    assert str(everything["Subject"]).startswith("pawatch: 3 changes - ")
-    assert str(kg["Subject"]) == "pawatch [KG]: 1 change - KG composition 6 -> 7"
+    assert str(everything["Subject"]).strip().startswith("[pawatch] Kyrgyzstan: seats 6 -> 7; ")
+    assert str(kg["Subject"]) == "[pawatch KG] Kyrgyzstan: seats 6 -> 7"
     assert "TJ" not in kg.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     assert everything["Message-ID"] != kg["Message-ID"]
 
@@ -263,7 +263,7 @@ def test_digest_sends_at_most_one_email_per_period(store: Store) -> None:
         assert [len(m.event_ids) for m in result.messages] == [2]
         received = server.wait_for(2)
     assert len(received) == 2
-    assert str(received[1].message()["Subject"]).startswith("pawatch: 2 changes")
+    assert str(received[1].message()["Subject"]) == "[pawatch] 2 news items"
 
 
 def test_health_alerts_repeat_while_a_source_stays_broken(
@@ -287,7 +287,7 @@ def test_health_alerts_repeat_while_a_source_stays_broken(
         assert deliver_pending(mail, store, now=now + timedelta(hours=7)).messages == []
         received = smtp.wait_for(2)
         subject = str(received[1].message()["Subject"])
-        assert subject == "pawatch: 1 source needs attention - down failing"
+        assert subject == "[pawatch] 1 source needs attention"
         text = received[1].message().get_body(("plain",)).get_content()  # type: ignore[union-attr]
         assert "still failing or broken" in text and "HTTP 500" in text
 

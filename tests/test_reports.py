@@ -11,7 +11,16 @@ import pytest
 from click.testing import CliRunner
 
 from pawatch.cli import cli
-from pawatch.reports import build_report, parse_since, render_html, render_json, render_text
+from pawatch.evidence import Excerpt, excerpt
+from pawatch.reports import (
+    ReportEvent,
+    build_report,
+    group_changes,
+    parse_since,
+    render_html,
+    render_json,
+    render_text,
+)
 from pawatch.storage import SourceRow, Store
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
@@ -53,42 +62,99 @@ PROBLEM = {
 
 def test_groups_by_delegation_most_important_first_then_news_then_health() -> None:
     report = build_report(EVENTS, [PROBLEM], generated_at=NOW)
-    assert [(g.delegation, [e.id for e in g.events]) for g in report.groups] == [
-        ("KG", [5, 3, 2]),
-        ("TJ", [7, 6]),
+    assert [(g.name, [i.event_ids for i in g.items]) for g in report.groups] == [
+        ("Kyrgyzstan", [(5,), (3,), (2,)]),
+        ("Tajikistan", [(7,), (6,)]),
     ]
     text = render_text(report)
     order = [
-        "== KG (3) ==",
-        "composition 6 -> 7",
-        "member added: Новикова Фарида",
-        "website removed",
-        "== TJ (2) ==",
-        "== News (1) ==",
-        "== Monitoring health ==",
-        "kg-kenesh failing: HTTP 503",
-        "Sources needing attention now:",
-        "! kg-kenesh failing since 2026-11-26T08:00:00Z, 4 failed checks in a row: HTTP 503",
+        "KYRGYZSTAN",
+        "* Seats in all: 6 -> 7 seats",
+        "* New member: Новикова Фарида",
+        "* Website no longer listed: http://www.kenesh.kg/",
+        "TAJIKISTAN",
+        "* Seats in all: 5 -> 4 seats",
+        "* New plenipotentiary representative: Gafurzoda A.",
+        "NEWS",
+        "* Session of the Council",
+        "Monitoring",
+        "- kg-kenesh failing: HTTP 503",
+        "! needs attention: kg-kenesh failing since 2026-11-26 08:00 UTC, 4 failed checks in a "
+        "row: HTTP 503",
     ]
     at = 0
     for part in order:  # each after the one before
         at = text.index(part, at) + len(part)
-    assert "snapshots 3 -> 8: pawatch show 8 ; pawatch diff 3 8" in text
-    assert "detected 2026-11-27T08:00:00Z, source pacsto-en-home" in text
-
-
-def test_subject_counts_changes_and_is_cut_on_a_part() -> None:
-    report = build_report(EVENTS, generated_at=NOW)
-    subject = report.subject
-    assert subject.startswith(
-        "pawatch: 6 changes, 1 health alert - KG composition 6 -> 7, "
-        "TJ composition 5 -> 4, TJ representative (none) -> Gafurzoda A., "
+    assert (
+        "seen on 1 source:\n  - pacsto.org, 2026-11-27 08:00 UTC\n    https://pacsto.org/" in text
     )
-    assert len(subject) < 200 and subject.endswith(", ...")
+    assert "pawatch diff" not in text and "#5" not in text  # no commands, no ids in an email
+    operator = render_text(build_report(EVENTS, generated_at=NOW, operator=True))
+    assert "(pacsto-en-home) pawatch show 8 ; pawatch diff 3 8" in operator
+
+
+def test_one_item_per_change_seen_on_several_sources() -> None:
+    seen = [
+        event(1, "composition", "KG", attribute="seats:supreme-council", old="6", new="7",
+              source_id="assembly-ru", url="https://paodkb.org/", before_snapshot=1,
+              after_snapshot=6),
+        event(2, "member_added", "KG", attribute="member", new="Farida Newcomer"),
+        event(3, "composition", "KG", attribute="seats:supreme-council", old="6", new="7",
+              source_id="country-kg", url="https://pacsto.org/countries/kg"),
+        event(4, "composition", "KG", attribute="seats:supreme-council", old="7", new="8"),
+        event(5, "page_changed", None, source_id="a"),
+        event(6, "page_changed", None, source_id="b"),
+        event(7, "member_added", "KG", attribute="member", new="farida  NEWCOMER",
+              source_id="kenesh"),
+    ]  # fmt: skip
+    items = group_changes(ReportEvent.from_row(e) for e in seen)
+    assert [(i.kind, i.event_ids) for i in items] == [
+        ("composition", (1, 3)),
+        ("member_added", (2, 7)),
+        ("composition", (4,)),
+        ("page_changed", (5,)),
+        ("page_changed", (6,)),
+    ]
+    kg = items[0]
+    assert kg.headline == "Supreme Council: 6 -> 7 seats"
+    assert [(s.source, s.url, s.before_snapshot) for s in kg.sightings] == [
+        ("assembly-ru", "https://paodkb.org/", 1),
+        ("country-kg", "https://pacsto.org/countries/kg", 3),
+    ]
+    text = render_text(build_report(seen, generated_at=NOW))
+    assert text.count("Supreme Council: 6 -> 7 seats") == 1 and "seen on 2 sources:" in text
+    data = json.loads(render_json(build_report(seen, generated_at=NOW)))
+    first = data["delegations"][0]["changes"][0]
+    assert [s["source"] for s in first["sources"]] == ["assembly-ru", "country-kg"]
+
+
+def test_subject_says_what_happened_in_words_within_120_characters() -> None:
+    report = build_report(EVENTS, [PROBLEM], generated_at=NOW)
+    assert report.subject == (
+        "[pawatch] Kyrgyzstan: seats 6 -> 7, 1 new member; "
+        "Tajikistan: seats 5 -> 4, new plenipotentiary (+3 more)"
+    )
+    assert len(report.subject) <= 120
     one = build_report([EVENTS[4]], generated_at=NOW)
-    assert one.subject == "pawatch: 1 change - KG composition 6 -> 7"
-    assert build_report([], generated_at=NOW).subject == "pawatch: no changes"
-    spaced = build_report([event(9, "news", new="Line one\r\nBcc: x@y")], generated_at=NOW)
+    assert one.subject == "[pawatch] Kyrgyzstan: seats 6 -> 7"
+    assert build_report([], generated_at=NOW).subject == "[pawatch] no changes"
+    health = build_report([], [PROBLEM], generated_at=NOW, channel="KG")
+    assert health.subject == "[pawatch KG] 1 source needs attention"
+    many = [
+        event(i, "composition", d, attribute=f"seats:{c}", old="1", new=str(100 + i))
+        for i, (d, c) in enumerate(
+            [("BY", "house-of-representatives"), ("BY", "council-of-the-republic"),
+             ("KZ", "mazhilis"), ("KZ", "senate"), ("RU", "state-duma"),
+             ("RU", "federation-council"), ("TJ", "majlisi-milli")]
+        )
+    ]  # fmt: skip
+    subject = build_report(many, generated_at=NOW).subject
+    assert len(subject) <= 120 and subject.endswith(" more)"), subject
+    assert subject.startswith("[pawatch] Belarus: House of Representatives seats 1 -> 100")
+    for s in (report.subject, subject):
+        assert "(none)" not in s and "#" not in s and "pacsto-en-home" not in s
+    spaced = build_report([event(9, "member_added", "KG", new="Line one\r\nBcc: x@y")],
+                          generated_at=NOW)  # fmt: skip
     assert "\n" not in spaced.subject and "\r" not in spaced.subject
 
 
@@ -102,7 +168,29 @@ def test_html_escapes_scraped_text_and_links_only_http() -> None:
     assert "<script>" not in html and "<img" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=&#34;y&#34;&gt;" in html
     assert 'href="javascript:' not in html and "javascript:alert(3)" in html
-    assert '<a href="https://pacsto.org/">' in html
+
+
+HOSTILE = "Gafurzoda\x1b]52;c;ZXZpbA==\x07\x1b[2J\x9b31m Abdukhalil\x00"
+
+
+def test_control_characters_never_reach_text_html_or_subject_and_json_stays_exact() -> None:
+    rows = [
+        event(1, "representative", "TJ", attribute="plenipotentiary", new=HOSTILE),
+        event(2, "member_added", "KG", attribute="member", new="Long" + "name" * 25_000),
+    ]
+    report = build_report(rows, [{**PROBLEM, "error": "bad\x1b[31m red"}], generated_at=NOW)
+    for shown in (render_text(report), render_html(report), report.subject):
+        assert "\x1b" not in shown and "\x07" not in shown and "\x9b" not in shown
+        assert "\x00" not in shown
+        assert len(shown) < 20_000  # the 100 KB name is shortened
+    assert "New plenipotentiary representative: Gafurzoda]52;c;ZXZpbA==[2J31m Abdukhalil" in (
+        render_text(report)
+    )
+    data = json.loads(render_json(report))
+    tj = next(g for g in data["delegations"] if g["delegation"] == "TJ")
+    assert tj["changes"][0]["new"] == HOSTILE  # exact: JSON escapes it
+    kg = next(g for g in data["delegations"] if g["delegation"] == "KG")
+    assert len(kg["changes"][0]["new"]) == 4 + 4 * 25_000
 
 
 def test_json_report_is_stable_and_documented_shape() -> None:
@@ -110,16 +198,71 @@ def test_json_report_is_stable_and_documented_shape() -> None:
     assert list(data) == [
         "format", "generated_at", "channel", "subject", "counts", "delegations", "news", "health",
     ]  # fmt: skip
-    assert data["format"] == "pawatch-report/1" and data["generated_at"] == "2026-11-27T09:00:00Z"
-    assert data["counts"] == {"changes": 6, "news": 1, "health_events": 1, "problems": 1}
-    first = data["delegations"][0]["events"][0]
+    assert data["format"] == "pawatch-report/2" and data["generated_at"] == "2026-11-27T09:00:00Z"
+    assert data["counts"] == {
+        "changes": 5, "news": 1, "events": 6, "health_events": 1, "problems": 1,
+    }  # fmt: skip
+    group = data["delegations"][0]
+    assert (group["delegation"], group["name"]) == ("KG", "Kyrgyzstan")
+    first = group["changes"][0]
     assert list(first) == [
-        "id", "kind", "detected_at", "delegation", "source_id", "attribute", "old", "new", "url",
-        "before_snapshot", "after_snapshot", "summary", "details",
+        "kind", "delegation", "attribute", "old", "new", "summary", "first_detected",
+        "last_detected", "sources", "details",
     ]  # fmt: skip
-    assert first["summary"] == "composition 6 -> 7"
-    assert data["health"]["problems"] == [PROBLEM]
+    assert first["summary"] == "Seats in all: 6 -> 7 seats"
+    assert list(first["sources"][0]) == [
+        "event_id", "source", "url", "detected_at", "before_snapshot", "after_snapshot",
+        "before_snapshot_url", "after_snapshot_url", "evidence",
+    ]  # fmt: skip
+    problem = data["health"]["problems"][0]
+    assert problem["source"] == "kg-kenesh" and "source_id" not in problem
+    assert data["health"]["events"][0]["source"] == "kg-kenesh"
+    assert "source_id" not in json.dumps(data)  # one name for one thing, as in `changes`
     assert data["news"][0]["new"] == "Session of the Council"
+
+
+def test_snapshot_links_only_with_a_base_url() -> None:
+    plain = build_report(EVENTS, generated_at=NOW)
+    assert "snapshots/" not in render_text(plain) + render_html(plain)
+    linked = build_report(EVENTS, generated_at=NOW, base_url="https://data.example.org/")
+    text, html = render_text(linked), render_html(linked)
+    assert (
+        "stored pages: https://data.example.org/pawatch/snapshots/3 -> "
+        "https://data.example.org/pawatch/snapshots/8" in text
+    )
+    assert '<a href="https://data.example.org/pawatch/snapshots/8">after</a>' in html
+    data = json.loads(render_json(linked))
+    source = data["delegations"][0]["changes"][0]["sources"][0]
+    assert source["after_snapshot_url"] == "https://data.example.org/pawatch/snapshots/8"
+
+
+def test_excerpt_quotes_the_changed_sentence_before_and_after() -> None:
+    before = ["Home", "The delegation consists of 6 deputies. Next session in 2026.", "Footer"]
+    after = ["Home", "The delegation consists of 7 deputies. Next session in 2026.", "Footer"]
+    assert excerpt(before, after, "6", "7") == Excerpt((before[1],), (after[1],))
+    long_before = ["Intro. " * 60 + "It consists of 16 deputies and 6 observers. " + "x. " * 90]
+    long_after = [long_before[0].replace(" 6 observers", " 7 observers")]
+    cut = excerpt(long_before, long_after, "6", "7")
+    assert cut == Excerpt(
+        ("It consists of 16 deputies and 6 observers.",),
+        ("It consists of 16 deputies and 7 observers.",),
+    )
+    names_before = ["Members:", "Ann Example, Bob Sample", "News: a new item", "Contacts"]
+    names_after = ["Members:", "Ann Example, Bob Sample, Farida Newcomer", "Contacts"]
+    assert excerpt(names_before, names_after, None, "Farida Newcomer") == Excerpt(
+        ("Ann Example, Bob Sample",), ("Ann Example, Bob Sample, Farida Newcomer",)
+    )
+    added = excerpt(
+        ["A"], ["A", "Plenipotentiary: Gafurzoda Abdukhalil"], None, "Gafurzoda Abdukhalil"
+    )
+    assert added == Excerpt((), ("Plenipotentiary: Gafurzoda Abdukhalil",))
+    # no changed block names the values: no quote rather than a wrong one
+    assert excerpt(["a", "b"], ["a", "c"], "6", "7") is None
+    # a page whose text changed (no values): its first changed block
+    assert excerpt(["a", "b", "c", "d"], ["a", "B", "c", "D"], None, None) == Excerpt(
+        ("b",), ("B",)
+    )
+    assert excerpt(["a"], ["a"], None, None) is None
 
 
 def test_empty_report() -> None:
@@ -140,7 +283,7 @@ def test_report_command_prints_without_marking(tmp_path: Path) -> None:
     db = tmp_path / "pawatch.db"
     with Store.open(db) as store:
         store.sync_sources([SourceRow("assembly", "https://pacsto.org/", "delegations", None)], NOW)
-        with store.db.atomic():
+        with store.transaction():
             store._insert_event(
                 kind="composition", detected_at="2026-11-27T08:00:00Z", source_id="assembly",
                 delegation="KG", attribute="seats:total", old="6", new="7",
@@ -149,9 +292,9 @@ def test_report_command_prints_without_marking(tmp_path: Path) -> None:
     for fmt in ("text", "html", "json"):
         result = runner.invoke(cli, ["--db", str(db), "report", "--format", fmt])
         assert result.exit_code == 0, result.output
-        assert "KG composition 6 -" in result.output
+        assert "6 -&gt; 7 seats" in result.output if fmt == "html" else "6 -> 7" in result.output
     since = runner.invoke(cli, ["--db", str(db), "report", "--since", "2000-01-01"])
-    assert "KG composition 6 -> 7" in since.output
+    assert "Seats in all: 6 -> 7 seats" in since.output
     bad = runner.invoke(cli, ["--db", str(db), "report", "--since", "soon"])
     assert bad.exit_code == 2 and "--since" in bad.output
     with Store.open(db) as store:

@@ -155,7 +155,7 @@ def test_a_recipient_answered_450_gets_the_events_later(tmp_path: Path) -> None:
         received = smtp.wait_for(2)
         assert received[1].rcpt_tos == ("boss@example.org",)
         text = received[1].message().get_body(("plain",)).get_content()  # type: ignore[union-attr]
-        assert "KG composition 6 -> 7" in text and "Session" in text
+        assert "Seats in all: 6 -> 7 seats" in text and "Session" in text
         assert message_ids(received)[0] != message_ids(received)[1]
         assert deliver_pending(settings, store, now=T0 + timedelta(hours=1)).messages == []
     assert {s for _, c, s, _ in outbox(db) if c != "KG"} == {"delivered"}

@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from pawatch.cli import checks, daemon, delivery, query, trying, web
+from pawatch.cli import checks, daemon, delivery, feed, query, trying, web
 from pawatch.cli.common import Context
 from pawatch.display import SafeLogFilter
 
@@ -81,7 +81,7 @@ def cli(ctx: click.Context, config: str | None, db: str | None, verbose: int, qu
     ctx.obj = Context(config, db, verbosity)
 
 
-for _module in (checks, query, delivery, daemon, trying, web):
+for _module in (checks, query, delivery, daemon, feed, trying, web):
     for _command in vars(_module).values():
         if isinstance(_command, click.Command):
             cli.add_command(_command)

@@ -153,6 +153,10 @@ def run(
             log.info("no source is due; nothing to check")
             summary = RunSummary(started_at=now, finished_at=now)
         report, delivery_code = ("", 0) if no_deliver else _deliver(settings, store)
+        if settings.feed.path:
+            from pawatch.feed import update_feed_file
+
+            update_feed_file(settings, store)
     if fmt == "json":
         click.echo(json.dumps(summary.as_json(), ensure_ascii=False, indent=2))
     else:

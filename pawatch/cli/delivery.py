@@ -79,8 +79,16 @@ def report(obj: Context, since: str | None, fmt: str) -> None:
         else:
             events = box.events_since(format_time(start))
         problems = box.problems()
-    prefix = obj.settings.email.subject_prefix if obj.settings.email else "pawatch"
-    rep = build_report(events, problems, generated_at=now, prefix=prefix)
+        prefix = obj.settings.email.subject_prefix if obj.settings.email else "pawatch"
+        rep = build_report(
+            events,
+            problems,
+            generated_at=now,
+            prefix=prefix,
+            store=store,
+            base_url=obj.settings.report.base_url,
+            operator=fmt == "text",
+        )
     click.echo(RENDERERS[fmt](rep), nl=False)
 
 
@@ -113,3 +121,23 @@ def test_email(obj: Context, to: tuple[str, ...]) -> None:
     for address, answer in result.refused.items():
         click.echo(f"refused: {answer} (recipient {address})", err=True)
     sys.exit(EXIT_FAILURES if result.refused else 0)
+
+
+@click.command("test-channel")
+@click.argument("name")
+@click.pass_obj
+def test_channel(obj: Context, name: str) -> None:
+    """Send a test report through the [[channels]] table named NAME (webhook, apprise or
+    email) and print the channel's answer, or one line saying why it failed (exit 1)."""
+    from pawatch.channels import ChannelError, send_test, shown_url
+
+    channels = {c.name: c for c in obj.settings.channels}
+    if name not in channels:
+        known = ", ".join(channels) or "none configured"
+        fail(f"no channel named {name!r} in the config's [[channels]] (known: {known})")
+    channel = channels[name]
+    try:
+        answer = send_test(obj.settings, channel)
+    except ChannelError as exc:
+        fail(f"test through channel {name} failed: {exc}", EXIT_FAILURES)
+    click.echo(f"channel {name} ({channel.kind}, {shown_url(channel.url)}) accepted: {answer}")

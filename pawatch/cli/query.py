@@ -253,7 +253,7 @@ def _one(facts: list[Any] | None) -> str | None:
 
 
 def _decoded(obj: Context, snapshot_id: int) -> tuple[Any, str]:
-    from pawatch.scraper.charset import decode_body
+    from pawatch.evidence import snapshot_text
     from pawatch.scraper.errors import FetchError
 
     with obj.store(create=False) as store:
@@ -262,7 +262,7 @@ def _decoded(obj: Context, snapshot_id: int) -> tuple[Any, str]:
         except KeyError:
             fail(f"no snapshot {snapshot_id}", 2)
     try:
-        text = decode_body(snap.body, snap.content_type).text
+        text = snapshot_text(snap)
     except FetchError as exc:
         fail(f"snapshot {snapshot_id} cannot be decoded: {exc}", 1)
     return snap, text
@@ -279,13 +279,13 @@ def show(obj: Context, snapshot_id: int, as_text: bool) -> None:
         printable(f"# snapshot {snap.id} of {snap.source_id}: {redact_url(snap.url)}"), err=True
     )
     click.echo(f"# seen {snap.first_seen} .. {snap.last_seen}, sha256 {snap.sha256}", err=True)
-    click.echo(printable(_readable(text) if as_text else text))
+    click.echo(printable(_readable(text, snap.content_type) if as_text else text))
 
 
-def _readable(html: str) -> str:
-    from pawatch.scraper.parsers.text import parse_html, visible_lines
+def _readable(text: str, content_type: str | None) -> str:
+    from pawatch.evidence import readable_lines
 
-    return "\n".join(visible_lines(parse_html(html).root))
+    return "\n".join(readable_lines(text, content_type))
 
 
 @click.command()
@@ -298,7 +298,8 @@ def diff(obj: Context, snapshot_a: int, snapshot_b: int, raw: bool) -> None:
     snap_a, text_a = _decoded(obj, snapshot_a)
     snap_b, text_b = _decoded(obj, snapshot_b)
     if not raw:
-        text_a, text_b = _readable(text_a), _readable(text_b)
+        text_a = _readable(text_a, snap_a.content_type)
+        text_b = _readable(text_b, snap_b.content_type)
     lines = difflib.unified_diff(
         text_a.splitlines(),
         text_b.splitlines(),

@@ -32,6 +32,7 @@ from pawatch.demo.localserver import LocalServer, Route
 from pawatch.demo.smtpcapture import SmtpCapture, save_eml, smtp_capture
 from pawatch.display import event_line, printable
 from pawatch.pipeline import RunSummary, run_once
+from pawatch.reports import build_report, delegation_name
 from pawatch.settings import settings_from_text
 from pawatch.storage import Store
 
@@ -286,7 +287,17 @@ def run_demo(out_dir: str, serve: bool = False) -> int:
                 if version == "v1":
                     backdate(store, BACKDATE)
             events = store.events()
-            click.echo(f"\nWhat changed between the two versions ({len(events)} event(s)):")
+            report = build_report(events)
+            changes = [i for g in report.groups for i in g.items] + report.news
+            click.echo(
+                f"\nWhat changed between the two versions: {len(report.items)} change(s) and "
+                f"{len(report.news)} news item(s), from {len(events)} event(s) of the sources:"
+            )
+            for change in changes:
+                where = f"{delegation_name(change.delegation)}: " if change.delegation else ""
+                n = len(change.sightings)
+                click.echo(f"  {where}{change.headline} (seen on {n} source{'s' * (n != 1)})")
+            click.echo("The events, one per source:")
             for event in events:
                 click.echo(printable("  " + event_line(event)))
             eml = deliver_to_local_smtp(settings, store, smtp, out / "report.eml")
