@@ -19,11 +19,10 @@ from pawatch.config.model import Settings
 from pawatch.domain import CHANGE_KINDS
 from pawatch.reports import (
     ChangeItem,
-    ReportEvent,
     clean,
     delegation_name,
-    group_changes,
     http_only,
+    items_from_changes,
     render_item_html,
     with_evidence,
 )
@@ -34,15 +33,13 @@ log = logging.getLogger("pawatch.feed")
 ATOM = "http://www.w3.org/2005/Atom"
 EPOCH = "1970-01-01T00:00:00Z"  # the feed's `updated` while it has no entry
 FEED_KINDS = tuple(k for k in CHANGE_KINDS if k != "news")  # news is per source, not a change
-_EVENTS_PER_ENTRY = 10  # events read per wanted entry (a change seen on up to ~10 sources)
 # Characters XML 1.0 cannot carry at all (C0 controls but tab/newline/CR, surrogates, FFFE/F).
 _NOT_XML_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 def feed_items(store: Store, max_entries: int) -> list[ChangeItem]:
     """The newest ``max_entries`` changes, newest first, with their quoted evidence."""
-    rows = store.select_events(kinds=FEED_KINDS, latest=max_entries * _EVENTS_PER_ENTRY)
-    items = group_changes(ReportEvent.from_row(r) for r in rows)
+    items = items_from_changes(store.delegation_changes(kinds=FEED_KINDS, latest=max_entries))
     items.sort(key=lambda i: (i.last_detected, i.event_ids[0]), reverse=True)
     return with_evidence(items[:max_entries], store)
 

@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 from pawatch.config.registry import load_registry
 from pawatch.display import printable
 from pawatch.domain import CHANGE_KINDS, HEALTH_KINDS, fold_text
+from pawatch.storage.queries import DelegationChange, Witness
 from pawatch.times import parse_moment
 
 if TYPE_CHECKING:
@@ -322,15 +323,34 @@ def _change_key(e: ReportEvent) -> tuple[Any, ...]:
     return (e.kind, e.delegation, e.attribute, folded(e.old), folded(e.new), source)
 
 
-def group_changes(events: Iterable[ReportEvent]) -> list[ChangeItem]:
-    """One item per change: events with the same (kind, delegation, attribute, old, new)
-    seen on several sources become one item with one sighting per source, in the order of
-    their first event. Values are compared folded (case, spacing).
+def items_from_changes(changes: Iterable[DelegationChange]) -> list[ChangeItem]:
+    """Report items from storage's delegation-level changes (``Store.delegation_changes``:
+    what "the same change" is, decided once when it was recorded), each with every source
+    that shows it."""
+    out = []
+    for c in changes:
+        if c.kind in HEALTH_KINDS:
+            continue
+        witnesses = c.sources or (
+            Witness(c.id, c.source, c.detected_at, c.url, c.before_snapshot, c.after_snapshot),
+        )
+        sightings = tuple(
+            Sighting(
+                w.event_id, w.source, w.url, w.detected_at, w.before_snapshot, w.after_snapshot
+            )
+            for w in witnesses
+        )
+        out.append(
+            ChangeItem(c.kind, c.delegation, c.attribute, c.old, c.new, sightings, c.details or {})
+        )
+    return out
 
-    This is the one place that decides what "the same change" is: it is to be replaced by
-    the delegation-level changes kept in storage (one row per delegation attribute change,
-    with its confirming sources) once they exist.
-    """
+
+def group_changes(events: Iterable[ReportEvent]) -> list[ChangeItem]:
+    """Events grouped into items without a database (a report of bare event rows, e.g. the
+    tests'): events with the same (kind, delegation, attribute, old, new) seen on several
+    sources become one item, values compared folded. With a database, ``build_report``
+    takes the changes storage recorded instead (``items_from_changes``)."""
     items: dict[tuple[Any, ...], list[ReportEvent]] = {}
     for e in sorted(events, key=lambda e: e.id):
         items.setdefault(_change_key(e), []).append(e)
@@ -621,9 +641,12 @@ def build_report(
     and after from the stored snapshots."""
     moment = (generated_at or datetime.now(UTC)).astimezone(UTC)
     rows = tuple(ReportEvent.from_row(r) for r in events)
-    changes = group_changes(e for e in rows if e.kind not in HEALTH_KINDS)
-    if store is not None:
-        changes = with_evidence(changes, store)
+    if store is None:
+        changes = group_changes(e for e in rows if e.kind not in HEALTH_KINDS)
+    else:
+        ids = [e.id for e in rows if e.kind not in HEALTH_KINDS]
+        found = store.delegation_changes(ids=ids) if ids else []
+        changes = with_evidence(items_from_changes(found), store)
     return Report(
         generated_at=moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
         events=rows,

@@ -22,6 +22,7 @@ from pawatch.delivery import deliver_pending
 from pawatch.demo.smtpcapture import smtp_capture
 from pawatch.settings import settings_from_text
 from pawatch.storage import Store
+from pawatch.storage.changes import Identity
 from tests.test_delivery import (
     T0,
     add_events,
@@ -96,8 +97,12 @@ def test_webhook_500_then_200_is_exactly_one_accepted_delivery(
     store: Store, receiver: Receiver
 ) -> None:
     settings = channel(receiver.url)
+    same = {"identity": Identity("", "6", "7")}  # one delegation-level change, two sources
     add_events(
-        store, composition("KG"), {**composition("KG"), "source_id": "events"}, news("Session")
+        store,
+        {**composition("KG"), **same},
+        {**composition("KG"), "source_id": "events", **same},
+        news("Session"),
     )
     out = io.StringIO()
     failed = deliver_pending(settings, store, now=T0, out=out)

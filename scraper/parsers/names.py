@@ -34,7 +34,8 @@ _SKELETON_STEPS = (
     ("zh", "j"),  # ж: zh, j
     ("kh", "h"),  # х, ҳ: kh, h
     ("gh", "g"),  # ғ: gh, g
-    ("ch", "č"),  # ч: ch (kept apart from ш "sh" and х "kh"; before c -> k)
+    ("ch", "tsh"),  # ч: ch, tch (kept apart from ш "sh" and х "kh"; before c -> k; ASCII so
+    # that a key is its own key)
     ("tz", "ts"),  # ц: ts, tz
     ("c", "k"),  # Victor, Viktor
     ("q", "k"),  # қ: q, k
@@ -47,7 +48,7 @@ _SKELETON_STEPS = (
 # letters (and of spaces) to one character; a literal replacement keeps ``sub`` in C.
 _DOUBLED_RE = re.compile(r"(.)(?=\1)")
 # Patronymic endings in the skeleton: -vich (-вич), -vna (-вна), -ichna (-ична).
-_PATRONYMIC_ENDINGS = ("vič", "vna", "ična")
+_PATRONYMIC_ENDINGS = ("vitsh", "vna", "itshna")
 _MAX_NAME_WORDS = 6
 _NOT_NAME_WORDS = frozenset(
     ["of", "the", "and", "for", "to", "in", "on", "at", "by", "и", "в", "на", "по", "для"]
@@ -196,7 +197,7 @@ def _drop_patronymics(words: list[str]) -> list[str]:
     words = list(words)
     candidates = sorted(
         (w for w in words if w.endswith(_PATRONYMIC_ENDINGS) and len(w) > 5),
-        key=lambda w: (not w.endswith(("vna", "ična")), w),
+        key=lambda w: (not w.endswith(("vna", "itshna")), w),
     )
     for word in candidates:
         if len(words) <= 2:
@@ -212,9 +213,9 @@ def name_key(name: str) -> str:
         words = _drop_patronymics(_name_words_slow(name))
     else:
         words = folded.split()
-        # A space ends every word of ``folded``: without "vič " (-vich), "vna " or "ična "
+        # A space ends every word of ``folded``: without "vitsh " (-vich), "vna " or "itshna "
         # (-ichna) in it there is no patronymic to drop.
-        if len(words) > 2 and ("vič " in folded or "vna " in folded or "ična " in folded):
+        if len(words) > 2 and ("vitsh " in folded or "vna " in folded or "itshna " in folded):
             words = _drop_patronymics(words)
     words.sort()
     return " ".join(words)
