@@ -105,6 +105,12 @@ def _ratio(value: Any) -> float:
     return float(value)
 
 
+def _parse_timeout(value: Any) -> float:
+    if not _is_num(value) or not 0.1 <= value <= 600:
+        raise ValueError(f"expected a number of seconds from 0.1 to 600, got {_show(value)}")
+    return float(value)
+
+
 def _non_negative_int(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"expected a whole number >= 0, got {_show(value)}")
@@ -198,6 +204,7 @@ _HTTP_KEYS: dict[str, Check] = {
     "connect_timeout": _positive,
     "read_timeout": _positive,
     "max_bytes": _positive_int,
+    "parse_timeout": _parse_timeout,
     "max_redirects": _non_negative_int,
     "retries": _non_negative_int,
     "backoff_base": _non_negative,

@@ -14,7 +14,6 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -40,9 +39,12 @@ from pawatch.storage import (
 )
 from pawatch.storage.facts import NewsRow, ParseInput, Policy, Version
 from pawatch.storage.store import compress_body
+from pawatch.workers import WorkerDied, WorkerPool, WorkerTimeout, cpu_count
 
 OUTCOMES = ("new", "changed", "unchanged", "not_modified", "failed")
-CPU_WORKERS = 2  # threads for hashing, compressing and parsing (this machine class: 2 cores)
+# Worker processes for compressing and parsing: one per core (this machine class: 2), so
+# parsing uses both cores while the event loop fetches and stores.
+CPU_WORKERS = max(2, min(4, cpu_count()))
 log = logging.getLogger("pawatch.pipeline")
 
 
@@ -223,8 +225,7 @@ def prepare(
 ) -> Prepared:
     """Hash, compress and parse one fetched body unless it is the one whose facts are stored.
 
-    Pure CPU work on values (no database): safe in a worker thread. selectolax, hashlib and
-    zstd release the GIL, so two threads overlap with the fetching on the event loop.
+    Pure CPU work on values (no database): runs in a worker process (``prepare_job``).
     """
     if result.not_modified:
         if previous is None or _up_to_date(prev, spec):
@@ -242,6 +243,55 @@ def prepare(
         if before.text is not None and before.text != parsed.text:
             parsed = replace(parsed, text_diff=text_diff(before.text, parsed.text))
     return Prepared(digest, compressed, parsed)
+
+
+def prepare_job(
+    source: Source, prev: Validators | None, result: FetchResult, previous: Snapshot | None
+) -> Prepared:
+    """``prepare`` as sent to a worker process: the parser is looked up there by name."""
+    return prepare(source, get_parser(source.parser), prev, result, previous)
+
+
+def nothing_to_prepare(
+    spec: ParserSpec, prev: Validators | None, result: FetchResult, previous: Snapshot | None
+) -> Prepared | None:
+    """``prepare``'s result when it is cheap (a 304 or the same body, already parsed with
+    this parser): no worker needed. None when the body must be compressed or parsed."""
+    if result.not_modified:
+        return Prepared() if previous is None or _up_to_date(prev, spec) else None
+    if prev is None or not _up_to_date(prev, spec):
+        return None
+    digest = hashlib.sha256(result.body).hexdigest()
+    return Prepared(digest) if prev.sha256 == digest else None
+
+
+async def prepare_bounded(
+    pool: WorkerPool,
+    source: Source,
+    spec: ParserSpec,
+    prev: Validators | None,
+    result: FetchResult,
+    previous: Snapshot | None,
+) -> Prepared:
+    """``prepare`` in a worker within the pool's time limit. A parse that takes longer (a
+    pathological page: the HTML parser cannot be interrupted) is killed with its worker and
+    becomes a parse failure, recorded as such; the body is still hashed and stored."""
+    cheap = nothing_to_prepare(spec, prev, result, previous)
+    if cheap is not None:
+        return cheap
+    try:
+        return await pool.run(prepare_job, source, prev, result, previous)
+    except WorkerTimeout:
+        error = f"parse took longer than {pool.timeout:g} s (stopped)"
+    except WorkerDied as exc:
+        error = f"parser {spec.name} could not finish: {exc}"
+    log.warning("%s: %s", source.id, error)
+    if result.not_modified:
+        return Prepared(parse=ParseInput(spec.version, None, error=error))
+    digest = hashlib.sha256(result.body).hexdigest()
+    same = prev is not None and prev.sha256 == digest
+    compressed = None if same else compress_body(result.body)
+    return Prepared(digest, compressed, ParseInput(spec.version, None, error=error))
 
 
 def reparse_source(store: Store, source: Source) -> int:
@@ -262,8 +312,13 @@ async def check_sources(
     *,
     transport: httpx.AsyncBaseTransport | None = None,
     on_outcome: Callable[[CheckOutcome], None] | None = None,
+    pool: WorkerPool | None = None,
 ) -> RunSummary:
-    """Check ``sources`` once; return what happened to each."""
+    """Check ``sources`` once; return what happened to each.
+
+    ``pool`` runs the parsing (the daemon keeps one for its lifetime); without it, the run
+    starts its own workers and stops them at the end.
+    """
     summary = RunSummary(started_at=utcnow())
     changed = store.sync_sources(
         [SourceRow(s.id, s.url, s.parser, s.delegation, fingerprint(s)) for s in sources],
@@ -291,8 +346,8 @@ async def check_sources(
         if changed.get(source_id) != "url"  # old validators belong to the old page
     }
 
-    loop = asyncio.get_running_loop()
-    workers = ThreadPoolExecutor(max_workers=CPU_WORKERS, thread_name_prefix="pawatch-cpu")
+    own_pool = pool is None
+    workers = pool or WorkerPool(CPU_WORKERS, settings.http.parse_timeout)
     async with Fetcher(settings.http, sources, transport=transport) as fetcher:
 
         async def check(source: Source) -> None:
@@ -307,9 +362,7 @@ async def check_sources(
                 stored = None
                 if prev is not None and needs_previous_body(prev, spec, result):
                     stored = store.snapshot(prev.snapshot_id)
-                prepared = await loop.run_in_executor(
-                    workers, prepare, source, spec, prev, result, stored
-                )
+                prepared = await prepare_bounded(workers, source, spec, prev, result, stored)
                 parse = prepared.parse
                 check_input = replace(
                     check_input, sha256=prepared.sha256, compressed=prepared.compressed
@@ -325,7 +378,8 @@ async def check_sources(
             # every check runs to its end even when another one cannot be stored
             results = await asyncio.gather(*(check(s) for s in sources), return_exceptions=True)
         finally:
-            workers.shutdown(wait=True)
+            if own_pool:
+                workers.close()
     errors = [r for r in results if isinstance(r, BaseException)]
     if errors:  # the database refused a write (disk full, locked...): nothing half-written
         raise StorageError(f"{store.path}: cannot record a check: {errors[0]}") from errors[0]

@@ -237,16 +237,20 @@ class Fetcher:
         self._source_errors: dict[str, FetchError] = {}
         self._tls: ssl.SSLContext | None = None
         self._prepared: dict[str, _Prepared] = {}
-        mounts: dict[str, httpx.AsyncBaseTransport | None] = {}
+        mounts: dict[str, httpx.AsyncBaseTransport] = {}
         self._custom_transport = transport is not None
         if transport is None:
             transport = self._transport(http.proxy, http.ca_bundle)
             mounts = self._mounts(sources)
-        # host -> the client's transport for it: mounts are all://host, so only the host counts
-        self._routes: dict[str, httpx.AsyncBaseTransport] = {}
+        # The fetcher routes requests itself (public handle_async_request): every mount is
+        # "all://host" and built here, so a host's transport is its mount or the default one.
+        self._default_transport = transport
+        self._routes: dict[str, httpx.AsyncBaseTransport] = {
+            pattern.removeprefix("all://"): mount for pattern, mount in mounts.items()
+        }
         self._client = httpx.AsyncClient(
             transport=transport,
-            mounts=mounts,
+            mounts=dict(mounts),
             headers={"User-Agent": http.user_agent, **http.headers},
             timeout=httpx.Timeout(
                 connect=http.connect_timeout,
@@ -563,10 +567,7 @@ class Fetcher:
         cookies = client.cookies
         if cookies:
             cookies.set_cookie_header(request)
-        host = url.host
-        transport = self._routes.get(host)
-        if transport is None:  # the client's own routing, asked once per host
-            transport = self._routes[host] = client._transport_for_url(url)
+        transport = self._routes.get(url.host, self._default_transport)
         response = await transport.handle_async_request(request)
         response.request = request
         try:
@@ -615,8 +616,8 @@ class Fetcher:
             self._tls = httpx.create_ssl_context(trust_env=False)
         return self._tls
 
-    def _mounts(self, sources: Sequence[Source]) -> dict[str, httpx.AsyncBaseTransport | None]:
-        mounts: dict[str, httpx.AsyncBaseTransport | None] = {}
+    def _mounts(self, sources: Sequence[Source]) -> dict[str, httpx.AsyncBaseTransport]:
+        mounts: dict[str, httpx.AsyncBaseTransport] = {}
         for source in sources:
             if not (source.proxy or source.ca_bundle):
                 continue
