@@ -282,7 +282,7 @@ async def prepare_bounded(
     try:
         return await pool.run(prepare_job, source, prev, result, previous)
     except WorkerTimeout:
-        error = f"parse took longer than {pool.timeout:g} s (stopped)"
+        error = f"parse took longer than {pool.timeout:g} s"
     except WorkerDied as exc:
         error = f"parser {spec.name} could not finish: {exc}"
     log.warning("%s: %s", source.id, error)

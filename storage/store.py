@@ -16,10 +16,12 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import zstandard
 from sqlite_utils import Database
 
+from pawatch.domain import HEALTH_KINDS, ChangeKind
 from pawatch.storage.facts import (
     CheckContext,
     ParseInput,
@@ -139,6 +141,7 @@ class SourceStatus:
     snapshots: int
     parse_status: str | None  # ok | broken | None (never parsed)
     parse_error: str | None
+    final_url: str | None = None  # where the last check ended, when redirected elsewhere
 
 
 @dataclass(frozen=True)
@@ -309,6 +312,9 @@ class Store:
                 text_diff=parse.text_diff if parse is not None else None,
             )
             apply_check(self.db.conn, ctx, parse, policy or Policy(), self._insert_event)
+            moved = self._moved(check, outcome.fetch_id, ctx.stamp)
+            if moved is not None:
+                ctx.event_ids.append(moved)
             state = self.db.conn.execute(
                 "SELECT parse_status, parse_error FROM source_state WHERE source_id = ?",
                 (check.source_id,),
@@ -317,6 +323,29 @@ class Store:
             if state is not None and state[0] == "broken":
                 parse_error = state[1] or "the page cannot be read"
             return replace(outcome, event_ids=ctx.event_ids, parse_error=parse_error)
+
+    def _moved(self, check: CheckInput, fetch_id: int, stamp: str) -> int | None:
+        """A `source_moved` event when this check was redirected to another host than the
+        one it ended on last time (its URL's, if never redirected); else None."""
+        final = check.final_url
+        if check.failed or not final or _host(final) == _host(check.url):
+            return None
+        row = self.db.conn.execute(
+            "SELECT final_url FROM fetch_log WHERE source_id = ? AND id < ? "
+            "AND outcome != 'failed' ORDER BY id DESC LIMIT 1",
+            (check.source_id, fetch_id),
+        ).fetchone()
+        if row is not None and _host(row[0] or check.url) == _host(final):
+            return None  # reported when it moved
+        return self._insert_event(
+            kind=ChangeKind.SOURCE_MOVED.value,
+            detected_at=stamp,
+            source_id=check.source_id,
+            old=check.url,
+            new=final,
+            url=final,
+            details={"reason": f"redirected to another host: {_host(final)}"},
+        )
 
     def rebuild_facts(
         self,
@@ -407,8 +436,8 @@ class Store:
                 snapshot_id = cur.lastrowid
         cur = conn.execute(
             "INSERT INTO fetch_log (source_id, url, started_at, duration_ms, outcome, "
-            "http_status, error_kind, error, attempts, etag, last_modified, snapshot_id) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "http_status, error_kind, error, attempts, etag, last_modified, snapshot_id, "
+            "final_url) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 check.source_id,
                 check.url,
@@ -422,6 +451,7 @@ class Store:
                 check.etag,
                 check.last_modified,
                 snapshot_id,
+                check.final_url if check.final_url != check.url else None,
             ),
         )
         assert cur.lastrowid is not None
@@ -515,13 +545,15 @@ class Store:
               (SELECT error FROM fetch_log WHERE source_id = src.id AND outcome = 'failed'
                  ORDER BY id DESC LIMIT 1),
               (SELECT detected_at FROM events WHERE source_id = src.id AND kind NOT IN
-                 ('source_failing', 'source_recovered', 'parse_broken', 'parse_recovered')
-                 ORDER BY id DESC LIMIT 1),
+                 (SELECT value FROM json_each(?)) ORDER BY id DESC LIMIT 1),
               (SELECT COUNT(*) FROM snapshots WHERE source_id = src.id),
-              st.parse_status, st.parse_error
+              st.parse_status, st.parse_error,
+              (SELECT final_url FROM fetch_log WHERE source_id = src.id
+                 AND outcome != 'failed' ORDER BY id DESC LIMIT 1)
             FROM sources src LEFT JOIN source_state st ON st.source_id = src.id
             ORDER BY src.id
-            """
+            """,
+            (json.dumps(HEALTH_KINDS),),
         ).fetchall()
         return [SourceStatus(*r) for r in rows]
 
@@ -532,6 +564,10 @@ class Store:
             sql += " WHERE detected_at >= ?"
             params.append(since)
         return [dict(row) for row in self.db.query(sql + " ORDER BY id", params)]
+
+
+def _host(url: str) -> str:
+    return (urlsplit(url).hostname or "").lower()
 
 
 def _with_error(check: CheckInput, kind: str, message: str) -> CheckInput:

@@ -241,6 +241,8 @@ def status(obj: Context, fmt: str, daemon_only: bool) -> None:
                 click.echo(f"! {r.id}: {r.last_error}")
             if r.parse_status == "broken":
                 click.echo(f"! {r.id}: cannot read the page: {r.parse_error}")
+            if r.final_url:
+                click.echo(f"! {r.id}: redirected to {r.final_url}")
     click.echo("\n".join(_daemon_lines(beat, obj.settings.storage.path, [r.id for r in rows])))
 
 
