@@ -294,6 +294,51 @@ async def prepare_bounded(
     return Prepared(digest, compressed, ParseInput(spec.version, None, error=error))
 
 
+class QuietChecks:
+    """Records checks that need no parsing (304s, unchanged bodies already parsed) several
+    to a transaction: a commit per check was most of their cost. A batch is written when it
+    has ``size`` checks or ``delay`` seconds after its first one; it is atomic like one
+    check (a crash loses the batch whole, never half of it), and every check that parsed a
+    body still gets its own transaction."""
+
+    def __init__(self, store: Store, *, size: int = 200, delay: float = 0.02) -> None:
+        self.store = store
+        self.size = size
+        self.delay = delay
+        self.batches = 0
+        self._items: list[tuple[CheckInput, Policy, asyncio.Future[CheckOutcome]]] = []
+        self._timer: asyncio.TimerHandle | None = None
+
+    async def record(self, check: CheckInput, policy: Policy) -> CheckOutcome:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[CheckOutcome] = loop.create_future()
+        self._items.append((check, policy, future))
+        if len(self._items) >= self.size:
+            self.flush()
+        elif self._timer is None:
+            self._timer = loop.call_later(self.delay, self.flush)
+        return await future
+
+    def flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        items, self._items = self._items, []
+        if not items:
+            return
+        self.batches += 1
+        try:
+            outcomes = self.store.record_checks([(c, None, p) for c, p, _ in items])
+        except Exception as exc:
+            for _, _, future in items:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for (_, _, future), outcome in zip(items, outcomes, strict=True):
+            if not future.done():
+                future.set_result(outcome)
+
+
 def reparse_source(store: Store, source: Source) -> int:
     """Re-derive a source's facts from all its stored snapshots with the current parser."""
     spec = get_parser(source.parser)
@@ -346,6 +391,7 @@ async def check_sources(
         if changed.get(source_id) != "url"  # old validators belong to the old page
     }
 
+    quiet = QuietChecks(store)
     own_pool = pool is None
     workers = pool or WorkerPool(CPU_WORKERS, settings.http.parse_timeout)
     async with Fetcher(settings.http, sources, transport=transport) as fetcher:
@@ -369,7 +415,10 @@ async def check_sources(
                 )
             except Exception as exc:  # every failure of one source is recorded, never raised
                 check_input = _check_from_error(source, started, exc)
-            outcome = store.record_check(check_input, parse, policy_for(source))
+            if parse is None and not check_input.failed and prev is not None:
+                outcome = await quiet.record(check_input, policy_for(source))
+            else:
+                outcome = store.record_check(check_input, parse, policy_for(source))
             summary.outcomes.append(outcome)
             if on_outcome is not None:
                 on_outcome(outcome)
@@ -378,6 +427,7 @@ async def check_sources(
             # every check runs to its end even when another one cannot be stored
             results = await asyncio.gather(*(check(s) for s in sources), return_exceptions=True)
         finally:
+            quiet.flush()  # nothing is left waiting (only if the gather was interrupted)
             if own_pool:
                 workers.close()
     errors = [r for r in results if isinstance(r, BaseException)]

@@ -300,29 +300,43 @@ class Store:
         the one parsed last time (unchanged or 304) or the fetch failed.
         """
         with self.transaction():
-            previous = self._latest_validators(check.source_id)
-            outcome = self._record(check, previous)
-            ctx = CheckContext(
-                source_id=check.source_id,
-                url=check.final_url or check.url,
-                stamp=format_time(check.started_at + timedelta(seconds=check.duration)),
-                snapshot_id=outcome.snapshot_id,
-                failed=outcome.outcome == "failed",
-                error=outcome.error,
-                text_diff=parse.text_diff if parse is not None else None,
-            )
-            apply_check(self.db.conn, ctx, parse, policy or Policy(), self._insert_event)
-            moved = self._moved(check, outcome.fetch_id, ctx.stamp)
-            if moved is not None:
-                ctx.event_ids.append(moved)
-            state = self.db.conn.execute(
-                "SELECT parse_status, parse_error FROM source_state WHERE source_id = ?",
-                (check.source_id,),
-            ).fetchone()
-            parse_error = None
-            if state is not None and state[0] == "broken":
-                parse_error = state[1] or "the page cannot be read"
-            return replace(outcome, event_ids=ctx.event_ids, parse_error=parse_error)
+            return self._record_one(check, parse, policy)
+
+    def record_checks(
+        self, checks: Sequence[tuple[CheckInput, ParseInput | None, Policy | None]]
+    ) -> list[CheckOutcome]:
+        """Write several checks in one transaction (all or none): what ``record_check`` does
+        for each, in order, with one commit. For runs of checks that change nothing (304s,
+        unchanged bodies), where a commit per check is most of the cost."""
+        with self.transaction():
+            return [self._record_one(check, parse, policy) for check, parse, policy in checks]
+
+    def _record_one(
+        self, check: CheckInput, parse: ParseInput | None, policy: Policy | None
+    ) -> CheckOutcome:
+        previous = self._latest_validators(check.source_id)
+        outcome = self._record(check, previous)
+        ctx = CheckContext(
+            source_id=check.source_id,
+            url=check.final_url or check.url,
+            stamp=format_time(check.started_at + timedelta(seconds=check.duration)),
+            snapshot_id=outcome.snapshot_id,
+            failed=outcome.outcome == "failed",
+            error=outcome.error,
+            text_diff=parse.text_diff if parse is not None else None,
+        )
+        apply_check(self.db.conn, ctx, parse, policy or Policy(), self._insert_event)
+        moved = self._moved(check, outcome.fetch_id, ctx.stamp)
+        if moved is not None:
+            ctx.event_ids.append(moved)
+        state = self.db.conn.execute(
+            "SELECT parse_status, parse_error FROM source_state WHERE source_id = ?",
+            (check.source_id,),
+        ).fetchone()
+        parse_error = None
+        if state is not None and state[0] == "broken":
+            parse_error = state[1] or "the page cannot be read"
+        return replace(outcome, event_ids=ctx.event_ids, parse_error=parse_error)
 
     def _moved(self, check: CheckInput, fetch_id: int, stamp: str) -> int | None:
         """A `source_moved` event when this check was redirected to another host than the
