@@ -19,6 +19,7 @@ import contextlib
 import multiprocessing
 import os
 import signal
+import socket
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from multiprocessing.context import BaseContext
@@ -73,6 +74,8 @@ class _Worker:
 
     def __init__(self, context: BaseContext) -> None:
         parent, child = multiprocessing.Pipe()
+        for end in (parent, child):
+            _widen(end)
         self.process: BaseProcess = context.Process(  # type: ignore[attr-defined]
             target=_serve, args=(child,), name="pawatch-worker", daemon=True
         )
@@ -94,6 +97,19 @@ class _Worker:
         if self.process.is_alive():
             self.process.kill()
             self.process.join(5)
+
+
+_BUFFER = 1 << 20
+
+
+def _widen(conn: Connection) -> None:
+    """Ask for socket buffers that hold a whole page (the kernel caps them at its maximum,
+    often 208 KB): sending a 60 KB body then never waits for the worker to read it."""
+    with contextlib.suppress(OSError):
+        sock = socket.fromfd(conn.fileno(), socket.AF_UNIX, socket.SOCK_STREAM)  # a dup
+        with sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _BUFFER)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _BUFFER)
 
 
 def _context() -> BaseContext:
