@@ -248,8 +248,12 @@ def prepare(
 def prepare_job(
     source: Source, prev: Validators | None, result: FetchResult, previous: Snapshot | None
 ) -> Prepared:
-    """``prepare`` as sent to a worker process: the parser is looked up there by name."""
-    return prepare(source, get_parser(source.parser), prev, result, previous)
+    """``prepare`` as sent to a worker process: the parser is looked up there by name. The
+    page text is left out of the answer (it was only needed there, for the diff)."""
+    prepared = prepare(source, get_parser(source.parser), prev, result, previous)
+    if prepared.parse is not None and prepared.parse.text is not None:
+        prepared = replace(prepared, parse=replace(prepared.parse, text=None))
+    return prepared
 
 
 def nothing_to_prepare(
