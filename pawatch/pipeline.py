@@ -396,6 +396,9 @@ async def check_sources(
     }
 
     quiet = QuietChecks(store)
+    # Checks between their fetch's start and their body's hand-over to a worker: without a
+    # bound, a slow parse let every fetched body of a large run wait in memory at once.
+    in_flight = asyncio.Semaphore(max(32, 4 * settings.http.global_concurrency))
     own_pool = pool is None
     workers = pool or WorkerPool(CPU_WORKERS, settings.http.parse_timeout)
     async with Fetcher(settings.http, sources, transport=transport) as fetcher:
@@ -407,16 +410,18 @@ async def check_sources(
             started = utcnow()
             parse: ParseInput | None = None
             try:
-                result = await fetcher.fetch(source, validators)
-                check_input = _check_from_result(source, result)
-                stored = None
-                if prev is not None and needs_previous_body(prev, spec, result):
-                    stored = store.snapshot(prev.snapshot_id)
-                prepared = await prepare_bounded(workers, source, spec, prev, result, stored)
-                parse = prepared.parse
-                check_input = replace(
-                    check_input, sha256=prepared.sha256, compressed=prepared.compressed
-                )
+                async with in_flight:  # fetched bodies waiting for a worker stay few
+                    started = utcnow()  # the wait for a slot is not the check's duration
+                    result = await fetcher.fetch(source, validators)
+                    check_input = _check_from_result(source, result)
+                    stored = None
+                    if prev is not None and needs_previous_body(prev, spec, result):
+                        stored = store.snapshot(prev.snapshot_id)
+                    prepared = await prepare_bounded(workers, source, spec, prev, result, stored)
+                    parse = prepared.parse
+                    check_input = replace(
+                        check_input, sha256=prepared.sha256, compressed=prepared.compressed
+                    )
             except Exception as exc:  # every failure of one source is recorded, never raised
                 check_input = _check_from_error(source, started, exc)
             if parse is None and not check_input.failed and prev is not None:
