@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import multiprocessing
 import os
 import signal
 import socket
+import sys
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from multiprocessing.context import BaseContext
@@ -43,7 +45,23 @@ class WorkerDied(WorkerError):
     """The worker process ended during the call (killed, out of memory, crashed)."""
 
 
-def _serve(conn: Connection) -> None:
+def _die_with_parent(parent: int) -> None:
+    """On Linux, ask the kernel to kill this worker when the process that started it dies
+    (SIGKILLed mid-run): a worker stuck in a page must not outlive it, holding copies of its
+    files (the database lock among them) for minutes."""
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # it died before the request took effect
+        os._exit(1)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _serve(conn: Connection, parent: int) -> None:
     """A worker's loop: run each (func, args) received, send back ("ok", result) or
     ("error", exception)."""
     # Forked from a process that may run an event loop: its signal wake-up fd is shared with
@@ -51,6 +69,7 @@ def _serve(conn: Connection) -> None:
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _die_with_parent(parent)
     while True:
         try:
             job = conn.recv()
@@ -77,7 +96,7 @@ class _Worker:
         for end in (parent, child):
             _widen(end)
         self.process: BaseProcess = context.Process(  # type: ignore[attr-defined]
-            target=_serve, args=(child,), name="pawatch-worker", daemon=True
+            target=_serve, args=(child, os.getpid()), name="pawatch-worker", daemon=True
         )
         self.process.start()
         child.close()

@@ -233,3 +233,43 @@ def test_a_redirect_to_another_host_is_one_source_moved_event(tmp_path: Path) ->
         [("moved", new.url("/delegation")), ("local", old.url("/same-page"))] * 2
     )
     assert f"moved: redirected to {new.url('/delegation')}" in status.stdout
+
+
+def test_workers_die_with_the_process_that_started_them(tmp_path: Path) -> None:
+    """A `run` SIGKILLed while a worker is stuck in a page leaves no worker behind (it would
+    hold a copy of the database lock's file for as long as the parse lasts)."""
+    import signal
+    import subprocess
+    import sys
+
+    script = tmp_path / "stuck.py"
+    script.write_text(
+        "import asyncio, time\n"
+        "from pawatch.workers import WorkerPool\n"
+        "async def main():\n"
+        "    pool = WorkerPool(1, timeout=600)\n"
+        "    task = asyncio.ensure_future(pool.run(time.sleep, 600))\n"
+        "    await asyncio.sleep(0.5)\n"
+        "    print(*pool.pids(), flush=True)\n"
+        "    await task\n"
+        "asyncio.run(main())\n",
+        encoding="utf-8",
+    )
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        worker = int(proc.stdout.readline())
+        os.kill(worker, 0)  # alive while its parent lives
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(worker, signal.SIGKILL)
+        pytest.fail("the worker outlived its SIGKILLed parent")
