@@ -522,7 +522,9 @@ def test_no_private_attribute_of_another_object_is_touched() -> None:
                 isinstance(node, ast.Attribute)
                 and node.attr.startswith("_")
                 and not node.attr.startswith("__")
+                # our own state, and os._exit (public, named so that it is not called lightly)
                 and not (isinstance(node.value, ast.Name) and node.value.id in {"self", "cls"})
+                and not (isinstance(node.value, ast.Name) and node.value.id == "os")
             ):
                 found.append(f"{path.name}:{node.lineno}: .{node.attr}")
     assert found == []
