@@ -343,6 +343,30 @@ class QuietChecks:
                 future.set_result(outcome)
 
 
+def parse_job(source: Source, body: bytes, content_type: str | None, url: str) -> ParseInput:
+    """``parse_body`` as sent to a worker process (the page text is left out)."""
+    parsed = parse_body(source, get_parser(source.parser), body, content_type, url)
+    return replace(parsed, text=None) if parsed.text is not None else parsed
+
+
+async def reparse_source_bounded(store: Store, source: Source, pool: WorkerPool) -> int:
+    """``reparse_source`` with each snapshot parsed in a worker within the time limit: a
+    stored pathological page (kept when its parse timed out) cannot stall a run."""
+    spec = get_parser(source.parser)
+    versions = []
+    for snapshot_id, first_seen, last_seen, seen in store.snapshot_versions(source.id):
+        snap = store.snapshot(snapshot_id)
+        try:
+            parsed = await pool.run(parse_job, source, snap.body, snap.content_type, snap.url)
+        except WorkerTimeout:
+            error = f"parse took longer than {pool.timeout:g} s"
+            parsed = ParseInput(spec.version, None, error=error)
+        except WorkerDied as exc:
+            parsed = ParseInput(spec.version, None, error=f"parser {spec.name}: {exc}")
+        versions.append(Version(snapshot_id, first_seen, last_seen, parsed, seen_count=seen))
+    return store.rebuild_facts(source.id, versions, spec.version, policy_for(source))
+
+
 def reparse_source(store: Store, source: Source) -> int:
     """Re-derive a source's facts from all its stored snapshots with the current parser."""
     spec = get_parser(source.parser)
@@ -368,6 +392,22 @@ async def check_sources(
     ``pool`` runs the parsing (the daemon keeps one for its lifetime); without it, the run
     starts its own workers and stops them at the end.
     """
+    workers = pool or WorkerPool(CPU_WORKERS, settings.http.parse_timeout)
+    try:
+        return await _check_sources(settings, sources, store, transport, on_outcome, workers)
+    finally:
+        if pool is None:
+            workers.close()
+
+
+async def _check_sources(
+    settings: Settings,
+    sources: Sequence[Source],
+    store: Store,
+    transport: httpx.AsyncBaseTransport | None,
+    on_outcome: Callable[[CheckOutcome], None] | None,
+    workers: WorkerPool,
+) -> RunSummary:
     summary = RunSummary(started_at=utcnow())
     changed = store.sync_sources(
         [SourceRow(s.id, s.url, s.parser, s.delegation, fingerprint(s)) for s in sources],
@@ -388,7 +428,7 @@ async def check_sources(
                 "%s: parser or its options changed: re-deriving facts from the stored snapshots",
                 source.id,
             )
-            reparse_source(store, source)
+            await reparse_source_bounded(store, source, workers)
     previous = {
         source_id: validators
         for source_id, validators in store.latest_validators().items()
@@ -399,8 +439,6 @@ async def check_sources(
     # Checks between their fetch's start and their body's hand-over to a worker: without a
     # bound, a slow parse let every fetched body of a large run wait in memory at once.
     in_flight = asyncio.Semaphore(max(32, 4 * settings.http.global_concurrency))
-    own_pool = pool is None
-    workers = pool or WorkerPool(CPU_WORKERS, settings.http.parse_timeout)
     async with Fetcher(settings.http, sources, transport=transport) as fetcher:
 
         async def check(source: Source) -> None:
@@ -437,8 +475,6 @@ async def check_sources(
             results = await asyncio.gather(*(check(s) for s in sources), return_exceptions=True)
         finally:
             quiet.flush()  # nothing is left waiting (only if the gather was interrupted)
-            if own_pool:
-                workers.close()
     errors = [r for r in results if isinstance(r, BaseException)]
     if errors:  # the database refused a write (disk full, locked...): nothing half-written
         raise StorageError(f"{store.path}: cannot record a check: {errors[0]}") from errors[0]

@@ -273,3 +273,25 @@ def test_workers_die_with_the_process_that_started_them(tmp_path: Path) -> None:
     else:
         os.kill(worker, signal.SIGKILL)
         pytest.fail("the worker outlived its SIGKILLed parent")
+
+
+def test_re_deriving_facts_after_a_config_change_is_bounded_too(
+    tmp_path: Path, server: LocalServer
+) -> None:
+    # the body of a page whose parse timed out is stored; a change of the source's settings
+    # re-reads every stored body: that must not stall the run either
+    server.set("/deep", Route(body=nested(49_000)))
+    limit = 1.0
+    cfg = write_config(tmp_path, source_block("deep", server.url("/deep")), parse_timeout=limit)
+    settings = load_settings(cfg)
+    with Store.open(settings.storage.path) as store:
+        first = run_once(settings, settings.sources, store)
+        assert [o.parse_error for o in first.outcomes] == [f"parse took longer than {limit:g} s"]
+        block = source_block("deep", server.url("/deep"), encoding="utf-8")  # a new fingerprint
+        settings = load_settings(write_config(tmp_path, block, parse_timeout=limit))
+        start = time.monotonic()
+        second = run_once(settings, settings.sources, store)
+        elapsed = time.monotonic() - start
+    assert [o.outcome for o in second.outcomes] == ["unchanged"]
+    assert second.broken and "longer than 1 s" in str(second.broken[0].parse_error)
+    assert elapsed < 8 * limit, elapsed  # an unbounded re-read takes 12 s and more here
