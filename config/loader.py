@@ -143,6 +143,12 @@ def _url(value: Any, schemes: tuple[str, ...], kind: str) -> str:
     return str(value)
 
 
+def _parse_timeout(value: Any) -> float:
+    if not _is_num(value) or not 0.1 <= value <= 600:
+        raise ValueError(f"expected a number of seconds from 0.1 to 600, got {_show(value)}")
+    return float(value)
+
+
 def _http_url(value: Any) -> str:
     return _url(value, ("http", "https"), "an http:// or https:// URL with a host")
 
@@ -232,6 +238,7 @@ _HTTP_KEYS: dict[str, Check] = {
     "connect_timeout": _positive,
     "read_timeout": _positive,
     "max_bytes": _whole(1, 1_000_000_000),
+    "parse_timeout": _parse_timeout,
     "max_redirects": _whole(0, 50),
     "retries": _whole(0, 20),
     "backoff_base": _non_negative,

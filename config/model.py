@@ -117,6 +117,7 @@ class HttpSettings:
     connect_timeout: float = 10.0
     read_timeout: float = 20.0
     max_bytes: int = 5_000_000
+    parse_timeout: float = 5.0  # seconds one page may take to parse; longer is parse_broken
     max_redirects: int = 5
     retries: int = 3  # extra attempts after the first
     backoff_base: float = 1.0  # first retry waits about this long, doubling each time

@@ -43,6 +43,7 @@ from pawatch.heartbeat import heartbeat_path
 from pawatch.lock import EXIT_LOCKED, FileLock, LockTimeout, describe_holder
 from pawatch.schedules import JitterTrigger, effective_jitter, last_checks, next_due, utcnow
 from pawatch.storage import CheckOutcome, StorageError, Store, format_time
+from pawatch.workers import WorkerPool
 
 log = logging.getLogger("pawatch.daemon")
 
@@ -78,6 +79,7 @@ class Daemon:
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._reload_task: asyncio.Task[None] | None = None
         self._triggers: dict[str, JitterTrigger] = {}
+        self._workers: WorkerPool | None = None  # parse workers, kept (and replaced) for life
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -140,6 +142,8 @@ class Daemon:
             if self.store is not None:
                 self.store.close()
                 self.store = None
+            if self._workers is not None:
+                self._workers.close()
             self.instance_lock.release()
         return 0
 
@@ -344,7 +348,7 @@ class Daemon:
                 future.set_result(None)
 
     async def _batch(self, ids: list[str]) -> None:
-        from pawatch.pipeline import check_sources
+        from pawatch.pipeline import CPU_WORKERS, check_sources
 
         done: set[str] = set()
         events = 0
@@ -369,7 +373,16 @@ class Daemon:
                         log.info("already checked by another run meanwhile: %s", ", ".join(fresh))
                         sources = [s for s in sources if s.id not in fresh]
                 if sources:
-                    await check_sources(self.settings, sources, self.store, on_outcome=on_outcome)
+                    if self._workers is None:
+                        self._workers = WorkerPool(CPU_WORKERS, self.settings.http.parse_timeout)
+                    self._workers.timeout = self.settings.http.parse_timeout  # after a reload
+                    await check_sources(
+                        self.settings,
+                        sources,
+                        self.store,
+                        on_outcome=on_outcome,
+                        pool=self._workers,
+                    )
         except LockTimeout as exc:
             self._error(f"checks of {', '.join(ids)} skipped: the database stayed busy: {exc}")
         except asyncio.CancelledError:

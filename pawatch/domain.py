@@ -50,6 +50,7 @@ class ChangeKind(StrEnum):
     SOURCE_RECOVERED = "source_recovered"
     PARSE_BROKEN = "parse_broken"
     PARSE_RECOVERED = "parse_recovered"
+    SOURCE_MOVED = "source_moved"  # redirected to another host: the final URL is in `new`
 
     @property
     def is_health(self) -> bool:
@@ -62,6 +63,7 @@ _HEALTH = frozenset(
         ChangeKind.SOURCE_RECOVERED,
         ChangeKind.PARSE_BROKEN,
         ChangeKind.PARSE_RECOVERED,
+        ChangeKind.SOURCE_MOVED,
     }
 )
 CHANGE_KINDS: tuple[str, ...] = tuple(k.value for k in ChangeKind if k not in _HEALTH)

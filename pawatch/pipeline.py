@@ -14,7 +14,6 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -41,9 +40,12 @@ from pawatch.storage import (
 from pawatch.storage.bodytext import readable_text
 from pawatch.storage.facts import Held, NewsRow, ParseInput, Policy, Version
 from pawatch.storage.store import compress_body
+from pawatch.workers import WorkerDied, WorkerPool, WorkerTimeout, cpu_count
 
 OUTCOMES = ("new", "changed", "unchanged", "not_modified", "failed")
-CPU_WORKERS = 2  # threads for hashing, compressing and parsing (this machine class: 2 cores)
+# Worker processes for compressing and parsing: one per core (this machine class: 2), so
+# parsing uses both cores while the event loop fetches and stores.
+CPU_WORKERS = max(2, min(4, cpu_count()))
 log = logging.getLogger("pawatch.pipeline")
 
 
@@ -209,7 +211,7 @@ class Prepared:
 
 def _page_text(source: Source, spec: ParserSpec, result: FetchResult, parsed: ParseInput) -> str:
     """The body's readable text: the ``page`` parser's own text when it read the whole page
-    (no second parse), else one parse here, in the worker thread."""
+    (no second parse), else one parse here, in the worker process."""
     whole = not (set(source.options) & {"select", "ignore", "strip"})
     if spec.name == "page" and whole and parsed.text is not None:
         return parsed.text
@@ -239,8 +241,7 @@ def prepare(
 ) -> Prepared:
     """Hash, compress and parse one fetched body unless it is the one whose facts are stored.
 
-    Pure CPU work on values (no database): safe in a worker thread. selectolax, hashlib and
-    zstd release the GIL, so two threads overlap with the fetching on the event loop.
+    Pure CPU work on values (no database): runs in a worker process (``prepare_job``).
     """
     if result.not_modified:
         if previous is None or _up_to_date(prev, spec):
@@ -261,6 +262,128 @@ def prepare(
     return Prepared(digest, compressed, parsed, text)
 
 
+def prepare_job(
+    source: Source, prev: Validators | None, result: FetchResult, previous: Snapshot | None
+) -> Prepared:
+    """``prepare`` as sent to a worker process: the parser is looked up there by name. The
+    page text is left out of the answer (it was only needed there, for the diff)."""
+    prepared = prepare(source, get_parser(source.parser), prev, result, previous)
+    if prepared.parse is not None and prepared.parse.text is not None:
+        prepared = replace(prepared, parse=replace(prepared.parse, text=None))
+    return prepared
+
+
+def nothing_to_prepare(
+    spec: ParserSpec, prev: Validators | None, result: FetchResult, previous: Snapshot | None
+) -> Prepared | None:
+    """``prepare``'s result when it is cheap (a 304 or the same body, already parsed with
+    this parser): no worker needed. None when the body must be compressed or parsed."""
+    if result.not_modified:
+        return Prepared() if previous is None or _up_to_date(prev, spec) else None
+    if prev is None or not _up_to_date(prev, spec):
+        return None
+    digest = hashlib.sha256(result.body).hexdigest()
+    return Prepared(digest) if prev.sha256 == digest else None
+
+
+async def prepare_bounded(
+    pool: WorkerPool,
+    source: Source,
+    spec: ParserSpec,
+    prev: Validators | None,
+    result: FetchResult,
+    previous: Snapshot | None,
+) -> Prepared:
+    """``prepare`` in a worker within the pool's time limit. A parse that takes longer (a
+    pathological page: the HTML parser cannot be interrupted) is killed with its worker and
+    becomes a parse failure, recorded as such; the body is still hashed and stored."""
+    cheap = nothing_to_prepare(spec, prev, result, previous)
+    if cheap is not None:
+        return cheap
+    try:
+        return await pool.run(prepare_job, source, prev, result, previous)
+    except WorkerTimeout:
+        error = f"parse took longer than {pool.timeout:g} s"
+    except WorkerDied as exc:
+        error = f"parser {spec.name} could not finish: {exc}"
+    log.warning("%s: %s", source.id, error)
+    if result.not_modified:
+        return Prepared(parse=ParseInput(spec.version, None, error=error))
+    digest = hashlib.sha256(result.body).hexdigest()
+    same = prev is not None and prev.sha256 == digest
+    compressed = None if same else compress_body(result.body)
+    return Prepared(digest, compressed, ParseInput(spec.version, None, error=error))
+
+
+class QuietChecks:
+    """Records checks that need no parsing (304s, unchanged bodies already parsed) several
+    to a transaction: a commit per check was most of their cost. A batch is written when it
+    has ``size`` checks or ``delay`` seconds after its first one; it is atomic like one
+    check (a crash loses the batch whole, never half of it), and every check that parsed a
+    body still gets its own transaction."""
+
+    def __init__(self, store: Store, *, size: int = 200, delay: float = 0.02) -> None:
+        self.store = store
+        self.size = size
+        self.delay = delay
+        self.batches = 0
+        self._items: list[tuple[CheckInput, Policy, asyncio.Future[CheckOutcome]]] = []
+        self._timer: asyncio.TimerHandle | None = None
+
+    async def record(self, check: CheckInput, policy: Policy) -> CheckOutcome:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[CheckOutcome] = loop.create_future()
+        self._items.append((check, policy, future))
+        if len(self._items) >= self.size:
+            self.flush()
+        elif self._timer is None:
+            self._timer = loop.call_later(self.delay, self.flush)
+        return await future
+
+    def flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        items, self._items = self._items, []
+        if not items:
+            return
+        self.batches += 1
+        try:
+            outcomes = self.store.record_checks([(c, None, p) for c, p, _ in items])
+        except Exception as exc:
+            for _, _, future in items:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for (_, _, future), outcome in zip(items, outcomes, strict=True):
+            if not future.done():
+                future.set_result(outcome)
+
+
+def parse_job(source: Source, body: bytes, content_type: str | None, url: str) -> ParseInput:
+    """``parse_body`` as sent to a worker process (the page text is left out)."""
+    parsed = parse_body(source, get_parser(source.parser), body, content_type, url)
+    return replace(parsed, text=None) if parsed.text is not None else parsed
+
+
+async def reparse_source_bounded(store: Store, source: Source, pool: WorkerPool) -> int:
+    """``reparse_source`` with each snapshot parsed in a worker within the time limit: a
+    stored pathological page (kept when its parse timed out) cannot stall a run."""
+    spec = get_parser(source.parser)
+    versions = []
+    for snapshot_id, first_seen, last_seen, seen in store.snapshot_versions(source.id):
+        snap = store.snapshot(snapshot_id)
+        try:
+            parsed = await pool.run(parse_job, source, snap.body, snap.content_type, snap.url)
+        except WorkerTimeout:
+            error = f"parse took longer than {pool.timeout:g} s"
+            parsed = ParseInput(spec.version, None, error=error)
+        except WorkerDied as exc:
+            parsed = ParseInput(spec.version, None, error=f"parser {spec.name}: {exc}")
+        versions.append(Version(snapshot_id, first_seen, last_seen, parsed, seen_count=seen))
+    return store.rebuild_facts(source.id, versions, spec.version, policy_for(source))
+
+
 def reparse_source(store: Store, source: Source) -> int:
     """Re-derive a source's facts from all its stored snapshots with the current parser."""
     spec = get_parser(source.parser)
@@ -279,8 +402,29 @@ async def check_sources(
     *,
     transport: httpx.AsyncBaseTransport | None = None,
     on_outcome: Callable[[CheckOutcome], None] | None = None,
+    pool: WorkerPool | None = None,
 ) -> RunSummary:
-    """Check ``sources`` once; return what happened to each."""
+    """Check ``sources`` once; return what happened to each.
+
+    ``pool`` runs the parsing (the daemon keeps one for its lifetime); without it, the run
+    starts its own workers and stops them at the end.
+    """
+    workers = pool or WorkerPool(CPU_WORKERS, settings.http.parse_timeout)
+    try:
+        return await _check_sources(settings, sources, store, transport, on_outcome, workers)
+    finally:
+        if pool is None:
+            workers.close()
+
+
+async def _check_sources(
+    settings: Settings,
+    sources: Sequence[Source],
+    store: Store,
+    transport: httpx.AsyncBaseTransport | None,
+    on_outcome: Callable[[CheckOutcome], None] | None,
+    workers: WorkerPool,
+) -> RunSummary:
     summary = RunSummary(started_at=utcnow())
     changed = store.sync_sources(
         [SourceRow(s.id, s.url, s.parser, s.delegation, fingerprint(s)) for s in sources],
@@ -301,15 +445,17 @@ async def check_sources(
                 "%s: parser or its options changed: re-deriving facts from the stored snapshots",
                 source.id,
             )
-            reparse_source(store, source)
+            await reparse_source_bounded(store, source, workers)
     previous = {
         source_id: validators
         for source_id, validators in store.latest_validators().items()
         if changed.get(source_id) != "url"  # old validators belong to the old page
     }
 
-    loop = asyncio.get_running_loop()
-    workers = ThreadPoolExecutor(max_workers=CPU_WORKERS, thread_name_prefix="pawatch-cpu")
+    quiet = QuietChecks(store)
+    # Checks between their fetch's start and their body's hand-over to a worker: without a
+    # bound, a slow parse let every fetched body of a large run wait in memory at once.
+    in_flight = asyncio.Semaphore(max(32, 4 * settings.http.global_concurrency))
     async with Fetcher(settings.http, sources, transport=transport) as fetcher:
 
         async def check(source: Source) -> None:
@@ -319,24 +465,27 @@ async def check_sources(
             started = utcnow()
             parse: ParseInput | None = None
             try:
-                result = await fetcher.fetch(source, validators)
-                check_input = _check_from_result(source, result)
-                stored = None
-                if prev is not None and needs_previous_body(prev, spec, result):
-                    stored = store.snapshot(prev.snapshot_id)
-                prepared = await loop.run_in_executor(
-                    workers, prepare, source, spec, prev, result, stored
-                )
-                parse = prepared.parse
-                check_input = replace(
-                    check_input,
-                    sha256=prepared.sha256,
-                    compressed=prepared.compressed,
-                    text=prepared.text,
-                )
+                async with in_flight:  # fetched bodies waiting for a worker stay few
+                    started = utcnow()  # the wait for a slot is not the check's duration
+                    result = await fetcher.fetch(source, validators)
+                    check_input = _check_from_result(source, result)
+                    stored = None
+                    if prev is not None and needs_previous_body(prev, spec, result):
+                        stored = store.snapshot(prev.snapshot_id)
+                    prepared = await prepare_bounded(workers, source, spec, prev, result, stored)
+                    parse = prepared.parse
+                    check_input = replace(
+                        check_input,
+                        sha256=prepared.sha256,
+                        compressed=prepared.compressed,
+                        text=prepared.text,
+                    )
             except Exception as exc:  # every failure of one source is recorded, never raised
                 check_input = _check_from_error(source, started, exc)
-            outcome = store.record_check(check_input, parse, policy_for(source))
+            if parse is None and not check_input.failed and prev is not None:
+                outcome = await quiet.record(check_input, policy_for(source))
+            else:
+                outcome = store.record_check(check_input, parse, policy_for(source))
             summary.outcomes.append(outcome)
             if on_outcome is not None:
                 on_outcome(outcome)
@@ -345,7 +494,7 @@ async def check_sources(
             # every check runs to its end even when another one cannot be stored
             results = await asyncio.gather(*(check(s) for s in sources), return_exceptions=True)
         finally:
-            workers.shutdown(wait=True)
+            quiet.flush()  # nothing is left waiting (only if the gather was interrupted)
     errors = [r for r in results if isinstance(r, BaseException)]
     if errors:  # the database refused a write (disk full, locked...): nothing half-written
         raise StorageError(f"{store.path}: cannot record a check: {errors[0]}") from errors[0]

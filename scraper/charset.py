@@ -2,7 +2,8 @@
 
 Order: a forced encoding (per-source config), a byte-order mark, the HTTP ``Content-Type``
 charset, a ``<meta charset>`` / ``<meta http-equiv="Content-Type">`` in the first 4 KB, then
-detection (strict UTF-8 first, which is cheap and almost never wrong, then charset-normalizer).
+detection (strict UTF-8 first, which is cheap and almost never wrong, then Cyrillic words in
+windows-1251 or KOI8-R, then charset-normalizer).
 
 Sites declare charsets wrongly, so a declaration is only taken when the body decodes strictly
 with it; an unknown or failing declaration falls through to the next step. One more guard: a
@@ -142,7 +143,35 @@ def decode_body(body: bytes, content_type: str | None, forced: str | None = None
     return _detect(body)
 
 
+# Bytes 0xC0-0xFF are the Cyrillic letters in windows-1251 (upper, then lower case) and in
+# KOI8-R (lower, then upper). Russian words are runs of them; accented Latin letters in
+# windows-1252 text (café, über) are mostly alone between ASCII letters.
+_CYRILLIC_BYTE = re.compile(rb"[\xc0-\xff]")
+_CYRILLIC_RUN = re.compile(rb"[\xc0-\xff]{2,}")
+_HIGH_BYTE = re.compile(rb"[\x80-\xff]")
+
+
+def _cyrillic(body: bytes) -> str | None:
+    """``cp1251`` or ``koi8-r`` when the non-ASCII bytes read as Cyrillic words in one of
+    them, else None. The sites pawatch watches write Russian; a statistical detector on a
+    short Russian text often answers a far-fetched charset (mac-iceland, johab)."""
+    high = len(_HIGH_BYTE.findall(body))
+    letters = _CYRILLIC_BYTE.findall(body)
+    if not letters or len(letters) < 0.6 * high:
+        return None
+    in_runs = sum(len(run) for run in _CYRILLIC_RUN.findall(body))
+    if in_runs < 0.6 * len(letters):
+        return None
+    upper_half = sum(1 for b in letters if b < b"\xe0")
+    # most letters are lower case: in windows-1251 those are 0xE0-0xFF, in KOI8-R 0xC0-0xDF
+    encoding = "cp1251" if upper_half <= len(letters) - upper_half else "koi8-r"
+    return encoding if _strict(body, encoding) is not None else None
+
+
 def _detect(body: bytes) -> Decoded:
+    cyrillic = _cyrillic(body)
+    if cyrillic is not None:
+        return Decoded(body.decode(cyrillic), cyrillic, "detected")
     from charset_normalizer import from_bytes
 
     best = from_bytes(body).best()

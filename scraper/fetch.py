@@ -15,7 +15,8 @@ bytes, never decoded here: see :func:`scraper.charset.decode_body`) or raises on
 * connect/read/write/pool timeouts on the client plus a total deadline per attempt (a
   source's ``timeout`` overrides it); time spent waiting for a politeness slot is not counted.
 * redirects followed by hand: at most ``max_redirects``, http and https only.
-* a body-size cap checked against Content-Length and again while streaming.
+* a body-size cap checked against Content-Length and again on the decoded stream as it
+  grows (gzip/deflate undone here, bounded: a compression bomb costs at most the cap).
 * retries with exponential backoff and full jitter on connection errors, timeouts, 5xx, 408
   and 429, honouring ``Retry-After`` (seconds or HTTP date) up to ``retry_after_max``.
 """
@@ -29,6 +30,7 @@ import random
 import socket
 import ssl
 import time
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -237,17 +239,25 @@ class Fetcher:
         self._source_errors: dict[str, FetchError] = {}
         self._tls: ssl.SSLContext | None = None
         self._prepared: dict[str, _Prepared] = {}
-        mounts: dict[str, httpx.AsyncBaseTransport | None] = {}
+        mounts: dict[str, httpx.AsyncBaseTransport] = {}
         self._custom_transport = transport is not None
         if transport is None:
             transport = self._transport(http.proxy, http.ca_bundle)
             mounts = self._mounts(sources)
-        # host -> the client's transport for it: mounts are all://host, so only the host counts
-        self._routes: dict[str, httpx.AsyncBaseTransport] = {}
+        # The fetcher routes requests itself (public handle_async_request): every mount is
+        # "all://host" and built here, so a host's transport is its mount or the default one.
+        self._default_transport = transport
+        self._routes: dict[str, httpx.AsyncBaseTransport] = {
+            pattern.removeprefix("all://"): mount for pattern, mount in mounts.items()
+        }
         self._client = httpx.AsyncClient(
             transport=transport,
-            mounts=mounts,
-            headers={"User-Agent": http.user_agent, **http.headers},
+            mounts=dict(mounts),
+            headers={
+                "User-Agent": http.user_agent,
+                "Accept-Encoding": _ACCEPT_ENCODING,
+                **http.headers,
+            },
             timeout=httpx.Timeout(
                 connect=http.connect_timeout,
                 read=http.read_timeout,
@@ -527,7 +537,7 @@ class Fetcher:
                 if 200 <= status < 300:
                     body = await _read_body(response, limit, truncate)
                 elif _small(response):
-                    await response.aread()  # drain a short error/redirect body: keeps keep-alive
+                    await _drain(response)
                 return _Response(
                     status, response.reason_phrase, response.url, response.headers, body
                 )
@@ -563,10 +573,7 @@ class Fetcher:
         cookies = client.cookies
         if cookies:
             cookies.set_cookie_header(request)
-        host = url.host
-        transport = self._routes.get(host)
-        if transport is None:  # the client's own routing, asked once per host
-            transport = self._routes[host] = client._transport_for_url(url)
+        transport = self._routes.get(url.host, self._default_transport)
         response = await transport.handle_async_request(request)
         response.request = request
         try:
@@ -615,8 +622,8 @@ class Fetcher:
             self._tls = httpx.create_ssl_context(trust_env=False)
         return self._tls
 
-    def _mounts(self, sources: Sequence[Source]) -> dict[str, httpx.AsyncBaseTransport | None]:
-        mounts: dict[str, httpx.AsyncBaseTransport | None] = {}
+    def _mounts(self, sources: Sequence[Source]) -> dict[str, httpx.AsyncBaseTransport]:
+        mounts: dict[str, httpx.AsyncBaseTransport] = {}
         for source in sources:
             if not (source.proxy or source.ca_bundle):
                 continue
@@ -679,30 +686,142 @@ def _parse_url(raw: str) -> httpx.URL:
     return url
 
 
+class _Decoder:
+    """Undoes a body's Content-Encoding (identity, gzip, deflate; chained) without ever
+    holding more than ``limit`` + 1 decoded bytes from one network chunk: the cap applies to
+    the decompressed stream as it grows, so a compression bomb costs at most ``limit``."""
+
+    def __init__(self, encoding: str | None, url: str) -> None:
+        self._url = url
+        self._stages: list[_Stage] = []
+        for name in reversed([e.strip().lower() for e in (encoding or "").split(",")]):
+            if name in ("", "identity"):
+                continue
+            if name not in _ENCODINGS:
+                raise DecodeError(f"{url} sent an unsupported Content-Encoding {name!r}", url=url)
+            self._stages.append(_Stage(name))
+
+    def decode(self, data: bytes, room: int) -> bytes:
+        """``data`` decoded: at most ``room`` + 1 bytes (more than ``room`` means too large)."""
+        try:
+            for stage in self._stages:
+                data = stage.decode(data, room)
+        except zlib.error as exc:
+            raise DecodeError(
+                f"cannot decode the content encoding of {self._url}: {exc}", url=self._url
+            ) from None
+        return data
+
+    def flush(self, room: int) -> bytes:
+        data = b""
+        try:
+            for stage in self._stages:
+                data = stage.decode(data, room) + stage.flush(room)
+        except zlib.error as exc:
+            raise DecodeError(
+                f"cannot decode the content encoding of {self._url}: {exc}", url=self._url
+            ) from None
+        return data
+
+
+_ENCODINGS = frozenset({"gzip", "x-gzip", "deflate"})
+_ACCEPT_ENCODING = "gzip, deflate"  # what _Decoder can bound; br and zstd are not asked for
+
+
+class _Stage:
+    __slots__ = ("_first", "_name", "_z")
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._first = True
+        wbits = zlib.MAX_WBITS | 16 if name != "deflate" else zlib.MAX_WBITS
+        self._z = zlib.decompressobj(wbits)
+
+    def decode(self, data: bytes, room: int) -> bytes:
+        if not data:
+            return b""
+        if self._first and self._name == "deflate":
+            self._first = False
+            try:  # "deflate" is zlib-wrapped by the RFC, raw in practice (httpx does the same)
+                return self._bounded(data, room)
+            except zlib.error:
+                self._z = zlib.decompressobj(-zlib.MAX_WBITS)
+        return self._bounded(data, room)
+
+    def _bounded(self, data: bytes, room: int) -> bytes:
+        out = self._z.decompress(data, room + 1)
+        if len(out) <= room and self._z.unconsumed_tail:
+            parts = [out]
+            size = len(out)
+            while self._z.unconsumed_tail and size <= room:
+                more = self._z.decompress(self._z.unconsumed_tail, room + 1 - size)
+                if not more:
+                    break
+                parts.append(more)
+                size += len(more)
+            out = b"".join(parts)
+        return out
+
+    def flush(self, room: int) -> bytes:
+        return self._bounded(b"", room) if self._z.unconsumed_tail else self._z.flush(room + 1)
+
+
 async def _read_body(response: httpx.Response, limit: int, truncate: bool) -> bytes:
-    """Read the body, at most ``limit`` bytes: TooLarge beyond, or cut short if ``truncate``."""
+    """Read the body, at most ``limit`` decoded bytes: TooLarge beyond (announced, or counted
+    on the decompressed stream as it grows), or cut short if ``truncate``."""
+    url = str(response.url)
     length = response.headers.get("content-length")
     if not truncate and length is not None and length.isdigit() and int(length) > limit:
         raise TooLarge(
-            f"{response.url} announces {int(length)} bytes, more than max_bytes ({limit})",
-            url=str(response.url),
+            f"{url} announces {int(length)} bytes, more than max_bytes ({limit})",
+            url=url,
             status=response.status_code,
         )
+    if response.is_stream_consumed:  # built in memory (a mock transport): already decoded
+        body = response.content
+        if len(body) > limit and not truncate:
+            raise TooLarge(
+                f"{url} sent more than max_bytes ({limit} bytes)",
+                url=url,
+                status=response.status_code,
+            )
+        return body[:limit]
+    decoder = _Decoder(response.headers.get("content-encoding"), url)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in response.aiter_bytes():
+    raw = response.aiter_raw()
+    while True:
+        try:
+            data = await anext(raw)
+        except StopAsyncIteration:
+            chunk = decoder.flush(limit - size)
+            last = True
+        else:
+            chunk = decoder.decode(data, limit - size)
+            last = False
         size += len(chunk)
         if size > limit:
             if truncate:
                 chunks.append(chunk[: len(chunk) - (size - limit)])
                 break
             raise TooLarge(
-                f"{response.url} sent more than max_bytes ({limit} bytes); stopped reading",
-                url=str(response.url),
+                f"{url} sent more than max_bytes ({limit} bytes) once decoded; stopped reading",
+                url=url,
                 status=response.status_code,
             )
-        chunks.append(chunk)
+        if chunk:
+            chunks.append(chunk)
+        if last:
+            break
     return b"".join(chunks)
+
+
+async def _drain(response: httpx.Response) -> None:
+    """Read and drop a short error/redirect body without decoding it: keeps keep-alive."""
+    if response.is_stream_consumed:
+        return
+    async for _ in response.aiter_raw():
+        pass
 
 
 def _small(response: httpx.Response) -> bool:

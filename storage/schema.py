@@ -613,3 +613,10 @@ def _m0010(db: Database) -> None:
         ) m;
         """
     )
+
+
+@migrations(name="0012_fetch_log_final_url")
+def _m0012(db: Database) -> None:
+    # Where the fetch ended after redirects, when that is not the source's URL (NULL: the
+    # same); a move to another host is also a `source_moved` event, once per move.
+    db.execute("ALTER TABLE fetch_log ADD COLUMN final_url TEXT")

@@ -17,12 +17,13 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import zstandard
 from sqlite_utils import Database
 
 from pawatch.display import redact_secrets, redact_url
-from pawatch.domain import HEALTH_KINDS, Fact
+from pawatch.domain import HEALTH_KINDS, ChangeKind, Fact
 from pawatch.storage import queries
 from pawatch.storage.bodytext import readable_text
 from pawatch.storage.changes import Identity
@@ -168,6 +169,7 @@ class SourceStatus:
     snapshots: int
     parse_status: str | None  # ok | degraded | broken | None (never parsed)
     parse_error: str | None
+    final_url: str | None = None  # where the last check ended, when redirected elsewhere
 
 
 @dataclass(frozen=True)
@@ -383,29 +385,70 @@ class Store:
         ``parse`` is what the parser read from this check's body; ``None`` when the body is
         the one parsed last time (unchanged or 304) or the fetch failed.
         """
-        check = _without_passwords(check)
         with self.transaction():
-            previous = self._latest_validators(check.source_id)
-            outcome = self._record(check, previous)
-            stamp = format_time(check.started_at + timedelta(seconds=check.duration))
-            state = self._source_state(check.source_id, facts=parse is not None)
-            sighting = Sighting(
-                stamp=stamp,
-                snapshot_id=outcome.snapshot_id,
-                url=check.final_url or check.url,
-                failed=outcome.outcome == "failed",
-                error=outcome.error,
-                parse=parse,
-            )
-            tracked = track(state, sighting, policy or Policy())
-            event_ids = self._write_tracked(check.source_id, sighting, tracked)
-            after = tracked.state
-            parse_error = degraded = None
-            if after.parse_status == "broken":
-                parse_error = after.parse_error or "the page cannot be read"
-            elif after.parse_status == "degraded" and outcome.outcome != "failed":
-                degraded = after.parse_error or "a part of the page cannot be read"
-            return replace(outcome, event_ids=event_ids, parse_error=parse_error, degraded=degraded)
+            return self._record_one(check, parse, policy)
+
+    def record_checks(
+        self, checks: Sequence[tuple[CheckInput, ParseInput | None, Policy | None]]
+    ) -> list[CheckOutcome]:
+        """Write several checks in one transaction (all or none): what ``record_check`` does
+        for each, in order, with one commit. For runs of checks that change nothing (304s,
+        unchanged bodies), where a commit per check is most of the cost."""
+        with self.transaction():
+            return [self._record_one(check, parse, policy) for check, parse, policy in checks]
+
+    def _record_one(
+        self, check: CheckInput, parse: ParseInput | None, policy: Policy | None
+    ) -> CheckOutcome:
+        """One check inside the caller's transaction (the URLs and errors without passwords)."""
+        check = _without_passwords(check)
+        previous = self._latest_validators(check.source_id)
+        outcome = self._record(check, previous)
+        stamp = format_time(check.started_at + timedelta(seconds=check.duration))
+        state = self._source_state(check.source_id, facts=parse is not None)
+        sighting = Sighting(
+            stamp=stamp,
+            snapshot_id=outcome.snapshot_id,
+            url=check.final_url or check.url,
+            failed=outcome.outcome == "failed",
+            error=outcome.error,
+            parse=parse,
+        )
+        tracked = track(state, sighting, policy or Policy())
+        event_ids = self._write_tracked(check.source_id, sighting, tracked)
+        moved = self._moved(check, outcome.fetch_id, stamp)
+        if moved is not None:
+            event_ids.append(moved)
+        after = tracked.state
+        parse_error = degraded = None
+        if after.parse_status == "broken":
+            parse_error = after.parse_error or "the page cannot be read"
+        elif after.parse_status == "degraded" and outcome.outcome != "failed":
+            degraded = after.parse_error or "a part of the page cannot be read"
+        return replace(outcome, event_ids=event_ids, parse_error=parse_error, degraded=degraded)
+
+    def _moved(self, check: CheckInput, fetch_id: int, stamp: str) -> int | None:
+        """A `source_moved` event when this check was redirected to another host than the
+        one it ended on last time (its URL's, if never redirected); else None."""
+        final = check.final_url
+        if check.failed or not final or _host(final) == _host(check.url):
+            return None
+        row = self.db.conn.execute(
+            "SELECT final_url FROM fetch_log WHERE source_id = ? AND id < ? "
+            "AND outcome != 'failed' ORDER BY id DESC LIMIT 1",
+            (check.source_id, fetch_id),
+        ).fetchone()
+        if row is not None and _host(row[0] or check.url) == _host(final):
+            return None  # reported when it moved
+        return self._insert_event(
+            kind=ChangeKind.SOURCE_MOVED.value,
+            detected_at=stamp,
+            source_id=check.source_id,
+            old=check.url,
+            new=final,
+            url=final,
+            details={"reason": f"redirected to another host: {_host(final)}"},
+        )
 
     def rebuild_facts(
         self,
@@ -739,8 +782,8 @@ class Store:
                 snapshot_id = cur.lastrowid
         cur = conn.execute(
             "INSERT INTO fetch_log (source_id, url, started_at, duration_ms, outcome, "
-            "http_status, error_kind, error, attempts, etag, last_modified, snapshot_id) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "http_status, error_kind, error, attempts, etag, last_modified, snapshot_id, "
+            "final_url) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 check.source_id,
                 check.url,
@@ -754,6 +797,7 @@ class Store:
                 check.etag,
                 check.last_modified,
                 snapshot_id,
+                check.final_url if check.final_url != check.url else None,
             ),
         )
         assert cur.lastrowid is not None
@@ -903,7 +947,9 @@ class Store:
               (SELECT detected_at FROM events WHERE source_id = h.source_id
                  AND kind NOT IN ({health}) ORDER BY id DESC LIMIT 1),
               (SELECT COUNT(*) FROM snapshots WHERE source_id = h.source_id),
-              h.parse_status, h.parse_error
+              h.parse_status, h.parse_error,
+              (SELECT final_url FROM fetch_log WHERE source_id = h.source_id
+                 AND outcome != 'failed' ORDER BY id DESC LIMIT 1)
             FROM source_health h
             ORDER BY h.source_id
             """,
@@ -1059,6 +1105,10 @@ def _without_passwords(check: CheckInput) -> CheckInput:
         final_url=check.final_url and redact_url(check.final_url),
         error=check.error and redact_secrets(check.error),
     )
+
+
+def _host(url: str) -> str:
+    return (urlsplit(url).hostname or "").lower()
 
 
 def _with_error(check: CheckInput, kind: str, message: str) -> CheckInput:

@@ -506,3 +506,25 @@ async def test_a_source_fetched_again_reuses_what_was_derived(router: respx.Rout
         changed = source(headers={"X-A": "2"})  # same id, other settings: derived again
         await fetcher.fetch(changed)
     assert [c.request.headers["x-a"] for c in route.calls] == ["1", "2"]
+
+
+def test_no_private_attribute_of_another_object_is_touched() -> None:
+    """httpx's public surface only (issue 10): in the fetching code, an attribute starting
+    with an underscore is only ever read on ``self`` (our own classes' state)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    found = []
+    for path in [*sorted((root / "scraper").glob("*.py")), root / "pawatch" / "workers.py"]:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr.startswith("_")
+                and not node.attr.startswith("__")
+                # our own state, and os._exit (public, named so that it is not called lightly)
+                and not (isinstance(node.value, ast.Name) and node.value.id in {"self", "cls"})
+                and not (isinstance(node.value, ast.Name) and node.value.id == "os")
+            ):
+                found.append(f"{path.name}:{node.lineno}: .{node.attr}")
+    assert found == []

@@ -215,3 +215,59 @@ def test_a_database_error_in_one_check_spares_the_others(
         with pytest.raises(StorageError, match="database or disk is full"):
             run_once(settings, settings.sources, store)
         assert rows(store, "SELECT source_id, outcome FROM fetch_log") == [("slow", "new")]
+
+
+def test_quiet_checks_share_a_transaction_that_is_written_whole_or_not_at_all(
+    tmp_path: Path, server: LocalServer
+) -> None:
+    import asyncio
+    from dataclasses import replace
+    from datetime import UTC, datetime
+
+    from pawatch.pipeline import QuietChecks
+    from pawatch.storage.facts import Policy
+
+    names = [f"s{i}" for i in range(6)]
+    for name in names:
+        server.set(f"/{name}", Route(body=PAGE.format(n=1), etag=f'"{name}"'))
+    cfg = write_config(tmp_path, "".join(source_block(n, server.url(f"/{n}")) for n in names))
+    settings = load_settings(cfg)
+    with Store.open(settings.storage.path) as store:
+        run_once(settings, settings.sources, store)
+        second = run_once(settings, settings.sources, store)  # six 304s, batched
+        assert second.ids("not_modified") == names
+        assert rows(store, "SELECT seen_count FROM snapshots") == [(2,)] * 6
+        checks = [
+            CheckInput(
+                source_id=n,
+                url=server.url(f"/{n}"),
+                started_at=datetime.now(UTC),
+                duration=0.01,
+                http_status=304,
+                not_modified=True,
+            )
+            for n in names
+        ]
+
+        async def record(quiet: QuietChecks, batch: list[CheckInput]) -> list[object]:
+            return await asyncio.gather(
+                *(quiet.record(c, Policy()) for c in batch), return_exceptions=True
+            )
+
+        quiet = QuietChecks(store, size=4, delay=0.05)
+        outcomes = asyncio.run(record(quiet, checks))
+        assert quiet.batches == 2  # four at once, then the other two after the delay
+        assert [getattr(o, "outcome", o) for o in outcomes] == ["not_modified"] * 6
+        assert rows(store, "SELECT seen_count FROM snapshots") == [(3,)] * 6
+        # a batch the database refuses (a source it does not know) is written not at all
+        before = rows(store, "SELECT COUNT(*) FROM fetch_log")
+        bad = [
+            *checks[:3],
+            replace(
+                checks[3], source_id="nope", not_modified=False, error="x", error_kind="connection"
+            ),
+        ]
+        outcomes = asyncio.run(record(QuietChecks(store, size=4), bad))
+        assert all(isinstance(o, Exception) for o in outcomes)
+        assert rows(store, "SELECT COUNT(*) FROM fetch_log") == before
+        assert rows(store, "SELECT seen_count FROM snapshots") == [(3,)] * 6

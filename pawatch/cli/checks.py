@@ -275,6 +275,8 @@ def status(obj: Context, fmt: str, daemon_only: bool) -> None:
                 click.echo(
                     f"! {r.id}: part of the page unreadable (facts held): {_safe(r.parse_error)}"
                 )
+            if r.final_url:
+                click.echo(f"! {r.id}: redirected to {_safe(redact_url(r.final_url))}")
     if undelivered is not None and undelivered.count:
         click.echo(
             f"! delivery: {undelivered.count} outbox row(s) FAILED and will not be sent again "

@@ -129,8 +129,20 @@ _LINE_BREAK = "\f"  # marks a block boundary in the parser's own copy of the tre
 _MARK = "\ue000"  # the same mark while whitespace is collapsed (a private-use character)
 
 
+# More elements than this is not a page a person reads: refusing it bounds the parser's
+# memory (a tree node and the Python objects read from it per element). A large real page
+# has a few thousand; 5 MB of links is about 100,000.
+MAX_ELEMENTS = 50_000
+
+
 def parse_html(html: str) -> LexborHTMLParser:
-    """Parse an HTML document (never raises on malformed input)."""
+    """Parse an HTML document (never raises on malformed input); a document with more than
+    ``MAX_ELEMENTS`` start tags raises ParseError before anything is built."""
+    elements = html.count("<") - html.count("</")  # start tags (and comments): a C-speed count
+    if elements > MAX_ELEMENTS:
+        raise ParseError(
+            f"the page has about {elements} elements, more than {MAX_ELEMENTS}: not read"
+        )
     return LexborHTMLParser(html)
 
 
@@ -179,11 +191,6 @@ def _has_ancestor_in(node: LexborNode, ids: set[int]) -> bool:
             return True
         parent = parent.parent
     return False
-
-
-def visible_text(node: LexborNode | None) -> str:
-    """The visible text of ``node``: lines joined with ``\\n`` (see ``visible_lines``)."""
-    return "\n".join(visible_lines(node))
 
 
 def inline_text(node: LexborNode | None) -> str:
