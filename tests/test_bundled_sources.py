@@ -334,3 +334,41 @@ def test_news_photo_links_beside_title_links_are_no_warnings() -> None:
         html, "http://duma.gov.ru/news/", _options("ru-duma-news")
     )
     assert len(result.records) == 19 and result.warnings == ["item 7: no title"]
+
+
+@pytest.mark.parametrize("source_id", sorted(FIXTURES) + sorted(DISABLED_FIXTURES))
+def test_try_reads_each_fixture_with_the_bundled_source_options(
+    source_id: str, tmp_path: Path
+) -> None:
+    """`pawatch try --file F --source ID`: the same reading as a run, nothing written."""
+    from click.testing import CliRunner
+
+    from pawatch.cli import cli
+
+    body = (FIXTURES | DISABLED_FIXTURES)[source_id]()
+    page = tmp_path / "page"
+    page.write_text(body.body, encoding="utf-8")
+    db = tmp_path / "pawatch.db"
+    args = ["--db", str(db), "try", "--file", str(page), "--source", source_id, "--format", "json"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    source = default_settings().source(source_id)
+    assert report["parser"] == source.parser and report["url"] == source.url
+    members = [f["value"] for f in report["facts"] if f["attribute"] == "member"]
+    items = [i.get("title") for i in report["items"] if i["type"] == "NewsItem"]
+    read = members or items
+    assert len(read) == body.members
+    assert set(body.names) <= set(read), sorted(set(body.names) - set(read))
+    assert not db.exists()  # nothing written, no database made
+
+
+def test_try_refuses_an_unknown_source_id(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from pawatch.cli import cli
+
+    page = tmp_path / "page.html"
+    page.write_text("<p>x</p>", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["try", "--file", str(page), "--source", "no-such-source"])
+    assert result.exit_code == 2 and "unknown source id 'no-such-source'" in result.output

@@ -92,6 +92,8 @@ def _toml(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, list):
         return "[" + ", ".join(_toml(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(k)} = {_toml(v)}" for k, v in value.items()) + "}"
     return json.dumps(value)  # numbers and strings: JSON spells them as TOML does
 
 
@@ -227,6 +229,13 @@ def _show_text(report: dict[str, Any]) -> None:
 )
 @click.option("--encoding", metavar="CHARSET", help="Force this charset (as the source key).")
 @click.option(
+    "--source",
+    "source_id",
+    metavar="ID",
+    help="Start from a configured source (`pawatch sources`): its URL, parser, delegation, "
+    "options, encoding, headers and user agent; the other options override them.",
+)
+@click.option(
     "--file",
     "file",
     type=click.Path(exists=True, dir_okay=False),
@@ -248,6 +257,7 @@ def try_(
     delegation: str | None,
     option_pairs: tuple[str, ...],
     encoding: str | None,
+    source_id: str | None,
     file: str | None,
     snapshot_id: int | None,
     fmt: str,
@@ -259,6 +269,7 @@ def try_(
     pawatch try https://parliament.example/deputies --parser roster \\
         --delegation KG --option item=.deputy-card --option name=.deputy-name
     pawatch try --file saved.html --parser delegation-page --delegation KG
+    pawatch try --file deputies.json --source kz-mazhilis-deputies
     pawatch try --snapshot 12 --option min_items=5
 
     Exit codes: 0 the page was read, 1 the fetch failed or the page cannot be read (broken)
@@ -266,9 +277,22 @@ def try_(
     """
     if file and snapshot_id:
         fail("give --file or --snapshot, not both")
+    if source_id and snapshot_id:
+        fail("--snapshot starts from the snapshot's own source: give --source or --snapshot")
     options = _parse_options(option_pairs)
     delegation = delegation_id(delegation) if delegation else None
     page: Page | None = None
+    configured: Source | None = None
+    if source_id is not None:
+        configured = next((s for s in obj.settings.sources if s.id == source_id), None)
+        if configured is None:
+            fail(f"unknown source id {source_id!r} (see `pawatch sources`)")
+        if parser is None or parser == configured.parser:
+            options = {**configured.options, **options}
+        parser = parser or configured.parser
+        delegation = delegation or configured.delegation
+        encoding = encoding or configured.encoding
+        url = url or configured.url
     if snapshot_id is not None:
         page, row = _stored(obj.settings.storage.path, snapshot_id)
         configured = next((s for s in obj.settings.sources if s.id == row["id"]), None)
@@ -289,6 +313,15 @@ def try_(
     if parser is None:
         fail("--parser NAME is required (one of: " + ", ".join(sorted(PARSERS)) + ")")
     source = _source(url, parser, delegation, options, encoding)
+    if configured is not None:  # its HTTP settings (headers, user agent, proxy, CA) too
+        source = dataclasses.replace(
+            configured,
+            url=source.url,
+            parser=source.parser,
+            delegation=source.delegation,
+            options=source.options,
+            encoding=source.encoding,
+        )
 
     if page is None:
         try:
