@@ -51,6 +51,11 @@ from pawatch.times import format_time as format_time  # re-exported: pawatch.sto
 from pawatch.times import parse_time as parse_time  # re-exported: pawatch.storage.parse_time
 
 _COMPRESSION = "zstd"
+# Every stored time of a check (``Store.backdate`` moves them back together).
+_TIME_COLUMNS = (
+    "first_seen", "last_seen", "started_at", "detected_at", "ended_at", "baseline_at",
+    "updated_at", "created_at", "failing_since", "broken_since", "candidate_since",
+)  # fmt: skip
 _KNOWN: list[str] | None = None  # the migration names this version knows
 
 
@@ -968,6 +973,43 @@ class Store:
         if row is None:
             raise StorageError(f"{self.path}: the database has no instance id")
         return str(row[0])
+
+    def backdate(self, delta: timedelta) -> None:
+        """Move every stored time back by ``delta`` (the demo records its first check a week
+        earlier so that ``history --as-of`` shows something): demo and test machinery."""
+        shift = f"-{int(delta.total_seconds())} seconds"
+        conn = self.db.conn
+        with self.transaction():
+            tables = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' "
+                    "AND sql NOT LIKE '%VIRTUAL TABLE%' AND name NOT LIKE '%_fts%' "
+                    "AND name NOT LIKE '\\_%' ESCAPE '\\'"
+                )
+            ]
+            for table in tables:
+                columns = [r[1] for r in conn.execute(f'PRAGMA table_info("{table}")')]
+                for column in set(columns) & set(_TIME_COLUMNS):
+                    conn.execute(
+                        f'UPDATE "{table}" SET "{column}" = '
+                        f"strftime('%Y-%m-%dT%H:%M:%SZ', \"{column}\", ?) "
+                        f'WHERE "{column}" IS NOT NULL',
+                        (shift,),
+                    )
+
+    def first_check(self) -> str:
+        """When the first check recorded here started (a stored time)."""
+        row = self.db.conn.execute("SELECT MIN(started_at) FROM fetch_log").fetchone()
+        if row is None or row[0] is None:
+            raise StorageError(f"{self.path}: no check recorded yet")
+        return str(row[0])
+
+    def latest_snapshot_id(self, source_id: str) -> int | None:
+        row = self.db.conn.execute(
+            "SELECT MAX(id) FROM snapshots WHERE source_id = ?", (source_id,)
+        ).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
 
     # The read-only queries of `changes`, `history` and `export` (storage/queries.py).
 

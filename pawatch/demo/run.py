@@ -152,36 +152,6 @@ def _show(summary: RunSummary) -> None:
         click.echo(printable(f"  failed: {source_id}: {error}"))
 
 
-# Every stored time of a check: moved back together, so version 1 reads as a week old.
-_TIME_COLUMNS = (
-    "first_seen", "last_seen", "started_at", "detected_at", "ended_at", "baseline_at",
-    "updated_at", "created_at", "failing_since", "broken_since", "candidate_since",
-)  # fmt: skip
-
-
-def backdate(store: Store, delta: timedelta) -> None:
-    """Move every stored time back by ``delta`` (the demo's first check, a week earlier)."""
-    shift = f"-{int(delta.total_seconds())} seconds"
-    conn = store.db.conn
-    with store.transaction():
-        tables = [
-            r[0]
-            for r in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND sql NOT LIKE "
-                "'%VIRTUAL TABLE%' AND name NOT LIKE '%_fts%' AND name NOT LIKE '\\_%' ESCAPE '\\'"
-            )
-        ]
-        for table in tables:
-            columns = [r[1] for r in conn.execute(f'PRAGMA table_info("{table}")')]
-            for column in set(columns) & set(_TIME_COLUMNS):
-                conn.execute(
-                    f'UPDATE "{table}" SET "{column}" = '
-                    f"strftime('%Y-%m-%dT%H:%M:%SZ', \"{column}\", ?) "
-                    f'WHERE "{column}" IS NOT NULL',
-                    (shift,),
-                )
-
-
 @contextmanager
 def _quiet_mail_log() -> Iterator[None]:
     """The demo says what was sent in its own words; the mailer's log line would repeat it."""
@@ -246,8 +216,7 @@ def command_path(name: str) -> str:
 
 def _as_of_date(store: Store) -> str:
     """A date between the two versions: ``history --as-of`` then shows version 1."""
-    row = store.db.conn.execute("SELECT MIN(started_at) FROM fetch_log").fetchone()
-    first = datetime.strptime(row[0], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    first = datetime.strptime(store.first_check(), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
     return (first + timedelta(days=1)).strftime("%Y-%m-%d")
 
 
@@ -285,7 +254,7 @@ def run_demo(out_dir: str, serve: bool = False) -> int:
                 _show(summary)
                 exit_code = max(exit_code, summary.exit_code)
                 if version == "v1":
-                    backdate(store, BACKDATE)
+                    store.backdate(BACKDATE)
             events = store.events()
             report = build_report(events)
             changes = [i for g in report.groups for i in g.items] + report.news
@@ -303,9 +272,7 @@ def run_demo(out_dir: str, serve: bool = False) -> int:
             eml = deliver_to_local_smtp(settings, store, smtp, out / "report.eml")
             exit_code = max(exit_code, 0 if eml else 1)
             as_of = _as_of_date(store)
-            (roster,) = store.db.conn.execute(
-                "SELECT MAX(id) FROM snapshots WHERE source_id = 'demo-kenesh-deputies'"
-            ).fetchone()
+            roster = store.latest_snapshot_id("demo-kenesh-deputies")
         tries = [
             f"try --snapshot {roster} --option min_items=10",
             f"try {assembly.url('/countries/kyrgyz-republic')} --parser delegation-page "
