@@ -17,7 +17,7 @@ import pytest
 
 from pawatch.cli import cli
 from pawatch.config import model
-from pawatch.settings import load_settings
+from pawatch.settings import load_settings, settings_from_text
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -240,3 +240,16 @@ def test_anchor_links_point_at_headings() -> None:
     }
     for anchor in re.findall(r"\]\(#([^)]+)\)", README):
         assert anchor in headings, f"README links to a missing heading: #{anchor}"
+
+
+def test_the_configuration_examples_load() -> None:
+    """Every TOML example of the Configuration section is a valid config as written (the
+    `[sources.options]` fragment of the Parsers section is not a whole config)."""
+
+    blocks = re.findall(r"```toml\n(.*?)```", section("Configuration"), re.S)
+    assert len(blocks) >= 3
+    loaded = [settings_from_text(block, "README") for block in blocks]
+    assert any(s.email is not None for s in loaded)
+    assert any(s.channels for s in loaded)
+    assert any(s.feed.path for s in loaded)
+    assert any(len(s.sources) == 1 for s in loaded)
