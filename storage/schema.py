@@ -405,7 +405,7 @@ def _m0007(db: Database) -> None:
 
 @migrations(name="0008_delegation_changes_disagreements")
 def _m0008(db: Database) -> None:
-    # The delegation is the unit (storage/delegations.py): one `changes` row per
+    # The delegation is the unit (storage/store.py, changes.py): one `changes` row per
     # delegation-level change, however many sources show it; each source's event stays the
     # evidence and names its item (events.change_id). Only an item's first event enters the
     # outbox: a source showing the same change later joins the item without a second alert.

@@ -54,7 +54,7 @@ _COMPRESSION = "zstd"
 # Every stored time of a check (``Store.backdate`` moves them back together).
 _TIME_COLUMNS = (
     "first_seen", "last_seen", "started_at", "detected_at", "ended_at", "baseline_at",
-    "updated_at", "created_at", "failing_since", "broken_since", "candidate_since",
+    "updated_at", "created_at", "failing_since", "broken_since", "candidate_since", "since",
 )  # fmt: skip
 _KNOWN: list[str] | None = None  # the migration names this version knows
 

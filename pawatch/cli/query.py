@@ -376,7 +376,8 @@ def _popolo(rows: list[dict[str, Any]], overview: list[dict[str, Any]]) -> dict[
 @click.option("--delegation", metavar="ID", help="Only this delegation (e.g. KG).")
 @click.pass_obj
 def export(obj: Context, fmt: str, delegation: str | None) -> None:
-    """Export delegations and memberships (members, plenipotentiaries) with start/end dates."""
+    """Export delegations and memberships (members, plenipotentiaries, heads) with start/end
+    dates."""
     with obj.store(create=False) as store:
         only = known_delegation(store, delegation) if delegation else None
         rows = [r for r in store.memberships() if only in (None, r["delegation"])]
