@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -38,10 +39,12 @@ __all__ = ["store"]
 
 class Receiver:
     """A real HTTP endpoint on 127.0.0.1 that answers POSTs with the next status of
-    ``answers`` (the last one repeating) and keeps every request's headers and body."""
+    ``answers`` (the last one repeating) and keeps every request's headers and body;
+    ``delay``: seconds it waits before answering; ``reply``: the body of a non-2xx answer."""
 
-    def __init__(self, *answers: int) -> None:
+    def __init__(self, *answers: int, delay: float = 0.0, reply: bytes = b"server trouble") -> None:
         self.answers = list(answers) or [200]
+        self.delay, self.reply = delay, reply
         self.posts: list[tuple[dict[str, str], bytes, int]] = []
         owner = self
 
@@ -53,7 +56,8 @@ class Receiver:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 status = owner.answers.pop(0) if len(owner.answers) > 1 else owner.answers[0]
                 owner.posts.append(({k.lower(): v for k, v in self.headers.items()}, body, status))
-                reply = b'{"ok": true}' if status < 300 else b"server trouble"
+                time.sleep(owner.delay)
+                reply = b'{"ok": true}' if status < 300 else owner.reply
                 self.send_response(status)
                 self.send_header("Content-Length", str(len(reply)))
                 self.end_headers()
