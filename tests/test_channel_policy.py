@@ -9,6 +9,7 @@ JSON), make ``deliver``/``run`` exit 1, and ``deliver --retry-failed`` sends the
 from __future__ import annotations
 
 import io
+import json
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -135,8 +136,8 @@ def test_an_email_channel_refused_with_554_is_failed(store: Store) -> None:
 
 
 def test_failed_channel_rows_through_the_commands(tmp_path: Path, server: LocalServer) -> None:
-    """`run` exits 1 when the channel refuses; `status` shows the failed rows; a later
-    `deliver` leaves them alone; `deliver --retry-failed` sends them."""
+    """`run` exits 1 when the channel refuses; `status` shows the failed rows (text and
+    JSON); a later `deliver` leaves them alone; `deliver --retry-failed` sends them."""
     with Receiver(404, reply=b'{"error": "unknown hook"}') as hook:
         server.set("/a", Route(body="<html><body><p>page a</p></body></html>"))
         cfg = write_config(
@@ -157,6 +158,11 @@ def test_failed_channel_rows_through_the_commands(tmp_path: Path, server: LocalS
         status = pawatch(cfg, "status")
         assert "! delivery: 1 outbox row(s) FAILED" in status.stdout
         assert "HTTP 404" in status.stdout
+        data = json.loads(pawatch(cfg, "status", "--format", "json").stdout)
+        assert {"ok", "unhealthy", "sources", "daemon"} <= set(data)  # the keys it had
+        delivery = data["delivery"]
+        assert delivery["failed"] == 1 and "HTTP 404" in delivery["last_error"]
+        assert delivery["last_error_at"].endswith("Z")
 
         again = pawatch(cfg, "deliver")
         assert again.returncode == 0 and len(hook.posts) == 1  # failed: not sent again
@@ -166,6 +172,8 @@ def test_failed_channel_rows_through_the_commands(tmp_path: Path, server: LocalS
         assert "1 failed outbox row(s) pending again" in retry.stderr
         assert len(hook.accepted) == 1
     assert [r[2] for r in outbox(db) if r[1] == "ch:desk-hook"] == ["delivered"]
+    data = json.loads(pawatch(cfg, "status", "--format", "json").stdout)
+    assert data["delivery"] == {"failed": 0, "last_error": None, "last_error_at": None}
 
 
 def test_deliver_exits_1_when_a_channel_refuses(tmp_path: Path) -> None:
