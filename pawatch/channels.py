@@ -262,8 +262,9 @@ class _Channel:
         self.results: list[ChannelResult] = []
 
     def run(self) -> list[ChannelResult]:
-        if self.dry_run:
-            ids = self.box.open_event_ids(self.name)
+        if self.dry_run:  # what the channel has open, and what enqueue would give it now
+            added = self.box.channel_additions(self.name, partial(_wanted, self.channel))
+            ids = sorted({*self.box.open_event_ids(self.name), *added})
             if ids:
                 report = self._report(ids)
                 if self.out is not None:

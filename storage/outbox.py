@@ -442,26 +442,35 @@ class Outbox:
         """Give the ``ch:`` channel rows for the events recorded since it was last extended
         (``wanted(kind, delegation)`` filters them); the first time, for the events still open
         on the other channels (never the delivered past). Returns the rows added."""
-        key = f"channel-seen:{channel}"
+        newest, ids = self._additions(channel, wanted)
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO outbox (event_id, channel, created_at) VALUES (?, ?, ?)",
+            [(i, channel, now) for i in ids],
+        )
+        self.set_state(f"channel-seen:{channel}", str(newest))
+        return len(ids)
+
+    def channel_additions(
+        self, channel: str, wanted: Callable[[str, str | None], bool]
+    ) -> list[int]:
+        """The events ``extend_channel`` would give the channel now; reads only (dry run)."""
+        return self._additions(channel, wanted)[1]
+
+    def _additions(
+        self, channel: str, wanted: Callable[[str, str | None], bool]
+    ) -> tuple[int, list[int]]:
         newest = self.conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
-        seen = self.get_state(key)
+        seen = self.get_state(f"channel-seen:{channel}")
         if seen is None:
             first = self.conn.execute(
                 "SELECT MIN(event_id) FROM outbox WHERE status IN ('pending', 'sending') "
                 f"AND channel NOT LIKE '{EXTRA}%'"
             ).fetchone()[0]
             seen = None if first is None else str(first - 1)
-        added = 0
-        if seen is not None:
-            rows = self.conn.execute(
-                "SELECT id, kind, delegation FROM events WHERE id > ? AND id <= ? ORDER BY id",
-                (int(seen), newest),
-            ).fetchall()
-            todo = [(i, channel, now) for i, kind, delegation in rows if wanted(kind, delegation)]
-            self.conn.executemany(
-                "INSERT OR IGNORE INTO outbox (event_id, channel, created_at) VALUES (?, ?, ?)",
-                todo,
-            )
-            added = len(todo)
-        self.set_state(key, str(newest))
-        return added
+        if seen is None:
+            return newest, []
+        rows = self.conn.execute(
+            "SELECT id, kind, delegation FROM events WHERE id > ? AND id <= ? ORDER BY id",
+            (int(seen), newest),
+        ).fetchall()
+        return newest, [i for i, kind, delegation in rows if wanted(kind, delegation)]

@@ -303,3 +303,42 @@ def test_credentials_in_a_channel_url_are_never_shown(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["--config", str(cfg), "test-channel", "d"])
     assert result.exit_code == 1 and "s3cret" not in result.output
     assert "***@127.0.0.1:9" in result.output
+
+
+def database_files(db: Path) -> dict[str, bytes]:
+    """The database and its WAL files, byte for byte (not the empty writers' lock file)."""
+    return {p.name: p.read_bytes() for p in db.parent.glob(db.name + "*") if p.suffix != ".lock"}
+
+
+def test_dry_run_shows_a_new_channel_its_first_report_and_writes_nothing(tmp_path: Path) -> None:
+    """A channel's rows are made by its first real delivery; `deliver --dry-run` (a process)
+    shows what it would get before that, and leaves the database file byte-identical."""
+    from tests.test_smtp_replies import outbox, pawatch, pending_events
+
+    db = tmp_path / "pawatch.db"
+    pending_events(db)  # a KG composition change and a news item, never delivered
+    with Receiver(200) as hook:
+        cfg = tmp_path / "c.toml"
+        cfg.write_text(
+            f'[storage]\npath = "{db}"\n'
+            f'[[channels]]\nname = "desk-hook"\nkind = "webhook"\nurl = "{hook.url}"\n'
+            f'[[channels]]\nname = "tj-only"\nkind = "webhook"\nurl = "{hook.url}"\n'
+            'delegations = ["TJ"]\n',
+            encoding="utf-8",
+        )
+        files = database_files(db)
+        dry = pawatch(cfg, "deliver", "--dry-run")
+        assert dry.returncode == 0, dry.stderr
+        assert database_files(db) == files and b"ch:desk-hook" not in files[db.name]
+        assert hook.posts == []
+        shown = dry.stdout.split("Channel desk-hook:\n", 1)[1]
+        assert "Seats in all: 6 -> 7 seats" in shown and "Session" in shown
+        assert "Channel tj-only:" not in dry.stdout  # its filter leaves it nothing
+        assert not [r for r in outbox(db) if r[1].startswith("ch:")]
+        real = pawatch(cfg, "deliver")  # what the dry run showed is what is sent
+        assert real.returncode == 0, real.stderr
+        (report,) = hook.accepted
+    assert report["channel"] == "desk-hook" and report["news"][0]["new"] == "Session"
+    assert [c["summary"] for g in report["delegations"] for c in g["changes"]] == [
+        "Seats in all: 6 -> 7 seats"
+    ]
