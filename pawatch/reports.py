@@ -408,12 +408,13 @@ def snapshot_url(base_url: str | None, snapshot_id: int | None) -> str | None:
 
 @dataclass(frozen=True)
 class Problem:
-    """A source failing or with a broken parse, now."""
+    """A source failing, with a broken parse, or with a degraded one (a part of the page
+    unreadable, its facts held), now."""
 
     source_id: str
     url: str | None
     delegation: str | None
-    condition: str  # failing | broken
+    condition: str  # failing | broken | degraded
     since: str | None
     error: str | None
     consecutive_failures: int = 0
@@ -438,6 +439,11 @@ class Problem:
             if self.condition == "failing"
             else ""
         )
+        if self.condition == "degraded":
+            return (
+                f"{self.source_id} partly unreadable (its facts held){since}: "
+                f"{clean(self.error, 200)}"
+            )
         return f"{self.source_id} {self.condition}{since}{fails}: {clean(self.error, 200)}"
 
     def as_json(self) -> dict[str, Any]:

@@ -372,15 +372,25 @@ class Outbox:
         )
 
     def problems(self) -> list[dict[str, Any]]:
-        """Sources failing (alerted) or with a broken parse, now."""
+        """Sources failing (alerted), with a broken parse, or with a degraded one (a part of
+        the page unreadable, its facts held; since its first degraded parse after the last
+        whole one), now: one row per source, the worst condition."""
         return _rows(
             self.conn,
             """
-            SELECT source_id, url, delegation, health AS condition,
-                   CASE health WHEN 'failing' THEN failing_since ELSE broken_since END AS since,
-                   CASE health WHEN 'failing' THEN last_error ELSE parse_error END AS error,
-                   consecutive_failures
-            FROM source_health WHERE health IN ('failing', 'broken') ORDER BY source_id
+            SELECT h.source_id, h.url, h.delegation, h.health AS condition,
+                   CASE h.health WHEN 'failing' THEN h.failing_since
+                        WHEN 'broken' THEN h.broken_since
+                        ELSE (SELECT MIN(l.started_at) FROM fetch_log l
+                              WHERE l.source_id = h.source_id AND l.parse_status = 'degraded'
+                                AND l.id > COALESCE((SELECT MAX(k.id) FROM fetch_log k
+                                    WHERE k.source_id = h.source_id
+                                      AND k.parse_status IN ('ok', 'broken')), 0))
+                   END AS since,
+                   CASE h.health WHEN 'failing' THEN h.last_error ELSE h.parse_error END AS error,
+                   h.consecutive_failures
+            FROM source_health h WHERE h.health IN ('failing', 'broken', 'degraded')
+            ORDER BY h.source_id
             """,
         )
 
