@@ -374,10 +374,11 @@ class _Email:
     def _failed(self, outcome: MessageOutcome, exc: mailer.MailError, attempted: bool) -> None:
         message = str(exc) if attempted else f"not attempted after: {exc}"
         permanent = attempted and isinstance(exc, mailer.MailRejected) and exc.permanent
-        status = "uncertain" if exc.uncertain else ("failed" if attempted else "not-attempted")
+        uncertain = attempted and exc.uncertain  # a message never handed over cannot be kept
+        status = "uncertain" if uncertain else ("failed" if attempted else "not-attempted")
         if outcome.event_ids and outcome.message_id:  # the policy: storage/outbox.py
             failure = ob.classify(
-                permanent=permanent, uncertain=exc.uncertain, resend=outcome.status == "resent"
+                permanent=permanent, uncertain=uncertain, resend=outcome.status == "resent"
             )
             with self.store.transaction():
                 settled = self.box.settle(
