@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from pawatch.config.registry import load_registry
-from pawatch.display import printable
+from pawatch.display import printable, redact_url
 from pawatch.domain import CHANGE_KINDS, HEALTH_KINDS, fold_text
 from pawatch.storage.queries import DelegationChange, Witness
 from pawatch.times import parse_moment
@@ -139,6 +139,8 @@ class ReportEvent:
             return f"{source} cannot be read: {clean(self.new, 120)}"
         if k == "parse_recovered":
             return f"{source} can be read again"
+        if k == "source_moved":  # redirected to another host: the final URL in `new`
+            return f"{source} moved: redirected to {clean(redact_url(self.new or '?'), 200)}"
         return f"{source} {k.replace('_', ' ')}"
 
     def as_json(self) -> dict[str, Any]:
@@ -565,7 +567,7 @@ class Report:
         }
 
 
-_BAD = ("source_failing", "parse_broken")
+_BAD = ("source_failing", "parse_broken", "source_moved")  # "needs attention", not "recovered"
 _COUNTED = {
     "member_added": ("new member", "new members"),
     "member_removed": ("member gone", "members gone"),

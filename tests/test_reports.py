@@ -350,3 +350,29 @@ def test_a_degraded_parse_is_in_the_monitoring_section_once_with_its_message(
         body = mail.message().get_body(("plain",)).get_content()  # type: ignore[union-attr]
         assert body.count("(its facts held)") == 1 and "Upper Chamber" in body
         assert deliver_pending(settings, r.store, now=now + timedelta(hours=1)).messages == []
+
+
+def test_a_source_moved_to_another_host_is_a_monitoring_line_that_needs_attention(
+    tmp_path: Path,
+) -> None:
+    """A redirect to another host (a `source_moved` event, through `pawatch run` as a
+    process): the report says where the page went and that the source needs attention
+    (before: "x source moved" and a subject saying "1 source recovered")."""
+    from pawatch.demo.localserver import LocalServer, Route
+    from tests.conftest import source_block, write_config
+    from tests.test_cli import pawatch
+
+    with LocalServer("127.0.0.1") as old, LocalServer("127.0.0.2") as new:
+        new.set("/delegation", Route(body="<html><body><p>the page</p></body></html>"))
+        old.set("/delegation", Route(status=301, headers={"Location": new.url("/delegation")}))
+        cfg = write_config(tmp_path, source_block("moved", old.url("/delegation")))
+        assert pawatch("--config", str(cfg), "run", "--no-deliver").returncode == 0
+        text = pawatch("--config", str(cfg), "report")
+        data = json.loads(pawatch("--config", str(cfg), "report", "--format", "json").stdout)
+    assert text.returncode == 0, text.stderr
+    assert text.stdout.splitlines()[0] == "[pawatch] 1 source needs attention"
+    monitoring = text.stdout.split("\nMonitoring\n", 1)[1]
+    assert f"- moved moved: redirected to {new.url('/delegation')}" in monitoring
+    assert data["subject"] == "[pawatch] 1 source needs attention"
+    (moved,) = data["health"]["events"]
+    assert moved["kind"] == "source_moved" and moved["new"] == new.url("/delegation")
