@@ -8,10 +8,15 @@ through the ``[email]`` SMTP server).
 Each channel has its own outbox rows (outbox channel ``ch:<name>``), created at delivery time
 for the events recorded since the channel was first seen (a new channel does not replay the
 past), filtered by its ``delegations`` and ``kinds``. The rows follow the email outbox's
-rules (storage/outbox.py): claimed under one message id, marked delivered only after the
-channel accepted the message, put back to pending on a definite refusal, kept in flight and
-sent again with the same id (``Idempotency-Key`` header for webhooks) when the channel may
-have received it. See docs/email.md, "Channels".
+rules and its delivery policy, written once in storage/outbox.py (``Outbox.settle``): claimed
+under one message id, marked delivered only after the channel accepted the message; a
+permanent refusal (HTTP 4xx but 408/429, a redirect) marks them failed with the status and
+the start of the answer; a temporary one (a refused connection, HTTP 5xx, 408, 429, Apprise
+saying no) puts them back to pending, at most ``max_resends`` times in a row (``[email]
+max_resends``, default 3), then failed; when the channel may have received the message (a
+timeout or a cut after the request was sent) they stay in flight and are sent again with the
+same id (``Idempotency-Key`` header for webhooks), at most ``max_resends`` times. See
+docs/email.md, "Channels".
 """
 
 from __future__ import annotations
@@ -27,9 +32,11 @@ from typing import TextIO
 from urllib.parse import urlsplit, urlunsplit
 
 from pawatch import mailer
-from pawatch.config.model import ChannelSettings, Settings
+from pawatch.config.model import ChannelSettings, EmailSettings, Settings
+from pawatch.display import one_line
 from pawatch.reports import Report, build_report, render_html, render_json, render_text
 from pawatch.storage import Store, format_time
+from pawatch.storage import outbox as ob
 from pawatch.storage.outbox import EXTRA
 
 log = logging.getLogger("pawatch.channels")
@@ -52,17 +59,29 @@ def shown_url(url: str) -> str:
 
 
 class ChannelError(Exception):
-    """The channel did not accept the message; ``uncertain``: it may have received it."""
+    """The channel did not accept the message; ``uncertain``: it may have received it;
+    ``permanent``: it refused it for good (sending it again cannot help)."""
 
-    def __init__(self, message: str, *, uncertain: bool = False) -> None:
+    def __init__(self, message: str, *, uncertain: bool = False, permanent: bool = False) -> None:
         super().__init__(message)
         self.uncertain = uncertain
+        self.permanent = permanent
+
+
+TEMPORARY_HTTP = frozenset({408, 429})  # 4xx answers that mean "not now": retried
+
+
+def http_refusal_is_permanent(status: int) -> bool:
+    """A 4xx other than 408/429 (the request itself is wrong: a bad URL, a revoked token) or
+    a redirect (not followed): sending it again cannot help. A 5xx, 408, 429: try later."""
+    return 300 <= status < 500 and status not in TEMPORARY_HTTP
 
 
 @dataclass(frozen=True)
 class ChannelResult:
     channel: str  # the [[channels]] name
     status: str  # sent | resent | dry-run | failed | uncertain | deferred
+    #              | refused (marked failed: refused for good, or past max_resends)
     event_ids: tuple[int, ...] = ()
     message_id: str | None = None
     subject: str = ""
@@ -75,6 +94,12 @@ def message_id_for(channel: ChannelSettings, event_ids: Sequence[int]) -> str:
     ids = ",".join(str(i) for i in sorted(event_ids))
     digest = hashlib.sha256(f"{outbox_name(channel)}:{ids}".encode()).hexdigest()[:24]
     return f"pawatch.{channel.name}.{digest}"
+
+
+def max_resends(settings: Settings) -> int:
+    """``[email] max_resends`` (its default without an ``[email]`` table): the cap of the
+    delivery policy for channels too."""
+    return settings.email.max_resends if settings.email else EmailSettings.max_resends
 
 
 def lease(channel: ChannelSettings) -> timedelta:
@@ -123,9 +148,13 @@ def _webhook(channel: ChannelSettings, report: Report, message_id: str) -> str:
         raise ChannelError(
             f"no answer from {where}: {type(exc).__name__}: {exc}", uncertain=True
         ) from None
-    answer = " ".join(response.text[:200].split())
-    if not 200 <= response.status_code < 300:
-        raise ChannelError(f"{where} answered HTTP {response.status_code}: {answer}")
+    answer = one_line(response.text[:1000], 160)
+    status = response.status_code
+    if not 200 <= status < 300:
+        raise ChannelError(
+            f"{where} answered HTTP {status}: {answer}",
+            permanent=http_refusal_is_permanent(status),
+        )
     return f"HTTP {response.status_code}" + (f": {answer}" if answer else "")
 
 
@@ -139,7 +168,9 @@ def _apprise(channel: ChannelSettings, report: Report) -> str:
         ) from None
     notifier = apprise.Apprise()
     if not notifier.add(channel.url):
-        raise ChannelError(f"Apprise does not accept the URL {shown_url(channel.url)}")
+        raise ChannelError(
+            f"Apprise does not accept the URL {shown_url(channel.url)}", permanent=True
+        )
     if not notifier.notify(title=report.subject, body=render_text(report)):
         raise ChannelError(f"Apprise could not deliver to {shown_url(channel.url)}")
     return "accepted by Apprise"
@@ -168,7 +199,8 @@ def _email(
     try:
         sent = mailer.send(settings.email, msg, to, env=env)
     except mailer.MailError as exc:
-        raise ChannelError(str(exc), uncertain=exc.uncertain) from None
+        permanent = isinstance(exc, mailer.MailRejected) and exc.permanent
+        raise ChannelError(str(exc), uncertain=exc.uncertain, permanent=permanent) from None
     return sent.reply
 
 
@@ -226,11 +258,13 @@ class _Channel:
         self.now, self.stamp = now, format_time(now)
         self.stale_before = format_time(now - lease(channel))
         self.dry_run, self.out, self.env = dry_run, out, env
+        self.max_resends = max_resends(settings)
         self.results: list[ChannelResult] = []
 
     def run(self) -> list[ChannelResult]:
-        if self.dry_run:
-            ids = self.box.open_event_ids(self.name)
+        if self.dry_run:  # what the channel has open, and what enqueue would give it now
+            added = self.box.channel_additions(self.name, partial(_wanted, self.channel))
+            ids = sorted({*self.box.open_event_ids(self.name), *added})
             if ids:
                 report = self._report(ids)
                 if self.out is not None:
@@ -241,9 +275,20 @@ class _Channel:
             return self.results
         for flight in self.box.in_flight(self.name, self.stale_before):
             with self.store.transaction():
-                mine = self.box.retake(flight.message_id, self.stale_before, self.stamp)
-            if mine:
+                verdict = self.box.resend_or_fail(
+                    flight, self.max_resends, self.stale_before, self.stamp
+                )
+            if verdict == "resend":
                 self._send(list(flight.event_ids), flight.message_id, resend=True)
+            elif verdict == "failed":
+                error = ob.unconfirmed_reason(flight, self.max_resends)
+                log.error("delivery to channel %s given up: %s", self.channel.name, error)
+                self.results.append(
+                    ChannelResult(
+                        self.channel.name, "refused", flight.event_ids, flight.message_id,
+                        error=error,
+                    )
+                )  # fmt: skip
         if self.box.busy(self.name, self.stale_before):
             self.results.append(
                 ChannelResult(
@@ -277,16 +322,20 @@ class _Channel:
         name = self.channel.name
         try:
             reply = send(self.channel, self.settings, report, message_id, env=self.env)
-        except ChannelError as exc:
+        except ChannelError as exc:  # the policy, the same as email's: storage/outbox.py
+            failure = ob.classify(permanent=exc.permanent, uncertain=exc.uncertain, resend=resend)
             with self.store.transaction():
-                if exc.uncertain or resend:
-                    self.box.keep_uncertain(message_id, str(exc))
-                else:
-                    self.box.release(message_id, str(exc))
-            log.warning("delivery to channel %s failed: %s", name, exc)
+                settled = self.box.settle(
+                    message_id, failure, str(exc), self.stamp, self.max_resends
+                )
             status = "uncertain" if exc.uncertain else "failed"
+            if settled.failed:
+                status = "refused"
+            log.warning("delivery to channel %s failed: %s", name, settled.error)
             self.results.append(
-                ChannelResult(name, status, tuple(ids), message_id, report.subject, error=str(exc))
+                ChannelResult(
+                    name, status, tuple(ids), message_id, report.subject, error=settled.error
+                )
             )
             return
         with self.store.transaction():

@@ -4,9 +4,10 @@
 Per channel (``all`` -> ``email.recipients``, ``KG`` -> ``email.delegation_recipients.KG``)
 it sends one message with every pending event, and marks the events delivered only after the
 SMTP server accepted it (a 2xx answer to the end of DATA). A temporary refusal (4xx) leaves
-them pending, a permanent one (5xx) marks them failed; a recipient refused with a 4xx gets
-the events again later, alone. The guarantees are in docs/email.md. All reads and writes go
-through ``Store.outbox`` inside ``Store.transaction()``.
+them pending (at most ``max_resends`` times in a row), a permanent one (5xx) marks them
+failed (the policy, shared with the ``[[channels]]``, is ``Outbox.settle``); a recipient
+refused with a 4xx gets the events again later, alone. The guarantees are in docs/email.md.
+All reads and writes go through ``Store.outbox`` inside ``Store.transaction()``.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def lease(settings: EmailSettings) -> timedelta:
 class MessageOutcome:
     channel: str
     status: str  # sent | resent | printed | dry-run | failed | uncertain | not-attempted
-    #              | refused (marked failed: a 5xx, or unconfirmed after max_resends re-sends)
+    #              | refused (marked failed: refused for good, or past max_resends)
     event_ids: tuple[int, ...]
     recipients: tuple[str, ...] = ()
     message_id: str | None = None
@@ -234,13 +235,14 @@ class _Email:
         #    again, under the same Message-ID (receivers can drop the duplicate), at most
         #    email.max_resends times; then they are marked failed for a person to look.
         for flight in self.box.in_flight(channel, self.stale_before):
-            if flight.resends >= self.email.max_resends:
-                self._give_up(channel, flight)
-                continue
             with self.store.transaction():
-                mine = self.box.retake(flight.message_id, self.stale_before, self.stamp)
-            if mine:
+                verdict = self.box.resend_or_fail(
+                    flight, self.email.max_resends, self.stale_before, self.stamp
+                )
+            if verdict == "resend":
                 self._send(channel, list(flight.event_ids), flight.message_id, problems, True)
+            elif verdict == "failed":
+                self._given_up(channel, flight)
         if self.box.busy(channel, self.stale_before):
             self.result.deferred[channel] = "another pawatch process is sending it now"
             return
@@ -259,27 +261,20 @@ class _Email:
         if claimed is not None:
             self._send(channel, claimed[0], claimed[1], problems)
 
-    def _give_up(self, channel: str, flight: ob.InFlight) -> None:
-        sends = flight.resends + 1
-        error = (
-            f"not confirmed by the server after {sends} send(s) under the same Message-ID "
-            f"(email.max_resends = {self.email.max_resends}); last error: {flight.last_error}"
-        )
-        with self.store.transaction():
-            marked = self.box.fail(flight.message_id, error, self.stamp)
-        if marked:
-            log.error("delivery to channel %s given up: %s", channel, error)
-            self.result.messages.append(
-                MessageOutcome(
-                    channel,
-                    "refused",
-                    flight.event_ids,
-                    self.routes[channel],
-                    flight.message_id,
-                    error=error,
-                    error_kind="unconfirmed",
-                )
+    def _given_up(self, channel: str, flight: ob.InFlight) -> None:
+        error = ob.unconfirmed_reason(flight, self.email.max_resends)
+        log.error("delivery to channel %s given up: %s", channel, error)
+        self.result.messages.append(
+            MessageOutcome(
+                channel,
+                "refused",
+                flight.event_ids,
+                self.routes[channel],
+                flight.message_id,
+                error=error,
+                error_kind="unconfirmed",
             )
+        )
 
     def _reminder_due(self, channel: str, problems: list[dict[str, Any]]) -> bool:
         """Health repeats: a failing/broken source not shown for ``health_repeat``."""
@@ -379,19 +374,21 @@ class _Email:
     def _failed(self, outcome: MessageOutcome, exc: mailer.MailError, attempted: bool) -> None:
         message = str(exc) if attempted else f"not attempted after: {exc}"
         permanent = attempted and isinstance(exc, mailer.MailRejected) and exc.permanent
-        if outcome.event_ids and outcome.message_id:
+        uncertain = attempted and exc.uncertain  # a message never handed over cannot be kept
+        status = "uncertain" if uncertain else ("failed" if attempted else "not-attempted")
+        if outcome.event_ids and outcome.message_id:  # the policy: storage/outbox.py
+            failure = ob.classify(
+                permanent=permanent, uncertain=uncertain, resend=outcome.status == "resent"
+            )
             with self.store.transaction():
-                if permanent:  # a 5xx: the server will never take it; a person must look
-                    self.box.fail(outcome.message_id, message, self.stamp)
-                elif exc.uncertain or outcome.status == "resent":
-                    self.box.keep_uncertain(outcome.message_id, message)
-                else:  # a definite no for now (4xx, connection refused, ...): retried later
-                    self.box.release(outcome.message_id, message)
+                settled = self.box.settle(
+                    outcome.message_id, failure, message, self.stamp, self.email.max_resends,
+                    counted=attempted,
+                )  # fmt: skip
+            if settled.failed:  # a 5xx, or past max_resends failures: a person must look
+                status, message = "refused", settled.error
         if exc.kind in FATAL_KINDS:
             self.fatal = exc
-        status = "uncertain" if exc.uncertain else ("failed" if attempted else "not-attempted")
-        if permanent and outcome.event_ids:
-            status = "refused"
         log.warning("delivery to channel %s failed: %s", outcome.channel, message)
         self.result.messages.append(
             replace(outcome, status=status, error=message, error_kind=exc.kind)

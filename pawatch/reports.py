@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from pawatch.config.registry import load_registry
-from pawatch.display import printable
+from pawatch.display import printable, redact_url
 from pawatch.domain import CHANGE_KINDS, HEALTH_KINDS, fold_text
 from pawatch.storage.queries import DelegationChange, Witness
 from pawatch.times import parse_moment
@@ -139,6 +139,8 @@ class ReportEvent:
             return f"{source} cannot be read: {clean(self.new, 120)}"
         if k == "parse_recovered":
             return f"{source} can be read again"
+        if k == "source_moved":  # redirected to another host: the final URL in `new`
+            return f"{source} moved: redirected to {clean(redact_url(self.new or '?'), 200)}"
         return f"{source} {k.replace('_', ' ')}"
 
     def as_json(self) -> dict[str, Any]:
@@ -408,12 +410,13 @@ def snapshot_url(base_url: str | None, snapshot_id: int | None) -> str | None:
 
 @dataclass(frozen=True)
 class Problem:
-    """A source failing or with a broken parse, now."""
+    """A source failing, with a broken parse, or with a degraded one (a part of the page
+    unreadable, its facts held), now."""
 
     source_id: str
     url: str | None
     delegation: str | None
-    condition: str  # failing | broken
+    condition: str  # failing | broken | degraded
     since: str | None
     error: str | None
     consecutive_failures: int = 0
@@ -438,6 +441,11 @@ class Problem:
             if self.condition == "failing"
             else ""
         )
+        if self.condition == "degraded":
+            return (
+                f"{self.source_id} partly unreadable (its facts held){since}: "
+                f"{clean(self.error, 200)}"
+            )
         return f"{self.source_id} {self.condition}{since}{fails}: {clean(self.error, 200)}"
 
     def as_json(self) -> dict[str, Any]:
@@ -559,7 +567,7 @@ class Report:
         }
 
 
-_BAD = ("source_failing", "parse_broken")
+_BAD = ("source_failing", "parse_broken", "source_moved")  # "needs attention", not "recovered"
 _COUNTED = {
     "member_added": ("new member", "new members"),
     "member_removed": ("member gone", "members gone"),

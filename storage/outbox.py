@@ -4,13 +4,16 @@ Rows are created by the ``events_to_outbox`` trigger (migrations 0003, 0007) in 
 transaction that records the event: one row for channel ``all`` and, for an event about a
 delegation, one for that delegation's channel. A row moves ``pending`` -> ``sending`` (claimed
 for one message, with that message's Message-ID) -> ``delivered`` once the SMTP server
-accepted the message. A definite temporary refusal (4xx) puts it back to ``pending``; a
-permanent one (5xx) makes it ``failed`` with the server's words. A failure where the server
-may have accepted the message (or a killed process) leaves it ``sending`` with its
-Message-ID, and the next run sends that same message again, at most ``max_resends`` times,
-then it is ``failed``. A recipient refused with a 4xx while the others accepted the message
-gets rows of its own, channel ``<channel>>address``, retried like any other. Rows of a
-channel nobody receives become ``skipped``. See docs/email.md.
+accepted the message. What happens to a message that was not accepted is decided
+here, once, for email and every ``[[channels]]`` kind (``Outbox.settle``, ``resend_or_fail``):
+a permanent refusal (SMTP 5xx, HTTP 4xx but 408/429) makes its rows ``failed`` with the
+receiver's words; a definite temporary failure (SMTP 4xx, a refused connection, HTTP 5xx,
+408, 429) puts them back to ``pending``, at most ``max_resends`` times in a row, then they are
+``failed``; a failure where the receiver may have accepted the message (or a killed process)
+leaves them ``sending`` with its id, and the next run sends that same message again, at most
+``max_resends`` times, then they are ``failed``. A recipient refused with a 4xx while the
+others accepted the message gets rows of its own, channel ``<channel>>address``, retried like
+any other. Rows of a channel nobody receives become ``skipped``. See docs/email.md.
 
 ``Outbox`` is the interface (``Store.outbox``); the caller wraps writes in
 ``Store.transaction()``.
@@ -26,6 +29,11 @@ from dataclasses import dataclass
 from typing import Any
 
 ALL = "all"  # the channel of the general recipients
+
+# How a message that was not accepted failed (``classify``), for ``Outbox.settle``:
+TEMPORARY = "temporary"  # definitely not taken, for now: pending again (retried, capped)
+PERMANENT = "permanent"  # refused for good: failed at once, with the receiver's words
+UNCERTAIN = "uncertain"  # maybe taken: stays in flight, re-sent under the same id (capped)
 EXTRA = "ch:"  # "ch:<name>": a [[channels]] table's rows (pawatch/channels.py)
 RECIPIENT_SEP = ">"  # "<channel>>address": one recipient's retry of a channel's events
 
@@ -57,6 +65,30 @@ class FailedRows:
     count: int
     last_error: str | None
     last_at: str | None
+
+
+@dataclass(frozen=True)
+class Settled:
+    """What ``Outbox.settle`` did with a message's rows."""
+
+    failed: int  # rows marked failed (for good, or past max_resends failures)
+    kept: int  # rows pending again or still in flight
+    error: str  # the reason stored in their last_error
+
+
+def classify(*, permanent: bool, uncertain: bool, resend: bool = False) -> str:
+    """The policy's failure kind. A re-send that fails stays in flight whatever the reason:
+    an earlier copy may have arrived."""
+    if permanent:
+        return PERMANENT
+    return UNCERTAIN if uncertain or resend else TEMPORARY
+
+
+def unconfirmed_reason(flight: InFlight, max_resends: int) -> str:
+    return (
+        f"not confirmed by the server after {flight.resends + 1} send(s) under the same "
+        f"message id (max_resends = {max_resends}); last error: {flight.last_error}"
+    )
 
 
 def _rows(conn: sqlite3.Connection, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
@@ -194,8 +226,8 @@ class Outbox:
         """The server accepted the message: its rows are delivered (``note``: refused
         recipients)."""
         cur = self.conn.execute(
-            "UPDATE outbox SET status = 'delivered', delivered_at = ?, last_error = ? "
-            "WHERE message_id = ? AND status = 'sending'",
+            "UPDATE outbox SET status = 'delivered', delivered_at = ?, last_error = ?, "
+            "failures = 0 WHERE message_id = ? AND status = 'sending'",
             (now, note, message_id),
         )
         return cur.rowcount
@@ -233,9 +265,74 @@ class Outbox:
         """A person fixed the cause: the ``failed`` rows are pending again (a new message)."""
         cur = self.conn.execute(
             "UPDATE outbox SET status = 'pending', message_id = NULL, sending_at = NULL, "
-            "resends = 0 WHERE status = 'failed'"
+            "resends = 0, failures = 0 WHERE status = 'failed'"
         )
         return cur.rowcount
+
+    def settle(
+        self,
+        message_id: str,
+        failure: str,
+        error: str,
+        now: str,
+        max_resends: int,
+        *,
+        counted: bool = True,
+    ) -> Settled:
+        """The delivery policy for a message that was not accepted (``failure``: see
+        ``classify``), the same for email and every channel. A temporary failure counts
+        against each row (not when ``counted`` is false: nothing was tried); a row past
+        ``max_resends`` failures in a row is ``failed`` with the reason."""
+        if failure == PERMANENT:
+            return Settled(self.fail(message_id, error, now), 0, error)
+        if failure == UNCERTAIN:
+            self.keep_uncertain(message_id, error)
+            return Settled(0, self._count(message_id), error)
+        if counted:
+            self.conn.execute(
+                "UPDATE outbox SET failures = failures + 1 "
+                "WHERE message_id = ? AND status = 'sending'",
+                (message_id,),
+            )
+        row = self.conn.execute(
+            "SELECT MAX(failures) FROM outbox WHERE message_id = ? AND status = 'sending'",
+            (message_id,),
+        ).fetchone()
+        tries = int(row[0] or 0)
+        reason = error
+        failed = 0
+        if tries > max_resends:
+            reason = (
+                f"not accepted after {tries} tries (max_resends = {max_resends}); "
+                f"last error: {error}"
+            )
+            failed = self.conn.execute(
+                "UPDATE outbox SET status = 'failed', sending_at = ?, last_error = ? "
+                "WHERE message_id = ? AND status = 'sending' AND failures > ?",
+                (now, reason, message_id, max_resends),
+            ).rowcount
+        kept = self._count(message_id)
+        self.release(message_id, error)
+        return Settled(failed, kept, reason if failed and not kept else error)
+
+    def resend_or_fail(
+        self, flight: InFlight, max_resends: int, stale_before: str, now: str
+    ) -> str | None:
+        """A message left in flight: ``"resend"`` (taken again, to be sent under the same
+        id), ``"failed"`` (re-sent ``max_resends`` times already: given up, its rows failed
+        with ``unconfirmed_reason``), or None (another process has it)."""
+        if flight.resends >= max_resends:
+            reason = unconfirmed_reason(flight, max_resends)
+            return "failed" if self.fail(flight.message_id, reason, now) else None
+        return "resend" if self.retake(flight.message_id, stale_before, now) else None
+
+    def _count(self, message_id: str) -> int:
+        return int(
+            self.conn.execute(
+                "SELECT COUNT(*) FROM outbox WHERE message_id = ? AND status = 'sending'",
+                (message_id,),
+            ).fetchone()[0]
+        )
 
     def keep_uncertain(self, message_id: str, error: str) -> None:
         """Maybe accepted: stays ``sending`` with its Message-ID; the next run sends it again."""
@@ -275,15 +372,25 @@ class Outbox:
         )
 
     def problems(self) -> list[dict[str, Any]]:
-        """Sources failing (alerted) or with a broken parse, now."""
+        """Sources failing (alerted), with a broken parse, or with a degraded one (a part of
+        the page unreadable, its facts held; since its first degraded parse after the last
+        whole one), now: one row per source, the worst condition."""
         return _rows(
             self.conn,
             """
-            SELECT source_id, url, delegation, health AS condition,
-                   CASE health WHEN 'failing' THEN failing_since ELSE broken_since END AS since,
-                   CASE health WHEN 'failing' THEN last_error ELSE parse_error END AS error,
-                   consecutive_failures
-            FROM source_health WHERE health IN ('failing', 'broken') ORDER BY source_id
+            SELECT h.source_id, h.url, h.delegation, h.health AS condition,
+                   CASE h.health WHEN 'failing' THEN h.failing_since
+                        WHEN 'broken' THEN h.broken_since
+                        ELSE (SELECT MIN(l.started_at) FROM fetch_log l
+                              WHERE l.source_id = h.source_id AND l.parse_status = 'degraded'
+                                AND l.id > COALESCE((SELECT MAX(k.id) FROM fetch_log k
+                                    WHERE k.source_id = h.source_id
+                                      AND k.parse_status IN ('ok', 'broken')), 0))
+                   END AS since,
+                   CASE h.health WHEN 'failing' THEN h.last_error ELSE h.parse_error END AS error,
+                   h.consecutive_failures
+            FROM source_health h WHERE h.health IN ('failing', 'broken', 'degraded')
+            ORDER BY h.source_id
             """,
         )
 
@@ -345,26 +452,35 @@ class Outbox:
         """Give the ``ch:`` channel rows for the events recorded since it was last extended
         (``wanted(kind, delegation)`` filters them); the first time, for the events still open
         on the other channels (never the delivered past). Returns the rows added."""
-        key = f"channel-seen:{channel}"
+        newest, ids = self._additions(channel, wanted)
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO outbox (event_id, channel, created_at) VALUES (?, ?, ?)",
+            [(i, channel, now) for i in ids],
+        )
+        self.set_state(f"channel-seen:{channel}", str(newest))
+        return len(ids)
+
+    def channel_additions(
+        self, channel: str, wanted: Callable[[str, str | None], bool]
+    ) -> list[int]:
+        """The events ``extend_channel`` would give the channel now; reads only (dry run)."""
+        return self._additions(channel, wanted)[1]
+
+    def _additions(
+        self, channel: str, wanted: Callable[[str, str | None], bool]
+    ) -> tuple[int, list[int]]:
         newest = self.conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
-        seen = self.get_state(key)
+        seen = self.get_state(f"channel-seen:{channel}")
         if seen is None:
             first = self.conn.execute(
                 "SELECT MIN(event_id) FROM outbox WHERE status IN ('pending', 'sending') "
                 f"AND channel NOT LIKE '{EXTRA}%'"
             ).fetchone()[0]
             seen = None if first is None else str(first - 1)
-        added = 0
-        if seen is not None:
-            rows = self.conn.execute(
-                "SELECT id, kind, delegation FROM events WHERE id > ? AND id <= ? ORDER BY id",
-                (int(seen), newest),
-            ).fetchall()
-            todo = [(i, channel, now) for i, kind, delegation in rows if wanted(kind, delegation)]
-            self.conn.executemany(
-                "INSERT OR IGNORE INTO outbox (event_id, channel, created_at) VALUES (?, ?, ?)",
-                todo,
-            )
-            added = len(todo)
-        self.set_state(key, str(newest))
-        return added
+        if seen is None:
+            return newest, []
+        rows = self.conn.execute(
+            "SELECT id, kind, delegation FROM events WHERE id > ? AND id <= ? ORDER BY id",
+            (int(seen), newest),
+        ).fetchall()
+        return newest, [i for i, kind, delegation in rows if wanted(kind, delegation)]

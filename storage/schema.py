@@ -620,3 +620,11 @@ def _m0012(db: Database) -> None:
     # Where the fetch ended after redirects, when that is not the source's URL (NULL: the
     # same); a move to another host is also a `source_moved` event, once per move.
     db.execute("ALTER TABLE fetch_log ADD COLUMN final_url TEXT")
+
+
+@migrations(name="0015_outbox_failures")
+def _m0015(db: Database) -> None:
+    # Definite temporary failures of a row in a row (a 4xx to the message, a refused
+    # connection, a webhook's HTTP 5xx/408/429): past `max_resends` the rows are `failed`
+    # instead of being retried for ever (storage/outbox.py, Outbox.settle).
+    db.execute("ALTER TABLE outbox ADD COLUMN failures INTEGER NOT NULL DEFAULT 0")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -38,10 +39,12 @@ __all__ = ["store"]
 
 class Receiver:
     """A real HTTP endpoint on 127.0.0.1 that answers POSTs with the next status of
-    ``answers`` (the last one repeating) and keeps every request's headers and body."""
+    ``answers`` (the last one repeating) and keeps every request's headers and body;
+    ``delay``: seconds it waits before answering; ``reply``: the body of a non-2xx answer."""
 
-    def __init__(self, *answers: int) -> None:
+    def __init__(self, *answers: int, delay: float = 0.0, reply: bytes = b"server trouble") -> None:
         self.answers = list(answers) or [200]
+        self.delay, self.reply = delay, reply
         self.posts: list[tuple[dict[str, str], bytes, int]] = []
         owner = self
 
@@ -53,7 +56,8 @@ class Receiver:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 status = owner.answers.pop(0) if len(owner.answers) > 1 else owner.answers[0]
                 owner.posts.append(({k.lower(): v for k, v in self.headers.items()}, body, status))
-                reply = b'{"ok": true}' if status < 300 else b"server trouble"
+                time.sleep(owner.delay)
+                reply = b'{"ok": true}' if status < 300 else owner.reply
                 self.send_response(status)
                 self.send_header("Content-Length", str(len(reply)))
                 self.end_headers()
@@ -299,3 +303,42 @@ def test_credentials_in_a_channel_url_are_never_shown(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["--config", str(cfg), "test-channel", "d"])
     assert result.exit_code == 1 and "s3cret" not in result.output
     assert "***@127.0.0.1:9" in result.output
+
+
+def database_files(db: Path) -> dict[str, bytes]:
+    """The database and its WAL files, byte for byte (not the empty writers' lock file)."""
+    return {p.name: p.read_bytes() for p in db.parent.glob(db.name + "*") if p.suffix != ".lock"}
+
+
+def test_dry_run_shows_a_new_channel_its_first_report_and_writes_nothing(tmp_path: Path) -> None:
+    """A channel's rows are made by its first real delivery; `deliver --dry-run` (a process)
+    shows what it would get before that, and leaves the database file byte-identical."""
+    from tests.test_smtp_replies import outbox, pawatch, pending_events
+
+    db = tmp_path / "pawatch.db"
+    pending_events(db)  # a KG composition change and a news item, never delivered
+    with Receiver(200) as hook:
+        cfg = tmp_path / "c.toml"
+        cfg.write_text(
+            f'[storage]\npath = "{db}"\n'
+            f'[[channels]]\nname = "desk-hook"\nkind = "webhook"\nurl = "{hook.url}"\n'
+            f'[[channels]]\nname = "tj-only"\nkind = "webhook"\nurl = "{hook.url}"\n'
+            'delegations = ["TJ"]\n',
+            encoding="utf-8",
+        )
+        files = database_files(db)
+        dry = pawatch(cfg, "deliver", "--dry-run")
+        assert dry.returncode == 0, dry.stderr
+        assert database_files(db) == files and b"ch:desk-hook" not in files[db.name]
+        assert hook.posts == []
+        shown = dry.stdout.split("Channel desk-hook:\n", 1)[1]
+        assert "Seats in all: 6 -> 7 seats" in shown and "Session" in shown
+        assert "Channel tj-only:" not in dry.stdout  # its filter leaves it nothing
+        assert not [r for r in outbox(db) if r[1].startswith("ch:")]
+        real = pawatch(cfg, "deliver")  # what the dry run showed is what is sent
+        assert real.returncode == 0, real.stderr
+        (report,) = hook.accepted
+    assert report["channel"] == "desk-hook" and report["news"][0]["new"] == "Session"
+    assert [c["summary"] for g in report["delegations"] for c in g["changes"]] == [
+        "Seats in all: 6 -> 7 seats"
+    ]

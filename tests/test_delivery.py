@@ -289,7 +289,7 @@ def test_health_alerts_repeat_while_a_source_stays_broken(
         subject = str(received[1].message()["Subject"])
         assert subject == "[pawatch] 1 source needs attention"
         text = received[1].message().get_body(("plain",)).get_content()  # type: ignore[union-attr]
-        assert "still failing or broken" in text and "HTTP 500" in text
+        assert "still need attention" in text and "HTTP 500" in text
 
         server.set("/down", Route(body="<html><body><p>back</p></body></html>"))
         run_once(settings, settings.sources, store)  # recovered: the reminders stop

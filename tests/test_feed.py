@@ -4,6 +4,7 @@ by `run` with [feed] path and byte-identical when nothing changed."""
 
 from __future__ import annotations
 
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -164,3 +165,47 @@ def test_the_daemon_rewrites_the_feed_after_a_cycle_with_changes(
     assert d.stop() == 0, d.log
     (entry,) = check_atom(feed.read_text(encoding="utf-8")).findall(f"{A}entry")
     assert entry.findtext(f"{A}title") == "Kyrgyzstan: Supreme Council: 6 -> 7 seats"
+
+
+def composition_entries(root: ET.Element) -> list[ET.Element]:
+    """The entries of composition changes (the disagreement rule's findings have theirs)."""
+    return [
+        e
+        for e in root.findall(f"{A}entry")
+        if [c.get("term") for c in e.findall(f"{A}category")] == ["composition"]
+    ]
+
+
+def test_a_change_confirmed_later_by_another_source_updates_its_entry_through_run(
+    tmp_path: Path, server: LocalServer
+) -> None:
+    """Through the real pipeline (`pawatch run` as a process, pages on a local server): one
+    source shows 6 -> 7, a later run finds the other source showing it too; the feed keeps
+    one entry with the same id and `published`, moves its `updated`, and lists both
+    sources. The feed reads storage's delegation-level changes (Store.delegation_changes)."""
+    feed = tmp_path / "changes.atom"
+    server.set("/en", Route(body=SENTENCE.format(n=6)))
+    server.set("/country", Route(body=SENTENCE.format(n=6)))
+    sources = source_block("en", server.url("/en"), parser="delegations") + source_block(
+        "country", server.url("/country"), parser="delegations"
+    )
+    cfg = write_config(tmp_path, f'[feed]\npath = "{feed}"\n' + sources)
+    assert pawatch("--config", str(cfg), "run").returncode == 0
+    server.set("/en", Route(body=SENTENCE.format(n=7)))
+    assert pawatch("--config", str(cfg), "run").returncode == 0
+    (one,) = composition_entries(check_atom(feed.read_text(encoding="utf-8")))
+    assert "seen on 1 source" in (one.findtext(f"{A}content") or "")
+    assert {link.get("href") for link in one.findall(f"{A}link")} == {server.url("/en")}
+    time.sleep(1.1)  # the confirmation is recorded in a later second
+    server.set("/country", Route(body=SENTENCE.format(n=7)))
+    assert pawatch("--config", str(cfg), "run").returncode == 0
+    root = check_atom(feed.read_text(encoding="utf-8"))
+    (two,) = composition_entries(root)  # still one change
+    assert two.findtext(f"{A}id") == one.findtext(f"{A}id")
+    assert two.findtext(f"{A}published") == one.findtext(f"{A}published")
+    assert (two.findtext(f"{A}updated") or "") > (one.findtext(f"{A}updated") or "")
+    assert (root.findtext(f"{A}updated") or "") >= (two.findtext(f"{A}updated") or "")
+    assert two.findtext(f"{A}title") == "Kyrgyzstan: Supreme Council: 6 -> 7 seats"
+    assert "seen on 2 sources" in (two.findtext(f"{A}content") or "")
+    links = {link.get("href") for link in two.findall(f"{A}link")}
+    assert links == {server.url("/en"), server.url("/country")}

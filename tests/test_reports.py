@@ -22,6 +22,7 @@ from pawatch.reports import (
     render_text,
 )
 from pawatch.storage import SourceRow, Store
+from tests.test_replay import replay_factory as replay_factory  # the fixture
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 
@@ -299,3 +300,79 @@ def test_report_command_prints_without_marking(tmp_path: Path) -> None:
     with Store.open(db) as store:
         rows = store.db.conn.execute("SELECT DISTINCT status FROM outbox").fetchall()
     assert rows == [("pending",)]
+
+
+def test_a_degraded_parse_is_in_the_monitoring_section_once_with_its_message(
+    replay_factory: Any,
+) -> None:
+    """A page whose chamber sentence cannot be read (its facts held, health 'degraded'),
+    through the real pipeline: `pawatch report` (text and JSON) lists it once with its
+    message and since when; an email carries it once, as a health notice, and not again
+    before health_repeat."""
+    from datetime import timedelta
+
+    from pawatch.delivery import deliver_pending
+    from pawatch.demo.smtpcapture import smtp_capture
+    from tests.test_delivery import email_settings
+    from tests.test_replay import BLOCK, block_page
+
+    r = replay_factory(BLOCK)
+    r.serve(BLOCK.id, block_page())
+    assert r.check() == []
+    unreadable = "12 members of the Upper Chamber of the Federal Assembly of the Russian Federation"
+    r.serve(
+        BLOCK.id,
+        block_page().replace(
+            "12 members of the Federation Council of the Russian Federation", unreadable
+        ),
+    )
+    assert r.check() == []  # a monitoring problem, never a change
+    assert r.check() == []  # still degraded: still one problem
+    db = str(r.settings.storage.path)
+    text = CliRunner().invoke(cli, ["--db", db, "report"])
+    assert text.exit_code == 0, text.output
+    monitoring = text.output.split("\nMonitoring\n", 1)[1]
+    assert monitoring.count("partly unreadable") == 1 and monitoring.count("needs attention") == 1
+    assert "partly unreadable (its facts held) since 20" in monitoring
+    assert "Upper Chamber" in monitoring
+    data = json.loads(CliRunner().invoke(cli, ["--db", db, "report", "--format", "json"]).output)
+    (problem,) = data["health"]["problems"]
+    assert problem["condition"] == "degraded" and "Upper Chamber" in problem["error"]
+    assert problem["source"] == BLOCK.id and problem["since"].endswith("Z")
+    assert data["subject"] == "[pawatch] 1 source needs attention"
+
+    now = datetime.now(UTC)
+    with smtp_capture() as smtp:
+        settings = email_settings(smtp.port)
+        first = deliver_pending(settings, r.store, now=now)
+        assert first.ok, first.summary_lines()
+        (mail,) = smtp.wait_for(1)
+        body = mail.message().get_body(("plain",)).get_content()  # type: ignore[union-attr]
+        assert body.count("(its facts held)") == 1 and "Upper Chamber" in body
+        assert deliver_pending(settings, r.store, now=now + timedelta(hours=1)).messages == []
+
+
+def test_a_source_moved_to_another_host_is_a_monitoring_line_that_needs_attention(
+    tmp_path: Path,
+) -> None:
+    """A redirect to another host (a `source_moved` event, through `pawatch run` as a
+    process): the report says where the page went and that the source needs attention
+    (before: "x source moved" and a subject saying "1 source recovered")."""
+    from pawatch.demo.localserver import LocalServer, Route
+    from tests.conftest import source_block, write_config
+    from tests.test_cli import pawatch
+
+    with LocalServer("127.0.0.1") as old, LocalServer("127.0.0.2") as new:
+        new.set("/delegation", Route(body="<html><body><p>the page</p></body></html>"))
+        old.set("/delegation", Route(status=301, headers={"Location": new.url("/delegation")}))
+        cfg = write_config(tmp_path, source_block("moved", old.url("/delegation")))
+        assert pawatch("--config", str(cfg), "run", "--no-deliver").returncode == 0
+        text = pawatch("--config", str(cfg), "report")
+        data = json.loads(pawatch("--config", str(cfg), "report", "--format", "json").stdout)
+    assert text.returncode == 0, text.stderr
+    assert text.stdout.splitlines()[0] == "[pawatch] 1 source needs attention"
+    monitoring = text.stdout.split("\nMonitoring\n", 1)[1]
+    assert f"- moved moved: redirected to {new.url('/delegation')}" in monitoring
+    assert data["subject"] == "[pawatch] 1 source needs attention"
+    (moved,) = data["health"]["events"]
+    assert moved["kind"] == "source_moved" and moved["new"] == new.url("/delegation")

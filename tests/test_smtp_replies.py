@@ -219,3 +219,28 @@ def test_message_ids_differ_between_databases_and_old_databases_get_an_instance_
         assert [(c, s) for _, c, s, _ in outbox(old)] == [("KG", "pending"), ("all", "pending")]
         add_events(store, {**composition("TJ"), "old": "5"})  # the trigger fills the outbox
         assert len(outbox(old)) == 4
+
+
+def test_a_channel_not_attempted_after_an_unconfirmed_one_stays_pending(tmp_path: Path) -> None:
+    """The server keeps the `all` message past the timeout (maybe delivered: in flight);
+    the KG channel is then not tried in that run: its rows go back to pending, uncounted,
+    instead of being held as "maybe delivered" and re-sent as if they had been sent."""
+    db = tmp_path / "pawatch.db"
+    pending_events(db)
+    port = free_port()
+    with Store.open(db) as store, smtp_capture(port=port, data_delay=2.5) as smtp:
+        settings = email_settings(
+            port, timeout=1.0, delegation_recipients={"KG": ("kg@example.org",)}
+        )
+        result = deliver_pending(settings, store, now=T0)
+        assert {m.channel: m.status for m in result.messages} == {
+            "all": "uncertain",
+            "KG": "not-attempted",
+        }
+        smtp.wait_for(1, timeout=10)
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute(
+            "SELECT channel, status, message_id IS NULL, failures FROM outbox ORDER BY channel"
+        ).fetchall()
+    assert ("KG", "pending", 1, 0) in rows
+    assert {r[1] for r in rows if r[0] == "all"} == {"sending"}

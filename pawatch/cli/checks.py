@@ -241,6 +241,11 @@ def status(obj: Context, fmt: str, daemon_only: bool) -> None:
         ]
         daemon = beat or {"alive": False, "state": "never"}
         data = {"ok": not unhealthy, "unhealthy": unhealthy, "sources": sources, "daemon": daemon}
+        data["delivery"] = {  # outbox rows that will not be sent again without a person
+            "failed": undelivered.count if undelivered else 0,
+            "last_error": undelivered.last_error if undelivered else None,
+            "last_error_at": undelivered.last_at if undelivered else None,
+        }
         click.echo(json.dumps(data, ensure_ascii=False, indent=2))
         sys.exit(code)
     if not rows:
