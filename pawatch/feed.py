@@ -18,6 +18,7 @@ from pathlib import Path
 from pawatch.config.model import Settings
 from pawatch.domain import CHANGE_KINDS
 from pawatch.reports import (
+    FINDING_KINDS,
     ChangeItem,
     clean,
     delegation_name,
@@ -32,7 +33,9 @@ log = logging.getLogger("pawatch.feed")
 
 ATOM = "http://www.w3.org/2005/Atom"
 EPOCH = "1970-01-01T00:00:00Z"  # the feed's `updated` while it has no entry
-FEED_KINDS = tuple(k for k in CHANGE_KINDS if k != "news")  # news is per source, not a change
+# News is per source, not a change; disagreements are findings about the sources (reports'
+# monitoring section), not changes of a delegation.
+FEED_KINDS = tuple(k for k in CHANGE_KINDS if k != "news" and k not in FINDING_KINDS)
 # Characters XML 1.0 cannot carry at all (C0 controls but tab/newline/CR, surrogates, FFFE/F).
 _NOT_XML_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 

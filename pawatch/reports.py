@@ -80,6 +80,31 @@ def chamber_name(delegation: str | None, chamber: str) -> str:
     return chamber.replace("-", " ").capitalize()
 
 
+# Findings about the sources rather than changes of a delegation: reported with the health of
+# the sources, in the short section at the end (issue 11), not as change items.
+FINDING_KINDS = ("sources_disagree", "sources_agree")
+MONITORING_KINDS = (*HEALTH_KINDS, *FINDING_KINDS)
+_CHAMBER_COUNT_RE = re.compile(r"\b([a-z][a-z0-9]*(?:-[a-z0-9]+)+|[a-z]+) (\d+)\b")
+_DISPUTED = {
+    "seats": "seats",
+    "members": "members (stated count vs names listed)",
+    "plenipotentiary": "plenipotentiary representative",
+    "head": "head of delegation",
+}
+
+
+def readable_counts(delegation: str | None, value: str) -> str:
+    """'house-of-representatives 7, total 11' -> 'House of Representatives 7, total 11'."""
+
+    def name(m: re.Match[str]) -> str:
+        chamber = m.group(1)
+        if chamber in ("total", "stated", "listed"):
+            return m.group(0)
+        return f"{chamber_name(delegation, chamber)} {m.group(2)}"
+
+    return _CHAMBER_COUNT_RE.sub(name, value)
+
+
 _PERSON = {
     "plenipotentiary": "plenipotentiary representative",
     "plenipotentiary_role": "plenipotentiary representative's role",
@@ -139,6 +164,18 @@ class ReportEvent:
             return f"{source} cannot be read: {clean(self.new, 120)}"
         if k == "parse_recovered":
             return f"{source} can be read again"
+        if k in FINDING_KINDS:
+            where = delegation_name(self.delegation)
+            what = _DISPUTED.get(self.attribute or "", self.attribute or "a value")
+            if k == "sources_agree":
+                return f"{where}: the sources agree again on the {what}"
+            competing = self.details.get("competing") or []
+            sides = "; ".join(
+                f"{c.get('source')} says {readable_counts(self.delegation, str(c.get('value')))}"
+                for c in competing
+                if isinstance(c, Mapping)
+            )
+            return clean(f"{where}: the sources disagree on the {what}: {sides}", 400)
         if k == "source_moved":  # redirected to another host: the final URL in `new`
             return f"{source} moved: redirected to {clean(redact_url(self.new or '?'), 200)}"
         return f"{source} {k.replace('_', ' ')}"
@@ -331,7 +368,7 @@ def items_from_changes(changes: Iterable[DelegationChange]) -> list[ChangeItem]:
     that shows it."""
     out = []
     for c in changes:
-        if c.kind in HEALTH_KINDS:
+        if c.kind in MONITORING_KINDS:
             continue
         witnesses = c.sources or (
             Witness(c.id, c.source, c.detected_at, c.url, c.before_snapshot, c.after_snapshot),
@@ -507,7 +544,8 @@ class Report:
 
     @property
     def health_events(self) -> list[ReportEvent]:
-        return [e for e in self.events if e.kind in HEALTH_KINDS]
+        """The sources' health and the findings about them (disagreements)."""
+        return [e for e in self.events if e.kind in MONITORING_KINDS]
 
     @property
     def empty(self) -> bool:
@@ -526,14 +564,19 @@ class Report:
         tail = []
         if self.news:
             tail.append(_plural(len(self.news), "news item"))
+        disputed = {e.delegation for e in self.health_events if e.kind == "sources_disagree"}
+        if disputed:
+            names = ", ".join(sorted(delegation_name(d) for d in disputed))
+            tail.append(f"sources disagree on {names}")
         unhealthy = {e.source_id for e in self.health_events if e.kind in _BAD} | {
             p.source_id for p in self.problems
         }
+        recovered = [e for e in self.health_events if e.kind in _RECOVERED]
         if unhealthy:
             n = len(unhealthy)
             tail.append(f"{_plural(n, 'source')} need{'s' if n == 1 else ''} attention")
-        elif self.health_events:
-            tail.append(_plural(len(self.health_events), "source") + " recovered")
+        elif recovered:
+            tail.append(_plural(len(recovered), "source") + " recovered")
         if not segments and not tail:
             return f"{head}no changes"
         return _fit(head, segments, tail, SUBJECT_MAX)
@@ -568,6 +611,7 @@ class Report:
 
 
 _BAD = ("source_failing", "parse_broken", "source_moved")  # "needs attention", not "recovered"
+_RECOVERED = ("source_recovered", "parse_recovered")
 _COUNTED = {
     "member_added": ("new member", "new members"),
     "member_removed": ("member gone", "members gone"),
@@ -650,9 +694,9 @@ def build_report(
     moment = (generated_at or datetime.now(UTC)).astimezone(UTC)
     rows = tuple(ReportEvent.from_row(r) for r in events)
     if store is None:
-        changes = group_changes(e for e in rows if e.kind not in HEALTH_KINDS)
+        changes = group_changes(e for e in rows if e.kind not in MONITORING_KINDS)
     else:
-        ids = [e.id for e in rows if e.kind not in HEALTH_KINDS]
+        ids = [e.id for e in rows if e.kind not in MONITORING_KINDS]
         found = store.delegation_changes(ids=ids) if ids else []
         changes = with_evidence(items_from_changes(found), store)
     return Report(

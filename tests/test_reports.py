@@ -376,3 +376,36 @@ def test_a_source_moved_to_another_host_is_a_monitoring_line_that_needs_attentio
     assert data["subject"] == "[pawatch] 1 source needs attention"
     (moved,) = data["health"]["events"]
     assert moved["kind"] == "source_moved" and moved["new"] == new.url("/delegation")
+
+
+def test_disagreeing_sources_are_a_monitoring_finding_with_readable_chambers() -> None:
+    competing = [
+        {"source": "pacsto-en-home",
+         "value": "council-of-the-republic 4, house-of-representatives 7, total 11"},
+        {"source": "paodkb-ru-home",
+         "value": "council-of-the-republic 3, house-of-representatives 6, total 9"},
+    ]  # fmt: skip
+    rows = [
+        event(1, "composition", "KG", attribute="seats:supreme-council", old="6", new="7"),
+        event(2, "sources_disagree", "BY", attribute="seats", source_id=None, url=None,
+              new="pacsto-en-home: ...; paodkb-ru-home: ...", details={"competing": competing}),
+    ]  # fmt: skip
+    report = build_report(rows, generated_at=NOW)
+    assert [c.kind for c in report.changes] == ["composition"]  # not a change item
+    (finding,) = report.health_events
+    assert finding.summary == (
+        "Belarus: the sources disagree on the seats: pacsto-en-home says Council of the "
+        "Republic 4, House of Representatives 7, total 11; paodkb-ru-home says Council of the "
+        "Republic 3, House of Representatives 6, total 9"
+    )
+    text = render_text(report)
+    assert text.index("Monitoring") < text.index("Belarus: the sources disagree")
+    assert "sources disagree on Belarus" in report.subject and "recovered" not in report.subject
+    agree = build_report(
+        [event(3, "sources_agree", "BY", attribute="seats", source_id=None, url=None)],
+        generated_at=NOW,
+    )
+    assert [e.summary for e in agree.health_events] == [
+        "Belarus: the sources agree again on the seats"
+    ]
+    assert "recovered" not in agree.subject
