@@ -152,6 +152,21 @@ def disagreements_now(
     return found
 
 
+def compared_through(conn: sqlite3.Connection) -> int:
+    """The last ``fetch_log`` id the previous comparison of the sources saw (0: none yet)."""
+    row = conn.execute("SELECT compared_through FROM disagreement_state").fetchone()
+    return int(row[0]) if row else 0
+
+
+def awaited_sources(conn: sqlite3.Connection) -> dict[int, list[str]]:
+    """Each pending disagreement (``pending_disagreements``) -> the sources involved that
+    have no good check since it began (or whose parse is broken now); empty: confirmed."""
+    return {
+        r[0]: sorted(json.loads(r[1]))
+        for r in conn.execute("SELECT id, awaiting FROM pending_disagreements")
+    }
+
+
 def competing_text(competing: Sequence[tuple[str, str]]) -> str:
     """``pacsto-en: 7; pacsto-ru: 6`` (``stated: 7; listed: 6``)."""
     return "; ".join(f"{source}: {value}" for source, value in competing)
@@ -395,4 +410,20 @@ def open_disagreements(db: Database, delegation: str | None = None) -> list[dict
     rows = [dict(r) for r in db.query(sql + " ORDER BY delegation, attribute", params)]
     for row in rows:
         row["competing"] = json.loads(row["competing"])
+    return rows
+
+
+def pending_disagreements(db: Database, delegation: str | None = None) -> list[dict[str, Any]]:
+    """The ``pending_disagreements`` view: sources that differ now, not yet a finding (a
+    source involved has not been checked since), with ``competing`` and ``awaiting``
+    decoded."""
+    sql = "SELECT * FROM pending_disagreements"
+    params: list[Any] = []
+    if delegation is not None:
+        sql += " WHERE delegation = ?"
+        params.append(delegation)
+    rows = [dict(r) for r in db.query(sql + " ORDER BY delegation, attribute", params)]
+    for row in rows:
+        row["competing"] = json.loads(row["competing"])
+        row["awaiting"] = sorted(json.loads(row["awaiting"]))
     return rows

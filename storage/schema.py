@@ -620,3 +620,52 @@ def _m0012(db: Database) -> None:
     # Where the fetch ended after redirects, when that is not the source's URL (NULL: the
     # same); a move to another host is also a `source_moved` event, once per move.
     db.execute("ALTER TABLE fetch_log ADD COLUMN final_url TEXT")
+
+
+@migrations(name="0014_pending_disagreements_people")
+def _m0014(db: Database) -> None:
+    # 1. A disagreement is a finding only once every source involved was checked after it
+    #    began (issue 14: the daemon checks sources on different schedules, so one change
+    #    reaching the English page at 10:00 and the Russian one at 16:00 is no finding).
+    #    `checked_after` is the last fetch_log id of the comparison before the one that first
+    #    saw it: a good check of each involved source with a larger id confirms it (a run
+    #    that checked them all confirms what it finds at once). Until then the row is pending
+    #    (event_id NULL): in `pending_disagreements`, not in `disagreements` nor the outbox;
+    #    it ends silently (ended_at set, no event) if the sources converge first.
+    db.executescript(
+        """
+        ALTER TABLE disagreement_log ADD COLUMN checked_after INTEGER;
+        -- the last fetch_log id the last comparison of the sources saw (one row)
+        CREATE TABLE disagreement_state (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            compared_through INTEGER NOT NULL
+        );
+        INSERT INTO disagreement_state (id, compared_through) VALUES (1, 0);
+
+        DROP VIEW disagreements;
+        CREATE VIEW disagreements AS
+        SELECT d.id, d.delegation, d.attribute,
+               CASE WHEN d.source_id IS NULL THEN 'sources' ELSE 'stated_vs_listed' END AS kind,
+               d.source_id, d.competing, d.since, d.event_id
+        FROM disagreement_log d WHERE d.ended_at IS NULL AND d.event_id IS NOT NULL;
+
+        CREATE VIEW pending_disagreements AS
+        SELECT d.id, d.delegation, d.attribute,
+               CASE WHEN d.source_id IS NULL THEN 'sources' ELSE 'stated_vs_listed' END AS kind,
+               d.source_id, d.competing, d.since, d.checked_after,
+               (SELECT json_group_array(w.source) FROM (
+                    SELECT json_extract(c.value, '$.source') AS source
+                    FROM json_each(d.competing) c WHERE d.source_id IS NULL
+                    UNION SELECT d.source_id WHERE d.source_id IS NOT NULL
+                ) w
+                WHERE NOT EXISTS (
+                    SELECT 1 FROM fetch_log l WHERE l.source_id = w.source
+                      AND l.id > COALESCE(d.checked_after, 0) AND l.outcome != 'failed'
+                      AND l.parse_status IS NOT 'broken')
+                   OR EXISTS (
+                    SELECT 1 FROM source_state st WHERE st.source_id = w.source
+                      AND st.parse_status = 'broken')
+               ) AS awaiting
+        FROM disagreement_log d WHERE d.ended_at IS NULL AND d.event_id IS NULL;
+        """
+    )

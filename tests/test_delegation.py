@@ -27,6 +27,7 @@ from test_replay import replay_factory as replay_factory  # the fixture
 
 from pawatch.cli import cli
 from pawatch.domain import Fact
+from pawatch.pipeline import run_once
 from pawatch.storage.queries import delegation_changes, delegation_now
 
 RU_BLOCK = Src("paodkb-home", "delegations")
@@ -231,6 +232,136 @@ def test_a_page_stating_a_count_and_listing_other_names_is_a_finding(replay_fact
     r.serve(COUNTRY.id, kg_country(7))
     assert [e.kind for e in r.check()] == ["composition"]
     assert r.findings[1:] == [Ev("sources_agree", "KG", "members", "stated: 8; listed: 7", "7")]
+
+
+# --- disagreements between check times (the daemon's staggered schedules) -------------------
+
+
+def check_only(r: Any, *source_ids: str) -> list[Ev]:
+    """One run of only these sources (what a daemon batch does when their schedule fires)."""
+    run_once(r.settings, [s for s in r.settings.sources if s.id in source_ids], r.store)
+    return [
+        Ev(row["kind"], row["delegation"], row["attribute"], row["old"], row["new"])
+        for row in r.new_rows()
+    ]
+
+
+def findings_in_outbox(r: Any) -> list[str]:
+    return [
+        kind
+        for (kind,) in r.rows(
+            "SELECT e.kind FROM outbox o JOIN events e ON e.id = o.event_id "
+            "WHERE o.channel = 'all' AND e.kind IN ('sources_disagree', 'sources_agree') "
+            "ORDER BY e.id"
+        )
+    ]
+
+
+KG_SEATS = "pacsto-home: supreme-council 8, total 8; paodkb-home: supreme-council 7, total 7"
+
+
+def test_a_change_reaching_the_sources_at_different_check_times_is_no_disagreement(
+    replay_factory: Any,
+) -> None:
+    r = replay_factory(BLOCK, RU_BLOCK)
+    r.serve(BLOCK.id, kg_block(7))
+    r.serve(RU_BLOCK.id, ru_block_page(kg=7))
+    assert r.check() == []
+    change = Ev("composition", "KG", "seats:supreme-council", "7", "8")
+
+    # 10:00: the English block's schedule fires; it shows the change, the Russian one was
+    # last read before it
+    r.serve(BLOCK.id, kg_block(8))
+    r.serve(RU_BLOCK.id, ru_block_page(kg=8))  # (already changed, not read yet)
+    assert check_only(r, BLOCK.id) == [change]
+    assert r.findings == []  # pending, not a finding
+    assert r.rows("SELECT * FROM disagreements") == []
+    (pending,) = r.rows("SELECT delegation, attribute, kind, awaiting FROM pending_disagreements")
+    assert pending == ("KG", "seats", "sources", json.dumps([RU_BLOCK.id]))
+    assert findings_in_outbox(r) == []
+    # the English block read again: still waiting for the Russian one
+    assert check_only(r, BLOCK.id) == [] and r.findings == []
+
+    # 16:00: the Russian block's schedule fires and shows the same change: it joins it
+    assert check_only(r, RU_BLOCK.id) == [change]
+    assert r.findings == []  # no sources_disagree, no sources_agree: nothing at all
+    assert findings_in_outbox(r) == []
+    assert r.rows("SELECT * FROM pending_disagreements") == []
+    ended = r.rows("SELECT event_id, end_event, ended_at IS NOT NULL FROM disagreement_log")
+    assert ended == [(None, None, 1)]  # kept as the record of a pending one, ended silently
+    (item,) = [c for c in delegation_changes(r.store.db) if c.kind == "composition"]
+    assert [w.source for w in item.sources] == [BLOCK.id, RU_BLOCK.id]
+
+
+def test_a_disagreement_that_survives_a_check_of_every_source_is_one_finding(
+    replay_factory: Any,
+) -> None:
+    r = replay_factory(BLOCK, RU_BLOCK)
+    r.serve(BLOCK.id, kg_block(7))
+    r.serve(RU_BLOCK.id, ru_block_page(kg=7))
+    assert r.check() == []
+    r.serve(BLOCK.id, kg_block(8))
+    assert check_only(r, BLOCK.id) == [Ev("composition", "KG", "seats:supreme-council", "7", "8")]
+    assert r.findings == []
+    since = r.one("SELECT since FROM pending_disagreements")
+    db = str(r.settings.storage.path)
+    data = json.loads(
+        CliRunner().invoke(cli, ["--db", db, "history", "KG", "--format", "json"]).output
+    )
+    assert data["disagreements"] == []
+    (shown,) = data["pending_disagreements"]
+    assert (shown["attribute"], shown["awaiting"], shown["since"]) == (
+        "seats",
+        [RU_BLOCK.id],
+        since,
+    )
+    text = CliRunner().invoke(cli, ["--db", db, "history", "KG"]).output
+    assert f"? seats: sources differ, pending a check of {RU_BLOCK.id}" in text
+
+    # the Russian block's check fails: it has not been read since, still pending
+    r.fail(RU_BLOCK.id)
+    assert check_only(r, RU_BLOCK.id) == [] and r.findings == []
+    assert r.one("SELECT awaiting FROM pending_disagreements") == json.dumps([RU_BLOCK.id])
+
+    # read later, it still says 7: now a finding, once
+    r.serve(RU_BLOCK.id, ru_block_page(kg=7))
+    assert check_only(r, RU_BLOCK.id) == []
+    assert r.findings == [Ev("sources_disagree", "KG", "seats", None, KG_SEATS)]
+    assert findings_in_outbox(r) == ["sources_disagree"]
+    (row,) = r.rows("SELECT delegation, attribute, since FROM disagreements")
+    assert row == ("KG", "seats", since)  # since: when it was first seen
+    assert r.rows("SELECT * FROM pending_disagreements") == []
+    details = json.loads(r.one("SELECT details FROM events WHERE kind = 'sources_disagree'"))
+    assert details["since"] == since
+    assert check_only(r, BLOCK.id) == [] and check_only(r, RU_BLOCK.id) == []
+    assert len(r.findings) == 1  # nothing new while it lasts
+
+    # it ends when the Russian block shows 8 too: sources_agree
+    r.serve(RU_BLOCK.id, ru_block_page(kg=8))
+    check_only(r, RU_BLOCK.id)
+    assert [f.kind for f in r.findings] == ["sources_disagree", "sources_agree"]
+    assert findings_in_outbox(r) == ["sources_disagree", "sources_agree"]
+
+
+def test_a_disagreement_found_when_every_source_was_checked_in_one_run_is_a_finding_at_once(
+    replay_factory: Any,
+) -> None:
+    r = replay_factory(BLOCK, RU_BLOCK)
+    r.serve(BLOCK.id, kg_block(7))
+    r.serve(RU_BLOCK.id, ru_block_page(kg=7))
+    assert r.check() == []
+    r.serve(BLOCK.id, kg_block(8))
+    assert r.check() == [Ev("composition", "KG", "seats:supreme-council", "7", "8")]
+    assert r.findings == [Ev("sources_disagree", "KG", "seats", None, KG_SEATS)]
+    assert findings_in_outbox(r) == ["sources_disagree"]
+    assert r.rows("SELECT * FROM pending_disagreements") == []
+    # the same with only the two sources involved in a run of their own
+    r.serve(BLOCK.id, kg_block(7))
+    check_only(r, BLOCK.id, RU_BLOCK.id)
+    r.serve(BLOCK.id, kg_block(8))
+    check_only(r, BLOCK.id, RU_BLOCK.id)
+    kinds = [f.kind for f in r.findings]
+    assert kinds == ["sources_disagree", "sources_agree", "sources_disagree"]
 
 
 # --- identity, not spelling ----------------------------------------------------------------

@@ -17,7 +17,7 @@ from pawatch import times
 from pawatch.cli.common import Context, delegation_id, fail, format_option, known_delegation
 from pawatch.display import LONG_VALUE, event_line, printable, redact_url, shorten
 from pawatch.domain import CHANGE_KINDS, HEALTH_KINDS
-from pawatch.storage.queries import DelegationChange, event_json
+from pawatch.storage.queries import DelegationChange, event_json, pending_disagreements
 from pawatch.times import format_time
 
 
@@ -157,6 +157,7 @@ def history(obj: Context, delegation: str, as_of: str | None, fmt: str) -> None:
         ]
         now = store.delegation_now(delegation) if as_of is None else []
         disputes = store.open_disagreements(delegation) if as_of is None else []
+        pending = pending_disagreements(store.db, delegation) if as_of is None else []
     by_source = _group_by_source(facts)
     if fmt == "json":
         click.echo(
@@ -174,6 +175,17 @@ def history(obj: Context, delegation: str, as_of: str | None, fmt: str) -> None:
                             "since": d["since"],
                         }
                         for d in disputes
+                    ],
+                    "pending_disagreements": [
+                        {
+                            "attribute": d["attribute"],
+                            "kind": d["kind"],
+                            "source": d["source_id"],
+                            "competing": d["competing"],
+                            "since": d["since"],
+                            "awaiting": d["awaiting"],
+                        }
+                        for d in pending
                     ],
                     "sources": {
                         source: {
@@ -216,6 +228,10 @@ def history(obj: Context, delegation: str, as_of: str | None, fmt: str) -> None:
             values = "; ".join(f"{c['source']}: {c['value']}" for c in d["competing"])
             where = f" on {d['source_id']}" if d["source_id"] else ""
             _echo(f"  ! {d['attribute']}: {d['kind'].replace('_', ' ')}{where}: {values}")
+        for d in pending:
+            values = "; ".join(f"{c['source']}: {c['value']}" for c in d["competing"])
+            awaiting = ", ".join(d["awaiting"]) or "the next comparison"
+            _echo(f"  ? {d['attribute']}: sources differ, pending a check of {awaiting}: {values}")
         _echo("")
     _echo(f"{delegation} as of {at}, per source")
     if not by_source:
