@@ -89,14 +89,20 @@ def delegation_ids(db: Database) -> list[str]:
 
 
 def memberships(db: Database) -> list[dict[str, Any]]:
-    """Every member and plenipotentiary interval, for exports (Popolo memberships)."""
+    """Every member, plenipotentiary and head period, for exports (Popolo memberships): one
+    per person per source (``person_periods``: a respelling continues the period), with
+    the latest spelling (``value``), the person's key and ``other_names`` (the person's
+    other spellings on any source of the delegation)."""
     rows = db.query(
-        "SELECT substr(subject, 12) AS delegation, source_id, attribute, key, value, "
-        "first_seen, ended_at, first_snapshot, end_snapshot FROM facts "
-        "WHERE subject LIKE 'delegation:%' AND attribute IN ('member', 'plenipotentiary', "
-        "'head') ORDER BY subject, attribute, first_seen, id"
+        "SELECT delegation, source_id, attribute, name_key AS key, name AS value, other_names, "
+        "valid_from AS first_seen, valid_to AS ended_at, last_seen, first_snapshot, "
+        "end_snapshot FROM person_periods ORDER BY delegation, attribute, valid_from, "
+        "COALESCE(valid_to, '9999'), source_id"
     )
-    return [dict(r) for r in rows]
+    out = [dict(r) for r in rows]
+    for row in out:
+        row["other_names"] = json.loads(row["other_names"]) if row["other_names"] else []
+    return out
 
 
 def delegations_overview(db: Database) -> list[dict[str, Any]]:

@@ -669,3 +669,90 @@ def _m0014(db: Database) -> None:
         FROM disagreement_log d WHERE d.ended_at IS NULL AND d.event_id IS NULL;
         """
     )
+    # 2. People by identity (issue 14): a respelling of a person (same name key, another
+    #    spelling) ends one fact and starts the next, at the same moment. `person_periods`
+    #    joins a source's consecutive facts of one person (same delegation, attribute and
+    #    key; each starting at the time and in the snapshot where the one before ended) into
+    #    one period, shown with its latest spelling; `other_names` lists the person's other
+    #    spellings on any source of the delegation (Latin on the English site, Cyrillic on
+    #    the Russian one), as a JSON array. A fact without a key (stored before keys) is its
+    #    own identity.
+    #    `representatives` and `members` read it (one period per person per source).
+    db.executescript(
+        """
+        CREATE VIEW person_periods AS
+        WITH person AS (
+            SELECT f.id, f.source_id, f.subject, f.attribute, f.key, f.value, f.first_seen,
+                   f.ended_at, f.last_seen, f.first_snapshot, f.end_snapshot,
+                   CASE WHEN f.key != '' THEN f.key ELSE f.value END AS ident
+            FROM facts f
+            WHERE f.attribute IN ('member', 'plenipotentiary', 'head')
+              AND f.subject LIKE 'delegation:%'
+        ),
+        marked AS (  -- a fact continues the one before when it began as that one ended,
+                     -- in the same snapshot (a respelling); a gap starts a new period
+            SELECT p.*,
+                   CASE WHEN LAG(p.ended_at) OVER w IS p.first_seen
+                         AND LAG(p.end_snapshot) OVER w = p.first_snapshot
+                        THEN 0 ELSE 1 END AS starts
+            FROM person p
+            WINDOW w AS (PARTITION BY p.source_id, p.subject, p.attribute, p.ident
+                         ORDER BY p.first_seen, p.id)
+        ),
+        numbered AS (
+            SELECT m.*,
+                   SUM(m.starts) OVER (
+                       PARTITION BY m.source_id, m.subject, m.attribute, m.ident
+                       ORDER BY m.first_seen, m.id ROWS UNBOUNDED PRECEDING) AS period
+            FROM marked m
+        ),
+        ranked AS (
+            SELECT n.*,
+                   ROW_NUMBER() OVER (
+                       PARTITION BY n.source_id, n.subject, n.attribute, n.ident, n.period
+                       ORDER BY n.first_seen DESC, n.id DESC) AS from_last
+            FROM numbered n
+        ),
+        periods AS (
+            SELECT subject, source_id, attribute, key,
+                   MAX(CASE WHEN from_last = 1 THEN value END) AS name,
+                   MIN(first_seen) AS valid_from,
+                   MAX(CASE WHEN from_last = 1 THEN ended_at END) AS valid_to,
+                   MAX(CASE WHEN from_last = 1 THEN last_seen END) AS last_seen,
+                   MIN(first_snapshot) AS first_snapshot,
+                   MAX(CASE WHEN from_last = 1 THEN end_snapshot END) AS end_snapshot,
+                   COUNT(*) AS facts
+            FROM ranked
+            GROUP BY source_id, subject, attribute, ident, period
+        )
+        SELECT substr(p.subject, 12) AS delegation, p.source_id, p.attribute, p.name,
+               p.key AS name_key,
+               (SELECT json_group_array(o.value) FROM (
+                    SELECT DISTINCT o.value FROM facts o
+                    WHERE p.key != '' AND o.subject = p.subject AND o.key = p.key
+                      AND o.attribute IN ('member', 'plenipotentiary', 'head')
+                      AND o.value != p.name
+                    ORDER BY o.value) o) AS other_names,
+               p.valid_from, p.valid_to, p.last_seen, p.first_snapshot, p.end_snapshot, p.facts
+        FROM periods p;
+
+        DROP VIEW representatives;
+        CREATE VIEW representatives AS
+        SELECT p.delegation, p.source_id, p.name,
+               (SELECT r.value FROM facts r WHERE r.source_id = p.source_id
+                  AND r.subject = 'delegation:' || p.delegation
+                  AND r.attribute = 'plenipotentiary_role'
+                  AND r.first_seen < COALESCE(p.valid_to, '9999')
+                  AND (r.ended_at IS NULL OR r.ended_at > p.valid_from)
+                ORDER BY r.first_seen DESC, r.id DESC LIMIT 1) AS role,
+               p.valid_from, p.valid_to, p.last_seen, p.first_snapshot, p.end_snapshot,
+               p.name_key, p.other_names
+        FROM person_periods p WHERE p.attribute = 'plenipotentiary';
+
+        DROP VIEW members;
+        CREATE VIEW members AS
+        SELECT delegation, source_id, name, name_key, valid_from, valid_to, last_seen,
+               first_snapshot, end_snapshot, other_names
+        FROM person_periods WHERE attribute = 'member';
+        """
+    )

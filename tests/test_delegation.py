@@ -22,7 +22,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from click.testing import CliRunner
-from test_replay import BLOCK, COUNTRY, Ev, Src, block_page, country_page
+from test_replay import (
+    BLOCK,
+    COUNTRY,
+    RU_ROLE,
+    Ev,
+    Src,
+    block_page,
+    country_page,
+)
 from test_replay import replay_factory as replay_factory  # the fixture
 
 from pawatch.cli import cli
@@ -458,3 +466,60 @@ def test_an_unreadable_chamber_holds_the_facts_and_degrades_the_parse(
     r.serve(BLOCK.id, block_page(ru_rep="Sergey Example"))
     assert r.check() == []
     assert r.one("SELECT health FROM source_health") == "ok"
+
+
+# --- people by identity: one period per person, one person across sources ----------------
+
+
+def cli_out(r: Any, *args: str) -> str:
+    result = CliRunner().invoke(cli, ["--db", str(r.settings.storage.path), *args])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_a_respelled_representative_is_one_period_with_both_spellings(
+    replay_factory: Any,
+) -> None:
+    r = replay_factory(BLOCK)
+    r.serve(BLOCK.id, block_page())
+    assert r.check() == []
+    began = r.one(
+        "SELECT first_seen FROM facts WHERE attribute = 'plenipotentiary' AND value = ?",
+        "Mikhail Krotov",
+    )
+    r.serve(BLOCK.id, block_page(ru_rep="Krotov Mikhail"))
+    assert r.check() == []  # the same person, respelled
+    assert (
+        r.one(
+            "SELECT COUNT(*) FROM facts WHERE subject = 'delegation:RU' "
+            "AND attribute = 'plenipotentiary'"
+        )
+        == 2
+    )  # the evidence: two spellings
+    reps = (
+        "SELECT name, role, valid_from, valid_to, other_names FROM representatives "
+        "WHERE delegation = 'RU' ORDER BY valid_to IS NULL, valid_from"
+    )
+    assert r.rows(reps) == [("Krotov Mikhail", RU_ROLE, began, None, '["Mikhail Krotov"]')]
+
+    r.serve(BLOCK.id, block_page(ru_rep="Sergey Example"))
+    assert r.check() == [
+        Ev("representative", "RU", "plenipotentiary", "Krotov Mikhail", "Sergey Example")
+    ]
+    (krotov, example) = r.rows(reps)
+    # (the role is not compared: every check of this test falls in one second of time)
+    assert (krotov[0], krotov[2], krotov[4]) == ("Krotov Mikhail", began, '["Mikhail Krotov"]')
+    assert krotov[3] == example[2] and example[3] is None and example[4] == "[]"
+
+    # the Popolo export: one person, one membership (ended), both spellings
+    popolo = json.loads(cli_out(r, "export", "--format", "popolo", "--delegation", "RU"))
+    (person,) = [p for p in popolo["persons"] if p["id"] == "person/krotov-mihail"]
+    assert person["name"] == "Krotov Mikhail"
+    assert person["other_names"] == [{"name": "Mikhail Krotov"}]
+    (membership,) = [m for m in popolo["memberships"] if m["person_id"] == person["id"]]
+    assert membership["start_date"] == began[:10] and membership["end_date"] == krotov[3][:10]
+    rows = json.loads(cli_out(r, "export", "--delegation", "RU"))["memberships"]
+    assert [(m["name"], m["other_names"]) for m in rows if m["role"] == "plenipotentiary"] == [
+        ("Krotov Mikhail", ["Mikhail Krotov"]),
+        ("Sergey Example", []),
+    ]

@@ -342,11 +342,17 @@ def _popolo(rows: list[dict[str, Any]], overview: list[dict[str, Any]]) -> dict[
                 },
             )
     persons: dict[str, dict[str, Any]] = {}
+    latest: dict[str, str] = {}  # person id -> the last_seen of the name shown
+    spellings: dict[str, set[str]] = defaultdict(set)
     memberships_out = []
     for row in rows:
-        key = row["key"] if row["attribute"] == "member" else name_key(row["value"])
+        # one person by name key across sources and spellings (Latin and Cyrillic)
+        key = row["key"] or name_key(row["value"])
         person_id = f"person/{key.replace(' ', '-')}"
-        persons.setdefault(person_id, {"id": person_id, "name": row["value"]})
+        person = persons.setdefault(person_id, {"id": person_id, "name": row["value"]})
+        if row["last_seen"] > latest.get(person_id, ""):  # the latest spelling is shown
+            person["name"], latest[person_id] = row["value"], row["last_seen"]
+        spellings[person_id].update([row["value"], *row["other_names"]])
         organizations.setdefault(
             row["delegation"],
             {
@@ -374,6 +380,10 @@ def _popolo(rows: list[dict[str, Any]], overview: list[dict[str, Any]]) -> dict[
                 ],
             }
         )
+    for person_id, person in persons.items():
+        others = sorted(spellings[person_id] - {person["name"]})
+        if others:
+            person["other_names"] = [{"name": name} for name in others]
     return {
         "persons": list(persons.values()),
         "organizations": list(organizations.values()),
@@ -445,6 +455,7 @@ def export(obj: Context, fmt: str, delegation: str | None) -> None:
                             "delegation": r["delegation"],
                             "role": r["attribute"],
                             "name": r["value"],
+                            "other_names": r["other_names"],
                             "start": r["first_seen"],
                             "end": r["ended_at"],
                             "source": r["source_id"],
