@@ -105,6 +105,23 @@ def memberships(db: Database) -> list[dict[str, Any]]:
     return out
 
 
+def members_now(db: Database, delegation: str) -> list[dict[str, Any]]:
+    """``delegation_members_now``: each person its sources list now, once (by name key),
+    with every spelling (Latin on one site, Cyrillic on another) and the sources."""
+    rows = [
+        dict(r)
+        for r in db.query(
+            "SELECT name, name_key, source_count, sources, spellings FROM "
+            "delegation_members_now WHERE delegation = ? ORDER BY name",
+            [delegation],
+        )
+    ]
+    for row in rows:
+        row["sources"] = sorted(json.loads(row["sources"]), key=lambda s: s["source"])
+        row["spellings"] = json.loads(row["spellings"])
+    return rows
+
+
 def delegations_overview(db: Database) -> list[dict[str, Any]]:
     """Current parliament name and seats per delegation and source."""
     rows = db.query(
@@ -375,6 +392,12 @@ class NowRow:
     competing: list[str]  # the competing values, when they disagree
     sources: list[dict[str, Any]]  # {source, value, last_confirmed}
 
+    @property
+    def spellings(self) -> list[str]:
+        """The values the sources state, distinct: one person's spellings (Latin on one
+        site, Cyrillic on another) when they agree by name key."""
+        return sorted({str(s["value"]) for s in self.sources})
+
     def as_json(self) -> dict[str, Any]:
         return {
             "attribute": self.attribute,
@@ -383,6 +406,7 @@ class NowRow:
             "disagree": self.disagree,
             "competing_values": self.competing,
             "sources": self.sources,
+            "spellings": self.spellings,
         }
 
 

@@ -677,7 +677,8 @@ def _m0014(db: Database) -> None:
     #    spellings on any source of the delegation (Latin on the English site, Cyrillic on
     #    the Russian one), as a JSON array. A fact without a key (stored before keys) is its
     #    own identity.
-    #    `representatives` and `members` read it (one period per person per source).
+    #    `representatives` and `members` read it (one period per person per source), and
+    #    `delegation_members_now` gains the spellings across sources.
     db.executescript(
         """
         CREATE VIEW person_periods AS
@@ -754,5 +755,26 @@ def _m0014(db: Database) -> None:
         SELECT delegation, source_id, name, name_key, valid_from, valid_to, last_seen,
                first_snapshot, end_snapshot, other_names
         FROM person_periods WHERE attribute = 'member';
+
+        DROP VIEW delegation_members_now;
+        CREATE VIEW delegation_members_now AS
+        WITH cur AS (
+            SELECT subject, key, value, source_id, last_seen,
+                   ROW_NUMBER() OVER (PARTITION BY subject, key
+                                      ORDER BY last_seen DESC, source_id) AS latest
+            FROM facts
+            WHERE ended_at IS NULL AND attribute = 'member' AND subject LIKE 'delegation:%'
+        )
+        SELECT substr(c.subject, 12) AS delegation, c.key AS name_key,
+               MAX(CASE WHEN c.latest = 1 THEN c.value END) AS name,
+               COUNT(*) AS source_count,
+               json_group_array(json_object('source', c.source_id, 'name', c.value,
+                                            'last_confirmed', c.last_seen)) AS sources,
+               (SELECT json_group_array(s.value) FROM (
+                    SELECT DISTINCT d.value FROM cur d
+                    WHERE d.subject = c.subject AND d.key = c.key ORDER BY d.value) s)
+                 AS spellings
+        FROM cur c
+        GROUP BY c.subject, c.key;
         """
     )

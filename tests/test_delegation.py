@@ -25,17 +25,22 @@ from click.testing import CliRunner
 from test_replay import (
     BLOCK,
     COUNTRY,
+    KG_MEMBERS,
+    ROSTER,
+    ROSTER_SRC,
     RU_ROLE,
     Ev,
     Src,
     block_page,
     country_page,
+    roster_page,
 )
 from test_replay import replay_factory as replay_factory  # the fixture
 
 from pawatch.cli import cli
 from pawatch.domain import Fact
 from pawatch.pipeline import run_once
+from pawatch.scraper.parsers.names import name_key
 from pawatch.storage.queries import delegation_changes, delegation_now
 
 RU_BLOCK = Src("paodkb-home", "delegations")
@@ -523,3 +528,79 @@ def test_a_respelled_representative_is_one_period_with_both_spellings(
         ("Krotov Mikhail", ["Mikhail Krotov"]),
         ("Sergey Example", []),
     ]
+
+
+def test_one_person_in_latin_and_cyrillic_on_two_sites_is_one_person(
+    replay_factory: Any,
+) -> None:
+    r = replay_factory(BLOCK, RU_BLOCK, COUNTRY, ROSTER_SRC)
+    r.serve(BLOCK.id, block_page())  # Viktor Kogut
+    r.serve(RU_BLOCK.id, ru_block_page())  # Когут Виктор
+    r.serve(COUNTRY.id, country_page())  # Daniyar Testov, Elmira Mockova, Bakyt Demo ...
+    r.serve(ROSTER_SRC.id, roster_page())  # Тестов Данияр, Мокова Эльмира, Демо Бакыт ...
+    assert r.check() == [] and r.findings == []
+
+    key = name_key("Viktor Kogut")
+    reps = r.rows(
+        "SELECT source_id, name, name_key, other_names FROM representatives "
+        "WHERE delegation = 'BY' ORDER BY source_id"
+    )
+    assert reps == [
+        (BLOCK.id, "Viktor Kogut", key, '["Когут Виктор"]'),
+        (RU_BLOCK.id, "Когут Виктор", key, '["Viktor Kogut"]'),
+    ]
+    (rep,) = [n for n in delegation_now(r.store.db, "BY") if n.attribute == "plenipotentiary"]
+    assert not rep.disagree and rep.spellings == ["Viktor Kogut", "Когут Виктор"]
+
+    # members: one row per person across the English page and the Cyrillic roster
+    both = {
+        name_key(n): {n, c}
+        for n, c in [
+            ("Daniyar Testov", "Тестов Данияр"),
+            ("Elmira Mockova", "Мокова Эльмира"),
+            ("Bakyt Demo", "Демо Бакыт"),
+        ]
+    }
+    now = r.rows(
+        "SELECT name_key, source_count, spellings, name FROM delegation_members_now "
+        "WHERE delegation = 'KG'"
+    )
+    assert len(now) == len(KG_MEMBERS) + len(ROSTER) - len(both)
+    for k, spellings in both.items():
+        (row,) = [n for n in now if n[0] == k]
+        assert row[1] == 2 and set(json.loads(row[2])) == spellings and row[3] in spellings
+    members = r.rows(
+        "SELECT source_id, other_names FROM members WHERE name_key = ?", name_key("Daniyar Testov")
+    )
+    assert sorted(members) == [
+        (ROSTER_SRC.id, '["Daniyar Testov"]'),
+        (COUNTRY.id, '["Тестов Данияр"]'),
+    ]
+
+    # history: the person once, with both spellings
+    text = cli_out(r, "history", "BY")
+    assert "plenipotentiary: Viktor Kogut (also Когут Виктор)" in text or (
+        "plenipotentiary: Когут Виктор (also Viktor Kogut)" in text
+    )
+    text = cli_out(r, "history", "KG")
+    line = next(x for x in text.splitlines() if x.startswith("  members ("))
+    assert line.startswith(f"  members ({len(now)} people): ")
+    assert "Тестов Данияр" in line and "Daniyar Testov" in line and line.count("(also ") == 3
+    data = json.loads(cli_out(r, "history", "KG", "--format", "json"))
+    (testov,) = [m for m in data["members_now"] if m["name_key"] == name_key("Daniyar Testov")]
+    assert set(testov["spellings"]) == both[name_key("Daniyar Testov")]
+    assert [s["source"] for s in testov["sources"]] == [ROSTER_SRC.id, COUNTRY.id]
+
+    # the Popolo export: one person per name key, every spelling kept, one membership
+    # per source
+    popolo = json.loads(cli_out(r, "export", "--format", "popolo"))
+    (kogut,) = [p for p in popolo["persons"] if p["id"] == f"person/{key.replace(' ', '-')}"]
+    assert {kogut["name"], *(o["name"] for o in kogut["other_names"])} == {
+        "Viktor Kogut",
+        "Когут Виктор",
+    }
+    assert len([m for m in popolo["memberships"] if m["person_id"] == kogut["id"]]) == 2
+    testov_id = f"person/{name_key('Daniyar Testov').replace(' ', '-')}"
+    (person,) = [p for p in popolo["persons"] if p["id"] == testov_id]
+    assert len(person["other_names"]) == 1
+    assert len([m for m in popolo["memberships"] if m["person_id"] == testov_id]) == 2

@@ -17,7 +17,12 @@ from pawatch import times
 from pawatch.cli.common import Context, delegation_id, fail, format_option, known_delegation
 from pawatch.display import LONG_VALUE, event_line, printable, redact_url, shorten
 from pawatch.domain import CHANGE_KINDS, HEALTH_KINDS
-from pawatch.storage.queries import DelegationChange, event_json, pending_disagreements
+from pawatch.storage.queries import (
+    DelegationChange,
+    event_json,
+    members_now,
+    pending_disagreements,
+)
 from pawatch.times import format_time
 
 
@@ -158,6 +163,7 @@ def history(obj: Context, delegation: str, as_of: str | None, fmt: str) -> None:
         now = store.delegation_now(delegation) if as_of is None else []
         disputes = store.open_disagreements(delegation) if as_of is None else []
         pending = pending_disagreements(store.db, delegation) if as_of is None else []
+        people = members_now(store.db, delegation) if as_of is None else []
     by_source = _group_by_source(facts)
     if fmt == "json":
         click.echo(
@@ -176,6 +182,7 @@ def history(obj: Context, delegation: str, as_of: str | None, fmt: str) -> None:
                         }
                         for d in disputes
                     ],
+                    "members_now": people,
                     "pending_disagreements": [
                         {
                             "attribute": d["attribute"],
@@ -223,7 +230,10 @@ def history(obj: Context, delegation: str, as_of: str | None, fmt: str) -> None:
                 values = "; ".join(f"{s['source']}: {s['value']}" for s in row.sources)
                 _echo(f"  {label}: SOURCES DISAGREE ({values})")
             else:
-                _echo(f"  {label}: {row.value}  [{stated}]")
+                _echo(f"  {label}: {_also(row.value, row.spellings)}  [{stated}]")
+        if people:
+            names = ", ".join(_also(p["name"], p["spellings"]) for p in people)
+            _echo(f"  members ({len(people)} people): {names}")
         for d in disputes:
             values = "; ".join(f"{c['source']}: {c['value']}" for c in d["competing"])
             where = f" on {d['source_id']}" if d["source_id"] else ""
@@ -262,6 +272,13 @@ def history(obj: Context, delegation: str, as_of: str | None, fmt: str) -> None:
         _echo("  (no changes recorded)")
     for item in timeline:
         _echo("  " + change_line(item))
+
+
+def _also(shown: str | None, spellings: list[str]) -> str:
+    """A value with the other spellings the sources give it: ``Viktor Kogut (also Когут
+    Виктор)``."""
+    others = [s for s in spellings if s != shown]
+    return _short(shown) + (f" (also {', '.join(_short(s) for s in others)})" if others else "")
 
 
 def _one(facts: list[Any] | None) -> str | None:
