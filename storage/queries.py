@@ -457,3 +457,15 @@ def pending_disagreements(db: Database, delegation: str | None = None) -> list[d
         row["competing"] = json.loads(row["competing"])
         row["awaiting"] = sorted(json.loads(row["awaiting"]))
     return rows
+
+
+def respellings(db: Database, delegation: str) -> list[dict[str, Any]]:
+    """The ``respellings`` view for one delegation, oldest first: each time a source's
+    shown spelling of a plenipotentiary or head changed (a note, never an event)."""
+    return [
+        dict(r)
+        for r in db.query(
+            "SELECT * FROM respellings WHERE delegation = ? ORDER BY at, source_id, attribute",
+            [delegation],
+        )
+    ]

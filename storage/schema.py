@@ -778,3 +778,29 @@ def _m0014(db: Database) -> None:
         GROUP BY c.subject, c.key;
         """
     )
+    # 3. A representative's respelling is no change of person, but a note: `respellings`
+    #    lists each time a source's shown spelling of a plenipotentiary or head changed
+    #    inside one period (as `person_periods` joins them): old -> new, when, and the
+    #    snapshots before and after. No event, nothing in the outbox; `history` shows them
+    #    as notes. (A member's respelling stays a `member_renamed` event.)
+    db.executescript(
+        """
+        CREATE VIEW respellings AS
+        SELECT delegation, source_id, attribute, name_key, old, new, at, before_snapshot,
+               after_snapshot
+        FROM (
+            SELECT substr(f.subject, 12) AS delegation, f.source_id, f.attribute,
+                   f.key AS name_key, LAG(f.value) OVER w AS old, f.value AS new,
+                   f.first_seen AS at, LAG(f.ended_at) OVER w AS before_end,
+                   LAG(f.end_snapshot) OVER w AS before_end_snapshot,
+                   LAG(f.last_snapshot) OVER w AS before_snapshot,
+                   f.first_snapshot AS after_snapshot
+            FROM facts f
+            WHERE f.key != '' AND f.attribute IN ('plenipotentiary', 'head')
+              AND f.subject LIKE 'delegation:%'
+            WINDOW w AS (PARTITION BY f.source_id, f.subject, f.attribute, f.key
+                         ORDER BY f.first_seen, f.id)
+        )
+        WHERE before_end IS at AND before_end_snapshot = after_snapshot AND old != new;
+        """
+    )

@@ -507,10 +507,31 @@ def test_a_respelled_representative_is_one_period_with_both_spellings(
     )
     assert r.rows(reps) == [("Krotov Mikhail", RU_ROLE, began, None, '["Mikhail Krotov"]')]
 
+    # the respelling is a note in history, never an event (nothing in the outbox)
+    assert r.one("SELECT COUNT(*) FROM events") == 0 and r.one("SELECT COUNT(*) FROM outbox") == 0
+    (note,) = r.rows(
+        "SELECT source_id, attribute, old, new, before_snapshot < after_snapshot "
+        "FROM respellings WHERE delegation = 'RU'"
+    )
+    assert note == (BLOCK.id, "plenipotentiary", "Mikhail Krotov", "Krotov Mikhail", 1)
+    text = cli_out(r, "history", "RU")
+    timeline = text[text.index("Timeline:") :]
+    assert (
+        "spelling (note): RU plenipotentiary Mikhail Krotov -> Krotov Mikhail (pacsto-home)"
+        in timeline
+        and "(no changes recorded)" not in timeline
+    )
+    data = json.loads(cli_out(r, "history", "RU", "--format", "json"))
+    assert [(n["old"], n["new"]) for n in data["spelling_notes"]] == [
+        ("Mikhail Krotov", "Krotov Mikhail")
+    ]
+    assert data["timeline"] == [] and "spelling" not in cli_out(r, "changes")
+
     r.serve(BLOCK.id, block_page(ru_rep="Sergey Example"))
     assert r.check() == [
         Ev("representative", "RU", "plenipotentiary", "Krotov Mikhail", "Sergey Example")
     ]
+    assert r.one("SELECT COUNT(*) FROM respellings") == 1  # a new person is no respelling
     (krotov, example) = r.rows(reps)
     # (the role is not compared: every check of this test falls in one second of time)
     assert (krotov[0], krotov[2], krotov[4]) == ("Krotov Mikhail", began, '["Mikhail Krotov"]')

@@ -22,6 +22,7 @@ from pawatch.storage.queries import (
     event_json,
     members_now,
     pending_disagreements,
+    respellings,
 )
 from pawatch.times import format_time
 
@@ -164,6 +165,7 @@ def history(obj: Context, delegation: str, as_of: str | None, fmt: str) -> None:
         disputes = store.open_disagreements(delegation) if as_of is None else []
         pending = pending_disagreements(store.db, delegation) if as_of is None else []
         people = members_now(store.db, delegation) if as_of is None else []
+        notes = [n for n in respellings(store.db, delegation) if n["at"] <= at]
     by_source = _group_by_source(facts)
     if fmt == "json":
         click.echo(
@@ -215,6 +217,7 @@ def history(obj: Context, delegation: str, as_of: str | None, fmt: str) -> None:
                         for source, attrs in sorted(by_source.items())
                     },
                     "timeline": [c.as_json() for c in timeline],
+                    "spelling_notes": notes,
                 },
                 ensure_ascii=False,
                 indent=2,
@@ -268,10 +271,24 @@ def history(obj: Context, delegation: str, as_of: str | None, fmt: str) -> None:
         if members:
             _echo(f"  members ({len(members)}): " + ", ".join(_short(f.value) for f in members))
     _echo("\nTimeline:")
-    if not timeline:
+    if not timeline and not notes:
         _echo("  (no changes recorded)")
+    waiting = list(notes)  # each respelling note before the first change after it
     for item in timeline:
+        while waiting and waiting[0]["at"] <= item.detected_at:
+            _echo("  " + spelling_line(waiting.pop(0)))
         _echo("  " + change_line(item))
+    for note in waiting:
+        _echo("  " + spelling_line(note))
+
+
+def spelling_line(note: dict[str, Any]) -> str:
+    """A respelling, as a note (not a change): the same person, spelled anew."""
+    return (
+        f"{note['at']} spelling (note): {note['delegation']} {note['attribute']} "
+        f"{_short(note['old'])} -> {_short(note['new'])} ({note['source_id']}) "
+        f"[snapshots {note['before_snapshot'] or '-'} -> {note['after_snapshot'] or '-'}]"
+    )
 
 
 def _also(shown: str | None, spellings: list[str]) -> str:
