@@ -89,14 +89,37 @@ def delegation_ids(db: Database) -> list[str]:
 
 
 def memberships(db: Database) -> list[dict[str, Any]]:
-    """Every member and plenipotentiary interval, for exports (Popolo memberships)."""
+    """Every member, plenipotentiary and head period, for exports (Popolo memberships): one
+    per person per source (``person_periods``: a respelling continues the period), with
+    the latest spelling (``value``), the person's key and ``other_names`` (the person's
+    other spellings on any source of the delegation)."""
     rows = db.query(
-        "SELECT substr(subject, 12) AS delegation, source_id, attribute, key, value, "
-        "first_seen, ended_at, first_snapshot, end_snapshot FROM facts "
-        "WHERE subject LIKE 'delegation:%' AND attribute IN ('member', 'plenipotentiary', "
-        "'head') ORDER BY subject, attribute, first_seen, id"
+        "SELECT delegation, source_id, attribute, name_key AS key, name AS value, other_names, "
+        "valid_from AS first_seen, valid_to AS ended_at, last_seen, first_snapshot, "
+        "end_snapshot FROM person_periods ORDER BY delegation, attribute, valid_from, "
+        "COALESCE(valid_to, '9999'), source_id"
     )
-    return [dict(r) for r in rows]
+    out = [dict(r) for r in rows]
+    for row in out:
+        row["other_names"] = json.loads(row["other_names"]) if row["other_names"] else []
+    return out
+
+
+def members_now(db: Database, delegation: str) -> list[dict[str, Any]]:
+    """``delegation_members_now``: each person its sources list now, once (by name key),
+    with every spelling (Latin on one site, Cyrillic on another) and the sources."""
+    rows = [
+        dict(r)
+        for r in db.query(
+            "SELECT name, name_key, source_count, sources, spellings FROM "
+            "delegation_members_now WHERE delegation = ? ORDER BY name",
+            [delegation],
+        )
+    ]
+    for row in rows:
+        row["sources"] = sorted(json.loads(row["sources"]), key=lambda s: s["source"])
+        row["spellings"] = json.loads(row["spellings"])
+    return rows
 
 
 def delegations_overview(db: Database) -> list[dict[str, Any]]:
@@ -150,6 +173,21 @@ def disagreements_now(
             ("listed", str(listed)),
         )
     return found
+
+
+def compared_through(conn: sqlite3.Connection) -> int:
+    """The last ``fetch_log`` id the previous comparison of the sources saw (0: none yet)."""
+    row = conn.execute("SELECT compared_through FROM disagreement_state").fetchone()
+    return int(row[0]) if row else 0
+
+
+def awaited_sources(conn: sqlite3.Connection) -> dict[int, list[str]]:
+    """Each pending disagreement (``pending_disagreements``) -> the sources involved that
+    have no good check since it began (or whose parse is broken now); empty: confirmed."""
+    return {
+        r[0]: sorted(json.loads(r[1]))
+        for r in conn.execute("SELECT id, awaiting FROM pending_disagreements")
+    }
 
 
 def competing_text(competing: Sequence[tuple[str, str]]) -> str:
@@ -354,6 +392,12 @@ class NowRow:
     competing: list[str]  # the competing values, when they disagree
     sources: list[dict[str, Any]]  # {source, value, last_confirmed}
 
+    @property
+    def spellings(self) -> list[str]:
+        """The values the sources state, distinct: one person's spellings (Latin on one
+        site, Cyrillic on another) when they agree by name key."""
+        return sorted({str(s["value"]) for s in self.sources})
+
     def as_json(self) -> dict[str, Any]:
         return {
             "attribute": self.attribute,
@@ -362,6 +406,7 @@ class NowRow:
             "disagree": self.disagree,
             "competing_values": self.competing,
             "sources": self.sources,
+            "spellings": self.spellings,
         }
 
 
@@ -396,3 +441,31 @@ def open_disagreements(db: Database, delegation: str | None = None) -> list[dict
     for row in rows:
         row["competing"] = json.loads(row["competing"])
     return rows
+
+
+def pending_disagreements(db: Database, delegation: str | None = None) -> list[dict[str, Any]]:
+    """The ``pending_disagreements`` view: sources that differ now, not yet a finding (a
+    source involved has not been checked since), with ``competing`` and ``awaiting``
+    decoded."""
+    sql = "SELECT * FROM pending_disagreements"
+    params: list[Any] = []
+    if delegation is not None:
+        sql += " WHERE delegation = ?"
+        params.append(delegation)
+    rows = [dict(r) for r in db.query(sql + " ORDER BY delegation, attribute", params)]
+    for row in rows:
+        row["competing"] = json.loads(row["competing"])
+        row["awaiting"] = sorted(json.loads(row["awaiting"]))
+    return rows
+
+
+def respellings(db: Database, delegation: str) -> list[dict[str, Any]]:
+    """The ``respellings`` view for one delegation, oldest first: each time a source's
+    shown spelling of a plenipotentiary or head changed (a note, never an event)."""
+    return [
+        dict(r)
+        for r in db.query(
+            "SELECT * FROM respellings WHERE delegation = ? ORDER BY at, source_id, attribute",
+            [delegation],
+        )
+    ]

@@ -622,6 +622,190 @@ def _m0012(db: Database) -> None:
     db.execute("ALTER TABLE fetch_log ADD COLUMN final_url TEXT")
 
 
+@migrations(name="0014_pending_disagreements_people")
+def _m0014(db: Database) -> None:
+    # 1. A disagreement is a finding only once every source involved was checked after it
+    #    began (issue 14: the daemon checks sources on different schedules, so one change
+    #    reaching the English page at 10:00 and the Russian one at 16:00 is no finding).
+    #    `checked_after` is the last fetch_log id of the comparison before the one that first
+    #    saw it: a good check of each involved source with a larger id confirms it (a run
+    #    that checked them all confirms what it finds at once). Until then the row is pending
+    #    (event_id NULL): in `pending_disagreements`, not in `disagreements` nor the outbox;
+    #    it ends silently (ended_at set, no event) if the sources converge first.
+    db.executescript(
+        """
+        ALTER TABLE disagreement_log ADD COLUMN checked_after INTEGER;
+        -- the last fetch_log id the last comparison of the sources saw (one row)
+        CREATE TABLE disagreement_state (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            compared_through INTEGER NOT NULL
+        );
+        INSERT INTO disagreement_state (id, compared_through) VALUES (1, 0);
+
+        DROP VIEW disagreements;
+        CREATE VIEW disagreements AS
+        SELECT d.id, d.delegation, d.attribute,
+               CASE WHEN d.source_id IS NULL THEN 'sources' ELSE 'stated_vs_listed' END AS kind,
+               d.source_id, d.competing, d.since, d.event_id
+        FROM disagreement_log d WHERE d.ended_at IS NULL AND d.event_id IS NOT NULL;
+
+        CREATE VIEW pending_disagreements AS
+        SELECT d.id, d.delegation, d.attribute,
+               CASE WHEN d.source_id IS NULL THEN 'sources' ELSE 'stated_vs_listed' END AS kind,
+               d.source_id, d.competing, d.since, d.checked_after,
+               (SELECT json_group_array(w.source) FROM (
+                    SELECT json_extract(c.value, '$.source') AS source
+                    FROM json_each(d.competing) c WHERE d.source_id IS NULL
+                    UNION SELECT d.source_id WHERE d.source_id IS NOT NULL
+                ) w
+                WHERE NOT EXISTS (
+                    SELECT 1 FROM fetch_log l WHERE l.source_id = w.source
+                      AND l.id > COALESCE(d.checked_after, 0) AND l.outcome != 'failed'
+                      AND l.parse_status IS NOT 'broken')
+                   OR EXISTS (
+                    SELECT 1 FROM source_state st WHERE st.source_id = w.source
+                      AND st.parse_status = 'broken')
+               ) AS awaiting
+        FROM disagreement_log d WHERE d.ended_at IS NULL AND d.event_id IS NULL;
+        """
+    )
+    # 2. People by identity (issue 14): a respelling of a person (same name key, another
+    #    spelling) ends one fact and starts the next, at the same moment. `person_periods`
+    #    joins a source's consecutive facts of one person (same delegation, attribute and
+    #    key; each starting at the time and in the snapshot where the one before ended) into
+    #    one period, shown with its latest spelling; `other_names` lists the person's other
+    #    spellings on any source of the delegation (Latin on the English site, Cyrillic on
+    #    the Russian one), as a JSON array. A fact without a key (stored before keys) is its
+    #    own identity.
+    #    `representatives` and `members` read it (one period per person per source), and
+    #    `delegation_members_now` gains the spellings across sources.
+    db.executescript(
+        """
+        CREATE VIEW person_periods AS
+        WITH person AS (
+            SELECT f.id, f.source_id, f.subject, f.attribute, f.key, f.value, f.first_seen,
+                   f.ended_at, f.last_seen, f.first_snapshot, f.end_snapshot,
+                   CASE WHEN f.key != '' THEN f.key ELSE f.value END AS ident
+            FROM facts f
+            WHERE f.attribute IN ('member', 'plenipotentiary', 'head')
+              AND f.subject LIKE 'delegation:%'
+        ),
+        marked AS (  -- a fact continues the one before when it began as that one ended,
+                     -- in the same snapshot (a respelling); a gap starts a new period
+            SELECT p.*,
+                   CASE WHEN LAG(p.ended_at) OVER w IS p.first_seen
+                         AND LAG(p.end_snapshot) OVER w = p.first_snapshot
+                        THEN 0 ELSE 1 END AS starts
+            FROM person p
+            WINDOW w AS (PARTITION BY p.source_id, p.subject, p.attribute, p.ident
+                         ORDER BY p.first_seen, p.id)
+        ),
+        numbered AS (
+            SELECT m.*,
+                   SUM(m.starts) OVER (
+                       PARTITION BY m.source_id, m.subject, m.attribute, m.ident
+                       ORDER BY m.first_seen, m.id ROWS UNBOUNDED PRECEDING) AS period
+            FROM marked m
+        ),
+        ranked AS (
+            SELECT n.*,
+                   ROW_NUMBER() OVER (
+                       PARTITION BY n.source_id, n.subject, n.attribute, n.ident, n.period
+                       ORDER BY n.first_seen DESC, n.id DESC) AS from_last
+            FROM numbered n
+        ),
+        periods AS (
+            SELECT subject, source_id, attribute, key,
+                   MAX(CASE WHEN from_last = 1 THEN value END) AS name,
+                   MIN(first_seen) AS valid_from,
+                   MAX(CASE WHEN from_last = 1 THEN ended_at END) AS valid_to,
+                   MAX(CASE WHEN from_last = 1 THEN last_seen END) AS last_seen,
+                   MIN(first_snapshot) AS first_snapshot,
+                   MAX(CASE WHEN from_last = 1 THEN end_snapshot END) AS end_snapshot,
+                   COUNT(*) AS facts
+            FROM ranked
+            GROUP BY source_id, subject, attribute, ident, period
+        )
+        SELECT substr(p.subject, 12) AS delegation, p.source_id, p.attribute, p.name,
+               p.key AS name_key,
+               (SELECT json_group_array(o.value) FROM (
+                    SELECT DISTINCT o.value FROM facts o
+                    WHERE p.key != '' AND o.subject = p.subject AND o.key = p.key
+                      AND o.attribute IN ('member', 'plenipotentiary', 'head')
+                      AND o.value != p.name
+                    ORDER BY o.value) o) AS other_names,
+               p.valid_from, p.valid_to, p.last_seen, p.first_snapshot, p.end_snapshot, p.facts
+        FROM periods p;
+
+        DROP VIEW representatives;
+        CREATE VIEW representatives AS
+        SELECT p.delegation, p.source_id, p.name,
+               (SELECT r.value FROM facts r WHERE r.source_id = p.source_id
+                  AND r.subject = 'delegation:' || p.delegation
+                  AND r.attribute = 'plenipotentiary_role'
+                  AND r.first_seen < COALESCE(p.valid_to, '9999')
+                  AND (r.ended_at IS NULL OR r.ended_at > p.valid_from)
+                ORDER BY r.first_seen DESC, r.id DESC LIMIT 1) AS role,
+               p.valid_from, p.valid_to, p.last_seen, p.first_snapshot, p.end_snapshot,
+               p.name_key, p.other_names
+        FROM person_periods p WHERE p.attribute = 'plenipotentiary';
+
+        DROP VIEW members;
+        CREATE VIEW members AS
+        SELECT delegation, source_id, name, name_key, valid_from, valid_to, last_seen,
+               first_snapshot, end_snapshot, other_names
+        FROM person_periods WHERE attribute = 'member';
+
+        DROP VIEW delegation_members_now;
+        CREATE VIEW delegation_members_now AS
+        WITH cur AS (
+            SELECT subject, key, value, source_id, last_seen,
+                   ROW_NUMBER() OVER (PARTITION BY subject, key
+                                      ORDER BY last_seen DESC, source_id) AS latest
+            FROM facts
+            WHERE ended_at IS NULL AND attribute = 'member' AND subject LIKE 'delegation:%'
+        )
+        SELECT substr(c.subject, 12) AS delegation, c.key AS name_key,
+               MAX(CASE WHEN c.latest = 1 THEN c.value END) AS name,
+               COUNT(*) AS source_count,
+               json_group_array(json_object('source', c.source_id, 'name', c.value,
+                                            'last_confirmed', c.last_seen)) AS sources,
+               (SELECT json_group_array(s.value) FROM (
+                    SELECT DISTINCT d.value FROM cur d
+                    WHERE d.subject = c.subject AND d.key = c.key ORDER BY d.value) s)
+                 AS spellings
+        FROM cur c
+        GROUP BY c.subject, c.key;
+        """
+    )
+    # 3. A representative's respelling is no change of person, but a note: `respellings`
+    #    lists each time a source's shown spelling of a plenipotentiary or head changed
+    #    inside one period (as `person_periods` joins them): old -> new, when, and the
+    #    snapshots before and after. No event, nothing in the outbox; `history` shows them
+    #    as notes. (A member's respelling stays a `member_renamed` event.)
+    db.executescript(
+        """
+        CREATE VIEW respellings AS
+        SELECT delegation, source_id, attribute, name_key, old, new, at, before_snapshot,
+               after_snapshot
+        FROM (
+            SELECT substr(f.subject, 12) AS delegation, f.source_id, f.attribute,
+                   f.key AS name_key, LAG(f.value) OVER w AS old, f.value AS new,
+                   f.first_seen AS at, LAG(f.ended_at) OVER w AS before_end,
+                   LAG(f.end_snapshot) OVER w AS before_end_snapshot,
+                   LAG(f.last_snapshot) OVER w AS before_snapshot,
+                   f.first_snapshot AS after_snapshot
+            FROM facts f
+            WHERE f.key != '' AND f.attribute IN ('plenipotentiary', 'head')
+              AND f.subject LIKE 'delegation:%'
+            WINDOW w AS (PARTITION BY f.source_id, f.subject, f.attribute, f.key
+                         ORDER BY f.first_seen, f.id)
+        )
+        WHERE before_end IS at AND before_end_snapshot = after_snapshot AND old != new;
+        """
+    )
+
+
 @migrations(name="0015_outbox_failures")
 def _m0015(db: Database) -> None:
     # Definite temporary failures of a row in a row (a 4xx to the message, a refused

@@ -45,7 +45,13 @@ from pawatch.storage.facts import (
     track,
 )
 from pawatch.storage.outbox import Outbox
-from pawatch.storage.queries import agreed_value, competing_text, disagreements_now
+from pawatch.storage.queries import (
+    agreed_value,
+    awaited_sources,
+    compared_through,
+    competing_text,
+    disagreements_now,
+)
 from pawatch.storage.schema import known_names, migrations
 from pawatch.times import format_time as format_time  # re-exported: pawatch.storage.format_time
 from pawatch.times import parse_time as parse_time  # re-exported: pawatch.storage.parse_time
@@ -629,26 +635,52 @@ class Store:
 
         Two sources whose current values for the same delegation attribute differ (the
         ``delegation_now`` view's ``disagree``), or a page whose stated seat total differs
-        from the number of members it lists (``stated_vs_listed``), open a disagreement and
-        raise one ``sources_disagree`` event; when it ends, ``sources_agree``. A
-        disagreement whose competing values change while it lasts is updated silently.
-        Done once per run, not per check: the sources of one run are compared once they
-        were all read, so a change that reaches them all in one run never looks like a
-        disagreement. Returns the ids of the events raised.
+        from the number of members it lists (``stated_vs_listed``), open a disagreement. It
+        is a finding (one ``sources_disagree`` event; ``sources_agree`` when it ends) only
+        once every source involved has a good check after it began: after the comparison
+        before the one that first saw it. A run that checked all of them (``pawatch run``)
+        confirms what it finds at once; in the daemon, where sources are checked on their
+        own schedules, a change that has reached one source and not yet been looked for on
+        the other is pending (``pending_disagreements``: no event, no alert) and ends
+        silently if the other source shows it too. A disagreement whose competing values
+        change while it lasts is updated silently. Returns the ids of the events raised.
         """
         stamp = format_time(now)
         with self.transaction():
             conn = self.db.conn
             found = disagreements_now(conn)
+            mark = compared_through(conn)  # the last fetch the previous comparison saw
+            latest = conn.execute("SELECT COALESCE(MAX(id), 0) FROM fetch_log").fetchone()[0]
             open_rows = {
-                (r[1], r[2], r[3]): (r[0], r[4])
+                (r[1], r[2], r[3]): _OpenDisagreement(r[0], r[4], r[5], r[6])
                 for r in conn.execute(
-                    "SELECT id, delegation, attribute, source_id, competing FROM disagreement_log "
-                    "WHERE ended_at IS NULL"
+                    "SELECT id, delegation, attribute, source_id, competing, event_id, since "
+                    "FROM disagreement_log WHERE ended_at IS NULL"
                 )
             }
-            ids: list[int] = []
             for key in sorted(found.keys() - open_rows.keys(), key=_sort_key):
+                delegation, attribute, source_id = key
+                values = _competing_json(found[key])
+                cur = conn.execute(
+                    "INSERT INTO disagreement_log (delegation, attribute, source_id, competing, "
+                    "since, checked_after) VALUES (?,?,?,?,?,?)",
+                    (delegation, attribute, source_id, values, stamp, mark),
+                )
+                assert cur.lastrowid is not None
+                open_rows[key] = _OpenDisagreement(cur.lastrowid, values, None, stamp)
+            for key in found.keys() & open_rows.keys():
+                row = open_rows[key]
+                if _competing_json(found[key]) != row.competing:
+                    conn.execute(
+                        "UPDATE disagreement_log SET competing = ? WHERE id = ?",
+                        (_competing_json(found[key]), row.id),
+                    )
+            awaiting = awaited_sources(conn)  # pending id -> sources not checked since
+            ids: list[int] = []
+            for key in sorted(found.keys() & open_rows.keys(), key=_sort_key):
+                row = open_rows[key]
+                if row.event_id is not None or awaiting.get(row.id, ["?"]):
+                    continue  # a finding already, or a source involved not checked since
                 delegation, attribute, source_id = key
                 competing = found[key]
                 event_id = self._insert_event(
@@ -662,18 +694,22 @@ class Store:
                         "subject": f"delegation:{delegation}",
                         "kind": "stated_vs_listed" if source_id else "sources",
                         "competing": [{"source": s, "value": v} for s, v in competing],
+                        "since": row.since,
                     },
                 )
                 ids.append(event_id)
                 conn.execute(
-                    "INSERT INTO disagreement_log (delegation, attribute, source_id, competing, "
-                    "since, event_id) VALUES (?,?,?,?,?,?)",
-                    (delegation, attribute, source_id, _competing_json(competing), stamp, event_id),
+                    "UPDATE disagreement_log SET event_id = ? WHERE id = ?", (event_id, row.id)
                 )
             for key in sorted(open_rows.keys() - found.keys(), key=_sort_key):
                 delegation, attribute, source_id = key
-                row_id, competing_json = open_rows[key]
-                was = [(c["source"], c["value"]) for c in json.loads(competing_json)]
+                row = open_rows[key]
+                if row.event_id is None:  # pending: the sources converged before it was one
+                    conn.execute(
+                        "UPDATE disagreement_log SET ended_at = ? WHERE id = ?", (stamp, row.id)
+                    )
+                    continue
+                was = [(c["source"], c["value"]) for c in json.loads(row.competing)]
                 event_id = self._insert_event(
                     kind="sources_agree",
                     detected_at=stamp,
@@ -690,15 +726,9 @@ class Store:
                 ids.append(event_id)
                 conn.execute(
                     "UPDATE disagreement_log SET ended_at = ?, end_event = ? WHERE id = ?",
-                    (stamp, event_id, row_id),
+                    (stamp, event_id, row.id),
                 )
-            for key in found.keys() & open_rows.keys():
-                row_id, competing_json = open_rows[key]
-                if _competing_json(found[key]) != competing_json:
-                    conn.execute(
-                        "UPDATE disagreement_log SET competing = ? WHERE id = ?",
-                        (_competing_json(found[key]), row_id),
-                    )
+            conn.execute("UPDATE disagreement_state SET compared_through = ?", (latest,))
             return ids
 
     def snapshot_versions(self, source_id: str) -> list[tuple[int, str, str, int]]:
@@ -1127,6 +1157,16 @@ def _store_news(
             for n in news
         ],
     )
+
+
+@dataclass(frozen=True)
+class _OpenDisagreement:
+    """A ``disagreement_log`` row not ended: a finding (``event_id``) or pending (None)."""
+
+    id: int
+    competing: str  # JSON
+    event_id: int | None
+    since: str
 
 
 def _sort_key(key: tuple[str, str, str | None]) -> tuple[str, str, str]:

@@ -22,11 +22,25 @@ from dataclasses import dataclass
 from typing import Any
 
 from click.testing import CliRunner
-from test_replay import BLOCK, COUNTRY, Ev, Src, block_page, country_page
+from test_replay import (
+    BLOCK,
+    COUNTRY,
+    KG_MEMBERS,
+    ROSTER,
+    ROSTER_SRC,
+    RU_ROLE,
+    Ev,
+    Src,
+    block_page,
+    country_page,
+    roster_page,
+)
 from test_replay import replay_factory as replay_factory  # the fixture
 
 from pawatch.cli import cli
 from pawatch.domain import Fact
+from pawatch.pipeline import run_once
+from pawatch.scraper.parsers.names import name_key
 from pawatch.storage.queries import delegation_changes, delegation_now
 
 RU_BLOCK = Src("paodkb-home", "delegations")
@@ -233,6 +247,136 @@ def test_a_page_stating_a_count_and_listing_other_names_is_a_finding(replay_fact
     assert r.findings[1:] == [Ev("sources_agree", "KG", "members", "stated: 8; listed: 7", "7")]
 
 
+# --- disagreements between check times (the daemon's staggered schedules) -------------------
+
+
+def check_only(r: Any, *source_ids: str) -> list[Ev]:
+    """One run of only these sources (what a daemon batch does when their schedule fires)."""
+    run_once(r.settings, [s for s in r.settings.sources if s.id in source_ids], r.store)
+    return [
+        Ev(row["kind"], row["delegation"], row["attribute"], row["old"], row["new"])
+        for row in r.new_rows()
+    ]
+
+
+def findings_in_outbox(r: Any) -> list[str]:
+    return [
+        kind
+        for (kind,) in r.rows(
+            "SELECT e.kind FROM outbox o JOIN events e ON e.id = o.event_id "
+            "WHERE o.channel = 'all' AND e.kind IN ('sources_disagree', 'sources_agree') "
+            "ORDER BY e.id"
+        )
+    ]
+
+
+KG_SEATS = "pacsto-home: supreme-council 8, total 8; paodkb-home: supreme-council 7, total 7"
+
+
+def test_a_change_reaching_the_sources_at_different_check_times_is_no_disagreement(
+    replay_factory: Any,
+) -> None:
+    r = replay_factory(BLOCK, RU_BLOCK)
+    r.serve(BLOCK.id, kg_block(7))
+    r.serve(RU_BLOCK.id, ru_block_page(kg=7))
+    assert r.check() == []
+    change = Ev("composition", "KG", "seats:supreme-council", "7", "8")
+
+    # 10:00: the English block's schedule fires; it shows the change, the Russian one was
+    # last read before it
+    r.serve(BLOCK.id, kg_block(8))
+    r.serve(RU_BLOCK.id, ru_block_page(kg=8))  # (already changed, not read yet)
+    assert check_only(r, BLOCK.id) == [change]
+    assert r.findings == []  # pending, not a finding
+    assert r.rows("SELECT * FROM disagreements") == []
+    (pending,) = r.rows("SELECT delegation, attribute, kind, awaiting FROM pending_disagreements")
+    assert pending == ("KG", "seats", "sources", json.dumps([RU_BLOCK.id]))
+    assert findings_in_outbox(r) == []
+    # the English block read again: still waiting for the Russian one
+    assert check_only(r, BLOCK.id) == [] and r.findings == []
+
+    # 16:00: the Russian block's schedule fires and shows the same change: it joins it
+    assert check_only(r, RU_BLOCK.id) == [change]
+    assert r.findings == []  # no sources_disagree, no sources_agree: nothing at all
+    assert findings_in_outbox(r) == []
+    assert r.rows("SELECT * FROM pending_disagreements") == []
+    ended = r.rows("SELECT event_id, end_event, ended_at IS NOT NULL FROM disagreement_log")
+    assert ended == [(None, None, 1)]  # kept as the record of a pending one, ended silently
+    (item,) = [c for c in delegation_changes(r.store.db) if c.kind == "composition"]
+    assert [w.source for w in item.sources] == [BLOCK.id, RU_BLOCK.id]
+
+
+def test_a_disagreement_that_survives_a_check_of_every_source_is_one_finding(
+    replay_factory: Any,
+) -> None:
+    r = replay_factory(BLOCK, RU_BLOCK)
+    r.serve(BLOCK.id, kg_block(7))
+    r.serve(RU_BLOCK.id, ru_block_page(kg=7))
+    assert r.check() == []
+    r.serve(BLOCK.id, kg_block(8))
+    assert check_only(r, BLOCK.id) == [Ev("composition", "KG", "seats:supreme-council", "7", "8")]
+    assert r.findings == []
+    since = r.one("SELECT since FROM pending_disagreements")
+    db = str(r.settings.storage.path)
+    data = json.loads(
+        CliRunner().invoke(cli, ["--db", db, "history", "KG", "--format", "json"]).output
+    )
+    assert data["disagreements"] == []
+    (shown,) = data["pending_disagreements"]
+    assert (shown["attribute"], shown["awaiting"], shown["since"]) == (
+        "seats",
+        [RU_BLOCK.id],
+        since,
+    )
+    text = CliRunner().invoke(cli, ["--db", db, "history", "KG"]).output
+    assert f"? seats: sources differ, pending a check of {RU_BLOCK.id}" in text
+
+    # the Russian block's check fails: it has not been read since, still pending
+    r.fail(RU_BLOCK.id)
+    assert check_only(r, RU_BLOCK.id) == [] and r.findings == []
+    assert r.one("SELECT awaiting FROM pending_disagreements") == json.dumps([RU_BLOCK.id])
+
+    # read later, it still says 7: now a finding, once
+    r.serve(RU_BLOCK.id, ru_block_page(kg=7))
+    assert check_only(r, RU_BLOCK.id) == []
+    assert r.findings == [Ev("sources_disagree", "KG", "seats", None, KG_SEATS)]
+    assert findings_in_outbox(r) == ["sources_disagree"]
+    (row,) = r.rows("SELECT delegation, attribute, since FROM disagreements")
+    assert row == ("KG", "seats", since)  # since: when it was first seen
+    assert r.rows("SELECT * FROM pending_disagreements") == []
+    details = json.loads(r.one("SELECT details FROM events WHERE kind = 'sources_disagree'"))
+    assert details["since"] == since
+    assert check_only(r, BLOCK.id) == [] and check_only(r, RU_BLOCK.id) == []
+    assert len(r.findings) == 1  # nothing new while it lasts
+
+    # it ends when the Russian block shows 8 too: sources_agree
+    r.serve(RU_BLOCK.id, ru_block_page(kg=8))
+    check_only(r, RU_BLOCK.id)
+    assert [f.kind for f in r.findings] == ["sources_disagree", "sources_agree"]
+    assert findings_in_outbox(r) == ["sources_disagree", "sources_agree"]
+
+
+def test_a_disagreement_found_when_every_source_was_checked_in_one_run_is_a_finding_at_once(
+    replay_factory: Any,
+) -> None:
+    r = replay_factory(BLOCK, RU_BLOCK)
+    r.serve(BLOCK.id, kg_block(7))
+    r.serve(RU_BLOCK.id, ru_block_page(kg=7))
+    assert r.check() == []
+    r.serve(BLOCK.id, kg_block(8))
+    assert r.check() == [Ev("composition", "KG", "seats:supreme-council", "7", "8")]
+    assert r.findings == [Ev("sources_disagree", "KG", "seats", None, KG_SEATS)]
+    assert findings_in_outbox(r) == ["sources_disagree"]
+    assert r.rows("SELECT * FROM pending_disagreements") == []
+    # the same with only the two sources involved in a run of their own
+    r.serve(BLOCK.id, kg_block(7))
+    check_only(r, BLOCK.id, RU_BLOCK.id)
+    r.serve(BLOCK.id, kg_block(8))
+    check_only(r, BLOCK.id, RU_BLOCK.id)
+    kinds = [f.kind for f in r.findings]
+    assert kinds == ["sources_disagree", "sources_agree", "sources_disagree"]
+
+
 # --- identity, not spelling ----------------------------------------------------------------
 
 
@@ -327,3 +471,157 @@ def test_an_unreadable_chamber_holds_the_facts_and_degrades_the_parse(
     r.serve(BLOCK.id, block_page(ru_rep="Sergey Example"))
     assert r.check() == []
     assert r.one("SELECT health FROM source_health") == "ok"
+
+
+# --- people by identity: one period per person, one person across sources ----------------
+
+
+def cli_out(r: Any, *args: str) -> str:
+    result = CliRunner().invoke(cli, ["--db", str(r.settings.storage.path), *args])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_a_respelled_representative_is_one_period_with_both_spellings(
+    replay_factory: Any,
+) -> None:
+    r = replay_factory(BLOCK)
+    r.serve(BLOCK.id, block_page())
+    assert r.check() == []
+    began = r.one(
+        "SELECT first_seen FROM facts WHERE attribute = 'plenipotentiary' AND value = ?",
+        "Mikhail Krotov",
+    )
+    r.serve(BLOCK.id, block_page(ru_rep="Krotov Mikhail"))
+    assert r.check() == []  # the same person, respelled
+    assert (
+        r.one(
+            "SELECT COUNT(*) FROM facts WHERE subject = 'delegation:RU' "
+            "AND attribute = 'plenipotentiary'"
+        )
+        == 2
+    )  # the evidence: two spellings
+    reps = (
+        "SELECT name, role, valid_from, valid_to, other_names FROM representatives "
+        "WHERE delegation = 'RU' ORDER BY valid_to IS NULL, valid_from"
+    )
+    assert r.rows(reps) == [("Krotov Mikhail", RU_ROLE, began, None, '["Mikhail Krotov"]')]
+
+    # the respelling is a note in history, never an event (nothing in the outbox)
+    assert r.one("SELECT COUNT(*) FROM events") == 0 and r.one("SELECT COUNT(*) FROM outbox") == 0
+    (note,) = r.rows(
+        "SELECT source_id, attribute, old, new, before_snapshot < after_snapshot "
+        "FROM respellings WHERE delegation = 'RU'"
+    )
+    assert note == (BLOCK.id, "plenipotentiary", "Mikhail Krotov", "Krotov Mikhail", 1)
+    text = cli_out(r, "history", "RU")
+    timeline = text[text.index("Timeline:") :]
+    assert (
+        "spelling (note): RU plenipotentiary Mikhail Krotov -> Krotov Mikhail (pacsto-home)"
+        in timeline
+        and "(no changes recorded)" not in timeline
+    )
+    data = json.loads(cli_out(r, "history", "RU", "--format", "json"))
+    assert [(n["old"], n["new"]) for n in data["spelling_notes"]] == [
+        ("Mikhail Krotov", "Krotov Mikhail")
+    ]
+    assert data["timeline"] == [] and "spelling" not in cli_out(r, "changes")
+
+    r.serve(BLOCK.id, block_page(ru_rep="Sergey Example"))
+    assert r.check() == [
+        Ev("representative", "RU", "plenipotentiary", "Krotov Mikhail", "Sergey Example")
+    ]
+    assert r.one("SELECT COUNT(*) FROM respellings") == 1  # a new person is no respelling
+    (krotov, example) = r.rows(reps)
+    # (the role is not compared: every check of this test falls in one second of time)
+    assert (krotov[0], krotov[2], krotov[4]) == ("Krotov Mikhail", began, '["Mikhail Krotov"]')
+    assert krotov[3] == example[2] and example[3] is None and example[4] == "[]"
+
+    # the Popolo export: one person, one membership (ended), both spellings
+    popolo = json.loads(cli_out(r, "export", "--format", "popolo", "--delegation", "RU"))
+    (person,) = [p for p in popolo["persons"] if p["id"] == "person/krotov-mihail"]
+    assert person["name"] == "Krotov Mikhail"
+    assert person["other_names"] == [{"name": "Mikhail Krotov"}]
+    (membership,) = [m for m in popolo["memberships"] if m["person_id"] == person["id"]]
+    assert membership["start_date"] == began[:10] and membership["end_date"] == krotov[3][:10]
+    rows = json.loads(cli_out(r, "export", "--delegation", "RU"))["memberships"]
+    assert [(m["name"], m["other_names"]) for m in rows if m["role"] == "plenipotentiary"] == [
+        ("Krotov Mikhail", ["Mikhail Krotov"]),
+        ("Sergey Example", []),
+    ]
+
+
+def test_one_person_in_latin_and_cyrillic_on_two_sites_is_one_person(
+    replay_factory: Any,
+) -> None:
+    r = replay_factory(BLOCK, RU_BLOCK, COUNTRY, ROSTER_SRC)
+    r.serve(BLOCK.id, block_page())  # Viktor Kogut
+    r.serve(RU_BLOCK.id, ru_block_page())  # Когут Виктор
+    r.serve(COUNTRY.id, country_page())  # Daniyar Testov, Elmira Mockova, Bakyt Demo ...
+    r.serve(ROSTER_SRC.id, roster_page())  # Тестов Данияр, Мокова Эльмира, Демо Бакыт ...
+    assert r.check() == [] and r.findings == []
+
+    key = name_key("Viktor Kogut")
+    reps = r.rows(
+        "SELECT source_id, name, name_key, other_names FROM representatives "
+        "WHERE delegation = 'BY' ORDER BY source_id"
+    )
+    assert reps == [
+        (BLOCK.id, "Viktor Kogut", key, '["Когут Виктор"]'),
+        (RU_BLOCK.id, "Когут Виктор", key, '["Viktor Kogut"]'),
+    ]
+    (rep,) = [n for n in delegation_now(r.store.db, "BY") if n.attribute == "plenipotentiary"]
+    assert not rep.disagree and rep.spellings == ["Viktor Kogut", "Когут Виктор"]
+
+    # members: one row per person across the English page and the Cyrillic roster
+    both = {
+        name_key(n): {n, c}
+        for n, c in [
+            ("Daniyar Testov", "Тестов Данияр"),
+            ("Elmira Mockova", "Мокова Эльмира"),
+            ("Bakyt Demo", "Демо Бакыт"),
+        ]
+    }
+    now = r.rows(
+        "SELECT name_key, source_count, spellings, name FROM delegation_members_now "
+        "WHERE delegation = 'KG'"
+    )
+    assert len(now) == len(KG_MEMBERS) + len(ROSTER) - len(both)
+    for k, spellings in both.items():
+        (row,) = [n for n in now if n[0] == k]
+        assert row[1] == 2 and set(json.loads(row[2])) == spellings and row[3] in spellings
+    members = r.rows(
+        "SELECT source_id, other_names FROM members WHERE name_key = ?", name_key("Daniyar Testov")
+    )
+    assert sorted(members) == [
+        (ROSTER_SRC.id, '["Daniyar Testov"]'),
+        (COUNTRY.id, '["Тестов Данияр"]'),
+    ]
+
+    # history: the person once, with both spellings
+    text = cli_out(r, "history", "BY")
+    assert "plenipotentiary: Viktor Kogut (also Когут Виктор)" in text or (
+        "plenipotentiary: Когут Виктор (also Viktor Kogut)" in text
+    )
+    text = cli_out(r, "history", "KG")
+    line = next(x for x in text.splitlines() if x.startswith("  members ("))
+    assert line.startswith(f"  members ({len(now)} people): ")
+    assert "Тестов Данияр" in line and "Daniyar Testov" in line and line.count("(also ") == 3
+    data = json.loads(cli_out(r, "history", "KG", "--format", "json"))
+    (testov,) = [m for m in data["members_now"] if m["name_key"] == name_key("Daniyar Testov")]
+    assert set(testov["spellings"]) == both[name_key("Daniyar Testov")]
+    assert [s["source"] for s in testov["sources"]] == [ROSTER_SRC.id, COUNTRY.id]
+
+    # the Popolo export: one person per name key, every spelling kept, one membership
+    # per source
+    popolo = json.loads(cli_out(r, "export", "--format", "popolo"))
+    (kogut,) = [p for p in popolo["persons"] if p["id"] == f"person/{key.replace(' ', '-')}"]
+    assert {kogut["name"], *(o["name"] for o in kogut["other_names"])} == {
+        "Viktor Kogut",
+        "Когут Виктор",
+    }
+    assert len([m for m in popolo["memberships"] if m["person_id"] == kogut["id"]]) == 2
+    testov_id = f"person/{name_key('Daniyar Testov').replace(' ', '-')}"
+    (person,) = [p for p in popolo["persons"] if p["id"] == testov_id]
+    assert len(person["other_names"]) == 1
+    assert len([m for m in popolo["memberships"] if m["person_id"] == testov_id]) == 2

@@ -202,7 +202,15 @@ def test_export_formats(demo_db: tuple[Path, list[str]]) -> None:
     popolo = json.loads(invoke(db, "export", "--format", "popolo"))
     assert set(popolo) == {"persons", "organizations", "memberships"}
     ended = [m for m in popolo["memberships"] if m["end_date"]]
-    assert ended and all(m["start_date"] <= m["end_date"] for m in ended)
+    assert all(m["start_date"] <= m["end_date"] for m in ended)
+    # a respelled member ("Elmira Mockova" -> "Elmira Mokova"), also on the Cyrillic roster:
+    # one person, one open membership per source, every spelling kept
+    (elmira,) = [p for p in popolo["persons"] if p["id"] == "person/elmira-mokova"]
+    assert elmira["name"] in ("Elmira Mokova", "Мокова Эльмира")
+    spelled = {elmira["name"], *(o["name"] for o in elmira["other_names"])}
+    assert spelled == {"Elmira Mockova", "Elmira Mokova", "Мокова Эльмира"}
+    hers = [m for m in popolo["memberships"] if m["person_id"] == elmira["id"]]
+    assert len(hers) == 2 and not any(m["end_date"] for m in hers)
     person_ids = {p["id"] for p in popolo["persons"]}
     assert all(m["person_id"] in person_ids for m in popolo["memberships"])
     assert any(m["role"] == "plenipotentiary representative" for m in popolo["memberships"])
@@ -233,10 +241,15 @@ def test_views_answer_the_documented_queries(demo_db: tuple[Path, list[str]]) ->
         assert reps == [
             ("Viktor Rogalev", "deputy Executive Secretary of the CSTO Parliamentary Assembly")
         ]
-        assert (
-            conn.execute("SELECT COUNT(*) FROM members WHERE valid_to IS NOT NULL").fetchone()[0]
-            >= 1
-        )
+        # v2 respells "Elmira Mockova" "Elmira Mokova" (one name key): one period, the
+        # latest spelling shown, the others kept (the national roster's Cyrillic one too)
+        respelled = conn.execute(
+            "SELECT name, valid_to, other_names, valid_from < last_seen FROM members "
+            "WHERE source_id = 'demo-country-kg' AND name_key = 'elmira mokova'"
+        ).fetchall()
+        assert [(n, end, json.loads(o), grew) for n, end, o, grew in respelled] == [
+            ("Elmira Mokova", None, ["Elmira Mockova", "Мокова Эльмира"], 1)
+        ]
         assert conn.execute("SELECT COUNT(*) FROM recent_changes").fetchone()[0] > 0
         health = dict(conn.execute("SELECT source_id, health FROM source_health").fetchall())
         assert set(health.values()) == {"ok"}

@@ -17,7 +17,13 @@ from pawatch import times
 from pawatch.cli.common import Context, delegation_id, fail, format_option, known_delegation
 from pawatch.display import LONG_VALUE, event_line, printable, redact_url, shorten
 from pawatch.domain import CHANGE_KINDS, HEALTH_KINDS
-from pawatch.storage.queries import DelegationChange, event_json
+from pawatch.storage.queries import (
+    DelegationChange,
+    event_json,
+    members_now,
+    pending_disagreements,
+    respellings,
+)
 from pawatch.times import format_time
 
 
@@ -157,6 +163,9 @@ def history(obj: Context, delegation: str, as_of: str | None, fmt: str) -> None:
         ]
         now = store.delegation_now(delegation) if as_of is None else []
         disputes = store.open_disagreements(delegation) if as_of is None else []
+        pending = pending_disagreements(store.db, delegation) if as_of is None else []
+        people = members_now(store.db, delegation) if as_of is None else []
+        notes = [n for n in respellings(store.db, delegation) if n["at"] <= at]
     by_source = _group_by_source(facts)
     if fmt == "json":
         click.echo(
@@ -174,6 +183,18 @@ def history(obj: Context, delegation: str, as_of: str | None, fmt: str) -> None:
                             "since": d["since"],
                         }
                         for d in disputes
+                    ],
+                    "members_now": people,
+                    "pending_disagreements": [
+                        {
+                            "attribute": d["attribute"],
+                            "kind": d["kind"],
+                            "source": d["source_id"],
+                            "competing": d["competing"],
+                            "since": d["since"],
+                            "awaiting": d["awaiting"],
+                        }
+                        for d in pending
                     ],
                     "sources": {
                         source: {
@@ -196,6 +217,7 @@ def history(obj: Context, delegation: str, as_of: str | None, fmt: str) -> None:
                         for source, attrs in sorted(by_source.items())
                     },
                     "timeline": [c.as_json() for c in timeline],
+                    "spelling_notes": notes,
                 },
                 ensure_ascii=False,
                 indent=2,
@@ -211,11 +233,18 @@ def history(obj: Context, delegation: str, as_of: str | None, fmt: str) -> None:
                 values = "; ".join(f"{s['source']}: {s['value']}" for s in row.sources)
                 _echo(f"  {label}: SOURCES DISAGREE ({values})")
             else:
-                _echo(f"  {label}: {row.value}  [{stated}]")
+                _echo(f"  {label}: {_also(row.value, row.spellings)}  [{stated}]")
+        if people:
+            names = ", ".join(_also(p["name"], p["spellings"]) for p in people)
+            _echo(f"  members ({len(people)} people): {names}")
         for d in disputes:
             values = "; ".join(f"{c['source']}: {c['value']}" for c in d["competing"])
             where = f" on {d['source_id']}" if d["source_id"] else ""
             _echo(f"  ! {d['attribute']}: {d['kind'].replace('_', ' ')}{where}: {values}")
+        for d in pending:
+            values = "; ".join(f"{c['source']}: {c['value']}" for c in d["competing"])
+            awaiting = ", ".join(d["awaiting"]) or "the next comparison"
+            _echo(f"  ? {d['attribute']}: sources differ, pending a check of {awaiting}: {values}")
         _echo("")
     _echo(f"{delegation} as of {at}, per source")
     if not by_source:
@@ -242,10 +271,31 @@ def history(obj: Context, delegation: str, as_of: str | None, fmt: str) -> None:
         if members:
             _echo(f"  members ({len(members)}): " + ", ".join(_short(f.value) for f in members))
     _echo("\nTimeline:")
-    if not timeline:
+    if not timeline and not notes:
         _echo("  (no changes recorded)")
+    waiting = list(notes)  # each respelling note before the first change after it
     for item in timeline:
+        while waiting and waiting[0]["at"] <= item.detected_at:
+            _echo("  " + spelling_line(waiting.pop(0)))
         _echo("  " + change_line(item))
+    for note in waiting:
+        _echo("  " + spelling_line(note))
+
+
+def spelling_line(note: dict[str, Any]) -> str:
+    """A respelling, as a note (not a change): the same person, spelled anew."""
+    return (
+        f"{note['at']} spelling (note): {note['delegation']} {note['attribute']} "
+        f"{_short(note['old'])} -> {_short(note['new'])} ({note['source_id']}) "
+        f"[snapshots {note['before_snapshot'] or '-'} -> {note['after_snapshot'] or '-'}]"
+    )
+
+
+def _also(shown: str | None, spellings: list[str]) -> str:
+    """A value with the other spellings the sources give it: ``Viktor Kogut (also Когут
+    Виктор)``."""
+    others = [s for s in spellings if s != shown]
+    return _short(shown) + (f" (also {', '.join(_short(s) for s in others)})" if others else "")
 
 
 def _one(facts: list[Any] | None) -> str | None:
@@ -326,11 +376,17 @@ def _popolo(rows: list[dict[str, Any]], overview: list[dict[str, Any]]) -> dict[
                 },
             )
     persons: dict[str, dict[str, Any]] = {}
+    latest: dict[str, str] = {}  # person id -> the last_seen of the name shown
+    spellings: dict[str, set[str]] = defaultdict(set)
     memberships_out = []
     for row in rows:
-        key = row["key"] if row["attribute"] == "member" else name_key(row["value"])
+        # one person by name key across sources and spellings (Latin and Cyrillic)
+        key = row["key"] or name_key(row["value"])
         person_id = f"person/{key.replace(' ', '-')}"
-        persons.setdefault(person_id, {"id": person_id, "name": row["value"]})
+        person = persons.setdefault(person_id, {"id": person_id, "name": row["value"]})
+        if row["last_seen"] > latest.get(person_id, ""):  # the latest spelling is shown
+            person["name"], latest[person_id] = row["value"], row["last_seen"]
+        spellings[person_id].update([row["value"], *row["other_names"]])
         organizations.setdefault(
             row["delegation"],
             {
@@ -358,6 +414,10 @@ def _popolo(rows: list[dict[str, Any]], overview: list[dict[str, Any]]) -> dict[
                 ],
             }
         )
+    for person_id, person in persons.items():
+        others = sorted(spellings[person_id] - {person["name"]})
+        if others:
+            person["other_names"] = [{"name": name} for name in others]
     return {
         "persons": list(persons.values()),
         "organizations": list(organizations.values()),
@@ -430,6 +490,7 @@ def export(obj: Context, fmt: str, delegation: str | None) -> None:
                             "delegation": r["delegation"],
                             "role": r["attribute"],
                             "name": r["value"],
+                            "other_names": r["other_names"],
                             "start": r["first_seen"],
                             "end": r["ended_at"],
                             "source": r["source_id"],
