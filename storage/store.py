@@ -12,6 +12,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -191,6 +192,7 @@ class Store:
         self.db = db
         self.path = path
         self._decompressor = zstandard.ZstdDecompressor()
+        self._writer: ThreadPoolExecutor | None = None
 
     @classmethod
     def open(
@@ -213,7 +215,10 @@ class Store:
         if path != ":memory:" and not Path(path).parent.exists():
             raise StorageError(f"{path}: the folder {str(Path(path).parent)!r} does not exist")
         try:
-            conn = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout)
+            # usable from the writer thread (``writer``): one thread at a time uses it
+            conn = sqlite3.connect(
+                path, isolation_level=None, timeout=busy_timeout, check_same_thread=False
+            )
         except sqlite3.DatabaseError as exc:
             raise StorageError(f"{path}: cannot open the database: {exc}") from None
         store = cls(Database(conn), path)
@@ -271,7 +276,19 @@ class Store:
             return str(mode).lower() != "wal"
         return False
 
+    def writer(self) -> ThreadPoolExecutor:
+        """The one thread that runs this store's work while an event loop goes on (the
+        pipeline records checks there: SQLite releases the GIL while it writes and indexes,
+        so fetching and storing overlap). One thread per store: its transactions never
+        interleave, whichever coroutine submits them."""
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="pawatch-writer")
+        return self._writer
+
     def close(self) -> None:
+        if self._writer is not None:  # what was submitted is written (or not) whole first
+            self._writer.shutdown(wait=True)
+            self._writer = None
         self.db.conn.close()
 
     def __enter__(self) -> Store:
