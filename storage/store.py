@@ -191,7 +191,6 @@ class Store:
     def __init__(self, db: Database, path: str) -> None:
         self.db = db
         self.path = path
-        self._decompressor = zstandard.ZstdDecompressor()
         self._writer: ThreadPoolExecutor | None = None
 
     @classmethod
@@ -945,7 +944,12 @@ class Store:
     def _decompress(self, compression: str, data: bytes) -> bytes:
         if compression != _COMPRESSION:
             raise StorageError(f"{self.path}: unknown body compression {compression!r}")
-        return self._decompressor.decompress(data)
+        # one decompressor per thread (zstandard's are not thread-safe): a daemon's loop
+        # thread may read a snapshot while the writer thread reads another
+        decompressor = getattr(_local, "decompressor", None)
+        if decompressor is None:
+            decompressor = _local.decompressor = zstandard.ZstdDecompressor()
+        return bytes(decompressor.decompress(data))
 
     def statuses(self) -> list[SourceStatus]:
         """Health of every source known to the database: the ``source_health`` view, plus the
