@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -47,10 +47,18 @@ OUTCOMES = ("new", "changed", "unchanged", "not_modified", "failed")
 # parsing uses both cores while the event loop fetches and stores.
 CPU_WORKERS = max(2, min(4, cpu_count()))
 log = logging.getLogger("pawatch.pipeline")
+T = TypeVar("T")
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+async def in_writer(store: Store, func: Callable[..., T], *args: Any) -> T:
+    """``func(*args)`` in the store's writer thread (``Store.writer``): the event loop goes
+    on fetching and handing bodies to the workers while SQLite writes (it releases the GIL
+    then). Every use of the store during a run goes through it, so transactions never mix."""
+    return await asyncio.get_running_loop().run_in_executor(store.writer(), func, *args)
 
 
 @dataclass
@@ -348,14 +356,23 @@ class QuietChecks:
         if not items:
             return
         self.batches += 1
-        try:
-            outcomes = self.store.record_checks([(c, None, p) for c, p, _ in items])
-        except Exception as exc:
+        written = asyncio.get_running_loop().run_in_executor(
+            self.store.writer(), self.store.record_checks, [(c, None, p) for c, p, _ in items]
+        )
+        written.add_done_callback(lambda done: self._settle(items, done))
+
+    @staticmethod
+    def _settle(
+        items: list[tuple[CheckInput, Policy, asyncio.Future[CheckOutcome]]],
+        done: asyncio.Future[list[CheckOutcome]],
+    ) -> None:
+        error = None if done.cancelled() else done.exception()
+        if done.cancelled() or error is not None:
             for _, _, future in items:
                 if not future.done():
-                    future.set_exception(exc)
+                    future.set_exception(error or asyncio.CancelledError())
             return
-        for (_, _, future), outcome in zip(items, outcomes, strict=True):
+        for (_, _, future), outcome in zip(items, done.result(), strict=True):
             if not future.done():
                 future.set_result(outcome)
 
@@ -371,8 +388,10 @@ async def reparse_source_bounded(store: Store, source: Source, pool: WorkerPool)
     stored pathological page (kept when its parse timed out) cannot stall a run."""
     spec = get_parser(source.parser)
     versions = []
-    for snapshot_id, first_seen, last_seen, seen in store.snapshot_versions(source.id):
-        snap = store.snapshot(snapshot_id)
+    for snapshot_id, first_seen, last_seen, seen in await in_writer(
+        store, store.snapshot_versions, source.id
+    ):
+        snap = await in_writer(store, store.snapshot, snapshot_id)
         try:
             parsed = await pool.run(parse_job, source, snap.body, snap.content_type, snap.url)
         except WorkerTimeout:
@@ -381,7 +400,9 @@ async def reparse_source_bounded(store: Store, source: Source, pool: WorkerPool)
         except WorkerDied as exc:
             parsed = ParseInput(spec.version, None, error=f"parser {spec.name}: {exc}")
         versions.append(Version(snapshot_id, first_seen, last_seen, parsed, seen_count=seen))
-    return store.rebuild_facts(source.id, versions, spec.version, policy_for(source))
+    return await in_writer(
+        store, store.rebuild_facts, source.id, versions, spec.version, policy_for(source)
+    )
 
 
 def reparse_source(store: Store, source: Source) -> int:
@@ -426,17 +447,19 @@ async def _check_sources(
     workers: WorkerPool,
 ) -> RunSummary:
     summary = RunSummary(started_at=utcnow())
-    changed = store.sync_sources(
+    changed = await in_writer(
+        store,
+        store.sync_sources,
         [SourceRow(s.id, s.url, s.parser, s.delegation, fingerprint(s)) for s in sources],
         summary.started_at,
     )
-    previous = store.latest_validators()
+    previous = await in_writer(store, store.latest_validators)
     specs = {s.id: get_parser(s.parser) for s in sources}
     for source in sources:
         prev = previous.get(source.id)
         if changed.get(source.id) == "url":
             log.info("%s: the URL changed: its next good check is a new baseline", source.id)
-            store.restart_baseline(source.id, summary.started_at)
+            await in_writer(store, store.restart_baseline, source.id, summary.started_at)
         elif changed.get(source.id) == "config" or (
             prev and prev.parser_version not in (None, specs[source.id].version)
         ):
@@ -448,7 +471,7 @@ async def _check_sources(
             await reparse_source_bounded(store, source, workers)
     previous = {
         source_id: validators
-        for source_id, validators in store.latest_validators().items()
+        for source_id, validators in (await in_writer(store, store.latest_validators)).items()
         if changed.get(source_id) != "url"  # old validators belong to the old page
     }
 
@@ -464,14 +487,16 @@ async def _check_sources(
             validators = HttpValidators(prev.etag, prev.last_modified) if prev else None
             started = utcnow()
             parse: ParseInput | None = None
-            try:
-                async with in_flight:  # fetched bodies waiting for a worker stay few
+            outcome: CheckOutcome | None = None
+            # fetched bodies waiting for a worker or for the writer stay few
+            async with in_flight:
+                try:
                     started = utcnow()  # the wait for a slot is not the check's duration
                     result = await fetcher.fetch(source, validators)
                     check_input = _check_from_result(source, result)
                     stored = None
                     if prev is not None and needs_previous_body(prev, spec, result):
-                        stored = store.snapshot(prev.snapshot_id)
+                        stored = await in_writer(store, store.snapshot, prev.snapshot_id)
                     prepared = await prepare_bounded(workers, source, spec, prev, result, stored)
                     parse = prepared.parse
                     check_input = replace(
@@ -480,12 +505,15 @@ async def _check_sources(
                         compressed=prepared.compressed,
                         text=prepared.text,
                     )
-            except Exception as exc:  # every failure of one source is recorded, never raised
-                check_input = _check_from_error(source, started, exc)
-            if parse is None and not check_input.failed and prev is not None:
+                except Exception as exc:  # every failure of one source is recorded, never raised
+                    check_input = _check_from_error(source, started, exc)
+                quiet_check = parse is None and not check_input.failed and prev is not None
+                if not quiet_check:
+                    outcome = await in_writer(
+                        store, store.record_check, check_input, parse, policy_for(source)
+                    )
+            if outcome is None:  # 304s and unchanged bodies: batched, without holding a slot
                 outcome = await quiet.record(check_input, policy_for(source))
-            else:
-                outcome = store.record_check(check_input, parse, policy_for(source))
             summary.outcomes.append(outcome)
             if on_outcome is not None:
                 on_outcome(outcome)
@@ -500,7 +528,7 @@ async def _check_sources(
         raise StorageError(f"{store.path}: cannot record a check: {errors[0]}") from errors[0]
     summary.finished_at = utcnow()
     # the sources compared once all were read: one change reaching them all is no disagreement
-    summary.reconciled = store.reconcile(summary.finished_at)
+    summary.reconciled = await in_writer(store, store.reconcile, summary.finished_at)
     return summary
 
 

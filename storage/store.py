@@ -12,6 +12,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -201,7 +202,7 @@ class Store:
     def __init__(self, db: Database, path: str) -> None:
         self.db = db
         self.path = path
-        self._decompressor = zstandard.ZstdDecompressor()
+        self._writer: ThreadPoolExecutor | None = None
 
     @classmethod
     def open(
@@ -224,7 +225,10 @@ class Store:
         if path != ":memory:" and not Path(path).parent.exists():
             raise StorageError(f"{path}: the folder {str(Path(path).parent)!r} does not exist")
         try:
-            conn = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout)
+            # usable from the writer thread (``writer``): one thread at a time uses it
+            conn = sqlite3.connect(
+                path, isolation_level=None, timeout=busy_timeout, check_same_thread=False
+            )
         except sqlite3.DatabaseError as exc:
             raise StorageError(f"{path}: cannot open the database: {exc}") from None
         store = cls(Database(conn), path)
@@ -282,7 +286,19 @@ class Store:
             return str(mode).lower() != "wal"
         return False
 
+    def writer(self) -> ThreadPoolExecutor:
+        """The one thread that runs this store's work while an event loop goes on (the
+        pipeline records checks there: SQLite releases the GIL while it writes and indexes,
+        so fetching and storing overlap). One thread per store: its transactions never
+        interleave, whichever coroutine submits them."""
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="pawatch-writer")
+        return self._writer
+
     def close(self) -> None:
+        if self._writer is not None:  # what was submitted is written (or not) whole first
+            self._writer.shutdown(wait=True)
+            self._writer = None
         self.db.conn.close()
 
     def __enter__(self) -> Store:
@@ -963,7 +979,12 @@ class Store:
     def _decompress(self, compression: str, data: bytes) -> bytes:
         if compression != _COMPRESSION:
             raise StorageError(f"{self.path}: unknown body compression {compression!r}")
-        return self._decompressor.decompress(data)
+        # one decompressor per thread (zstandard's are not thread-safe): a daemon's loop
+        # thread may read a snapshot while the writer thread reads another
+        decompressor = getattr(_local, "decompressor", None)
+        if decompressor is None:
+            decompressor = _local.decompressor = zstandard.ZstdDecompressor()
+        return bytes(decompressor.decompress(data))
 
     def statuses(self) -> list[SourceStatus]:
         """Health of every source known to the database: the ``source_health`` view, plus the

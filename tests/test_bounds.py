@@ -295,3 +295,23 @@ def test_re_deriving_facts_after_a_config_change_is_bounded_too(
     assert [o.outcome for o in second.outcomes] == ["unchanged"]
     assert second.broken and "longer than 1 s" in str(second.broken[0].parse_error)
     assert elapsed < 8 * limit, elapsed  # an unbounded re-read takes 12 s and more here
+
+
+def test_the_reparse_command_parses_within_the_time_limit(
+    tmp_path: Path, server: LocalServer
+) -> None:
+    # `pawatch reparse` re-reads every stored body: a stored page whose parse timed out in
+    # `run` becomes a parse failure again there, instead of a parse without any bound (which
+    # reads the page after 12 s and more here, and finds its text)
+    server.set("/deep", Route(body=nested(49_000)))
+    limit = 1.0
+    cfg = write_config(tmp_path, source_block("deep", server.url("/deep")), parse_timeout=limit)
+    assert pawatch("--config", str(cfg), "run").returncode == 1  # broken: parse timed out
+    db = str(tmp_path / "pawatch.db")
+    proc = pawatch("--config", str(cfg), "reparse")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "deep: 0 fact interval(s) from stored snapshots"
+    assert db_rows(db, "SELECT parse_status, parse_error FROM source_state") == [
+        ("broken", f"parse took longer than {limit:g} s")
+    ]
+    assert db_rows(db, "SELECT COUNT(*) FROM facts") == [(0,)]

@@ -271,3 +271,40 @@ def test_quiet_checks_share_a_transaction_that_is_written_whole_or_not_at_all(
         assert all(isinstance(o, Exception) for o in outcomes)
         assert rows(store, "SELECT COUNT(*) FROM fetch_log") == before
         assert rows(store, "SELECT seen_count FROM snapshots") == [(3,)] * 6
+
+
+def test_checks_are_written_in_the_stores_writer_thread(
+    tmp_path: Path, server: LocalServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the event loop fetches while one writer thread stores: every write of a run happens
+    # there (never two threads in one transaction), and closing the store waits for it
+    import threading
+
+    names = ["a", "b", "c"]
+    for name in names:
+        server.set(f"/{name}", Route(body=PAGE.format(n=name), etag=f'"{name}"'))
+    cfg = write_config(tmp_path, "".join(source_block(n, server.url(f"/{n}")) for n in names))
+    settings = load_settings(cfg)
+    threads: list[tuple[str, str]] = []
+    with Store.open(settings.storage.path) as store:
+        for method in ("record_check", "record_checks", "reconcile", "sync_sources"):
+            real = getattr(store, method)
+
+            def spy(*args: object, _real: object = real, _name: str = method) -> object:
+                threads.append((_name, threading.current_thread().name))
+                return _real(*args)  # type: ignore[operator]
+
+            monkeypatch.setattr(store, method, spy)
+        first = run_once(settings, settings.sources, store)
+        second = run_once(settings, settings.sources, store)  # three 304s, one batch
+    assert first.ids("new") == names and second.ids("not_modified") == names
+    assert {name for name, _ in threads} == {
+        "record_check",
+        "record_checks",
+        "reconcile",
+        "sync_sources",
+    }
+    assert {thread.split("_")[0] for _, thread in threads} == {"pawatch-writer"}
+    assert threading.main_thread().name not in {thread for _, thread in threads}
+    with Store.open(settings.storage.path) as store:
+        assert store.db.conn.execute("SELECT COUNT(*) FROM fetch_log").fetchone() == (6,)

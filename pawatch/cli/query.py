@@ -519,12 +519,26 @@ def reparse(obj: Context, source_ids: tuple[str, ...]) -> None:
     Use after a parser changed what it extracts: the history is rebuilt as the new parser
     reads it, so the change in code is never reported as a change in the world.
     """
+    import asyncio
+
     from pawatch.cli.common import select_sources
-    from pawatch.pipeline import reparse_source
+    from pawatch.pipeline import CPU_WORKERS, reparse_source_bounded
+    from pawatch.storage import Store
+    from pawatch.workers import WorkerPool
 
     settings = obj.settings
     sources = select_sources(settings, source_ids) if source_ids else list(settings.sources)
+
+    async def rebuild(store: Store) -> None:
+        # each snapshot parsed in a worker within [http] parse_timeout, like `run` does: a
+        # stored pathological page becomes a parse failure instead of stalling the command
+        pool = WorkerPool(CPU_WORKERS, settings.http.parse_timeout)
+        try:
+            for source in sources:
+                written = await reparse_source_bounded(store, source, pool)
+                click.echo(f"{source.id}: {written} fact interval(s) from stored snapshots")
+        finally:
+            pool.close()
+
     with obj.store(create=False) as store, obj.writing(store, "reparse"):
-        for source in sources:
-            written = reparse_source(store, source)
-            click.echo(f"{source.id}: {written} fact interval(s) from stored snapshots")
+        asyncio.run(rebuild(store))
