@@ -245,6 +245,7 @@ _HTTP_KEYS: dict[str, Check] = {
     "backoff_max": _non_negative,
     "retry_after_max": _non_negative,
     "respect_robots": _bool,
+    "keep_alive": _bool,
     "headers": _headers,
     "proxy": _proxy_url,
     "ca_bundle": _nonempty_str,

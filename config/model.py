@@ -124,6 +124,11 @@ class HttpSettings:
     backoff_max: float = 60.0
     retry_after_max: float = 300.0  # a longer Retry-After gives up instead of waiting
     respect_robots: bool = True
+    # Reuse a connection for the next request to the same host. Off by default: a monitor
+    # fetches each page once per cycle, politely spaced, so reuse saves little, while a
+    # keep-alive connection to a server that writes headers and body separately without
+    # TCP_NODELAY stalls every response ~40 ms on the client's delayed ACK.
+    keep_alive: bool = False
     headers: dict[str, str] = field(default_factory=dict)
     proxy: str | None = None
     ca_bundle: str | None = None

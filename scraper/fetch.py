@@ -64,6 +64,7 @@ _RETRY_STATUSES = frozenset({408, 429})
 _SCHEMES = frozenset({"http", "https"})
 _DRAIN_MAX = 64 * 1024
 _ONE_CONNECTION = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+_ONE_REQUEST = httpx.Limits(max_connections=1, max_keepalive_connections=0)  # no reuse
 _NO_BODY = httpx.ByteStream(b"")  # immutable: shared by every GET
 _HTTPX_LOG = logging.getLogger("httpx")  # AsyncClient.send logs each request here at INFO
 
@@ -174,9 +175,12 @@ class _SlotTransport(httpx.AsyncBaseTransport):
     fetcher's host gates bound how many slots an origin ever gets (its concurrency).
     """
 
-    def __init__(self, tls: Callable[[], ssl.SSLContext], proxy: str | None) -> None:
+    def __init__(
+        self, tls: Callable[[], ssl.SSLContext], proxy: str | None, keep_alive: bool
+    ) -> None:
         self._tls = tls  # called for the first slot that may need TLS, not before
         self._proxy = proxy
+        self._limits = _ONE_CONNECTION if keep_alive else _ONE_REQUEST
         self._idle: dict[tuple[bytes, bytes, int | None], list[httpx.AsyncHTTPTransport]] = {}
         self._slots: list[httpx.AsyncHTTPTransport] = []
         if proxy is not None:
@@ -187,7 +191,7 @@ class _SlotTransport(httpx.AsyncBaseTransport):
         # a placeholder context instead of loading the CA bundle (30-60 ms) for nothing.
         tls = self._tls() if scheme != b"http" or self._proxy else _placeholder_tls()
         slot = httpx.AsyncHTTPTransport(
-            verify=tls, proxy=self._proxy, limits=_ONE_CONNECTION, trust_env=False
+            verify=tls, proxy=self._proxy, limits=self._limits, trust_env=False
         )
         self._slots.append(slot)
         return slot
@@ -614,8 +618,8 @@ class Fetcher:
                 context = ssl.create_default_context(capath=ca_bundle)
             else:
                 context = ssl.create_default_context(cafile=ca_bundle)
-            return _SlotTransport(lambda: context, proxy or None)
-        return _SlotTransport(self._default_tls, proxy or None)
+            return _SlotTransport(lambda: context, proxy or None, self._http.keep_alive)
+        return _SlotTransport(self._default_tls, proxy or None, self._http.keep_alive)
 
     def _default_tls(self) -> ssl.SSLContext:
         if self._tls is None:

@@ -316,7 +316,7 @@ async def test_connections_are_kept_alive_and_bounded_per_host(server: LocalServ
     sources = [src(server.url(f"/p{i}"), f"s{i}") for i in range(30)]
     for i in range(30):
         server.set(f"/p{i}", Route(body=f"page {i}" * 100))
-    async with Fetcher(http(per_host_concurrency=3), sources) as fetcher:
+    async with Fetcher(http(per_host_concurrency=3, keep_alive=True), sources) as fetcher:
         results = await asyncio.gather(*(fetcher.fetch(s) for s in sources))
     assert [r.body for r in results] == [f"page {i}".encode() * 100 for i in range(30)]
     assert len(server.requests) == 31  # robots.txt + 30 pages
@@ -348,3 +348,18 @@ async def test_no_tls_context_is_built_for_plain_http(
         with pytest.raises(ConnectionRefused):
             await fetcher.fetch(tls)
         assert len(made) == 1
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("keep_alive", "connections"), [(False, 4), (True, 1)])
+async def test_keep_alive_decides_whether_a_connection_serves_the_next_request(
+    server: LocalServer, keep_alive: bool, connections: int
+) -> None:
+    sources = [src(server.url(f"/p{i}"), f"s{i}") for i in range(4)]
+    for i in range(4):
+        server.set(f"/p{i}", Route(body=f"page {i}"))
+    settings = http(per_host_concurrency=1, keep_alive=keep_alive, respect_robots=False)
+    async with Fetcher(settings, sources) as fetcher:
+        for s in sources:  # one after the other: a kept connection is free for the next
+            assert (await fetcher.fetch(s)).status == 200
+    assert len(server.requests) == 4 and server.connections == connections
