@@ -58,6 +58,7 @@ from pawatch.times import format_time as format_time  # re-exported: pawatch.sto
 from pawatch.times import parse_time as parse_time  # re-exported: pawatch.storage.parse_time
 
 _COMPRESSION = "zstd"
+_INDEX_BATCH = 250  # new readable texts indexed together (Store.index_texts)
 # Every stored time of a check (``Store.backdate`` moves them back together).
 _TIME_COLUMNS = (
     "first_seen", "last_seen", "started_at", "detected_at", "ended_at", "baseline_at",
@@ -203,6 +204,7 @@ class Store:
         self.db = db
         self.path = path
         self._writer: ThreadPoolExecutor | None = None
+        self._unindexed = 0  # readable texts stored since the last index_texts (a hint only)
 
     @classmethod
     def open(
@@ -324,6 +326,33 @@ class Store:
                 conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+
+    def index_texts(self) -> int:
+        """Add the readable texts stored since the last call to the full-text index
+        (``snapshot_text_fts``), in one transaction; how many. Called at the end of every run
+        and daemon batch; texts a crashed run stored are indexed by the next one."""
+        with self.transaction():
+            return self._index_texts()
+
+    def _index_texts(self) -> int:
+        conn = self.db.conn
+        row = conn.execute("SELECT value FROM meta WHERE key = 'snapshot_text_indexed'").fetchone()
+        done = int(row[0]) if row is not None else 0
+        (top,) = conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM snapshot_text").fetchone()
+        self._unindexed = 0
+        if top <= done:
+            return 0
+        added = conn.execute(
+            "INSERT INTO snapshot_text_fts (rowid, text) "
+            "SELECT rowid, text FROM snapshot_text WHERE rowid > ?",
+            (done,),
+        ).rowcount
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('snapshot_text_indexed', ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (str(top),),
+        )
+        return int(added)
 
     @property
     def schema_version(self) -> int:
@@ -816,6 +845,9 @@ class Store:
                         "INSERT OR IGNORE INTO snapshot_text (sha256, text) VALUES (?, ?)",
                         (digest, text),
                     )
+                    self._unindexed += 1
+                    if self._unindexed >= _INDEX_BATCH:  # the run's end indexes the rest
+                        self._index_texts()
                 cur = conn.execute(
                     "INSERT INTO snapshots (source_id, sha256, url, content_type, etag, "
                     "last_modified, first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

@@ -132,3 +132,51 @@ def test_migration_backfills_text_and_redeclares_news_fts(tmp_path: Path) -> Non
         ]
         (row,) = store.db.table("snapshot_text").search("senators")
         assert row["sha256"] == "abc" and "Ivan Petrov" in row["text"]
+
+
+def _search(db: Path, word: str) -> list[str]:
+    with sqlite3.connect(db) as conn:
+        return [
+            r[0]
+            for r in conn.execute(
+                "SELECT t.sha256 FROM snapshot_text_fts f JOIN snapshot_text t "
+                "ON t.rowid = f.rowid WHERE snapshot_text_fts MATCH ?",
+                (word,),
+            )
+        ]
+
+
+def test_texts_are_indexed_in_batches_and_a_crashed_runs_texts_later(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from pawatch.storage import SourceRow
+    from pawatch.storage.store import _INDEX_BATCH, CheckInput
+
+    db = tmp_path / "pawatch.db"
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+
+    def check(store: Store, i: int) -> None:
+        body = f"<html><body><p>Senator number{i} unique{i}</p></body></html>".encode()
+        url = f"https://example.org/{i}"
+        store.record_check(
+            CheckInput(f"s{i}", url, now, 0.1, http_status=200, body=body, content_type="text/html")
+        )
+
+    with Store.open(db) as store:
+        store.sync_sources([SourceRow(f"s{i}", f"https://example.org/{i}", "page", None)
+                            for i in range(_INDEX_BATCH + 3)], now)  # fmt: skip
+        check(store, 0)
+        assert _search(db, "unique0") == []  # stored, not yet in the index (a run's end does it)
+        for i in range(1, _INDEX_BATCH):
+            check(store, i)
+        # the batch filled up inside the last check's transaction: all of it searchable
+        assert len(_search(db, "senator")) == _INDEX_BATCH
+        check(store, _INDEX_BATCH)  # then the process dies before the run's end
+    assert _search(db, f"unique{_INDEX_BATCH}") == []
+    with Store.open(db) as store:
+        assert store.index_texts() == 1  # the next run's end catches up
+        assert store.index_texts() == 0
+    assert len(_search(db, f"unique{_INDEX_BATCH}")) == 1
+    # the index stays declared the way sqlite-utils declares it: its search finds the text
+    found = sqlite_utils("search", str(db), "snapshot_text", "unique1", "--csv")
+    assert found.returncode == 0 and "unique1" in found.stdout

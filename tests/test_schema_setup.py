@@ -83,7 +83,8 @@ def test_three_commands_at_once_on_a_new_database_all_succeed(
         assert {"sources", "facts", "outbox", "meta", "source_health"} <= tables
         with sqlite3.connect(folder / "pawatch.db") as conn:
             assert conn.execute("SELECT COUNT(*) FROM fetch_log").fetchone()[0] == 4
-            assert conn.execute("SELECT COUNT(*) FROM meta").fetchone()[0] == 1
+            ids = "SELECT COUNT(*) FROM meta WHERE key = 'instance_id'"
+            assert conn.execute(ids).fetchone()[0] == 1
 
 
 def test_a_daemon_started_beside_a_run_keeps_running(tmp_path: Path, server: LocalServer) -> None:
