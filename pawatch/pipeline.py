@@ -384,8 +384,9 @@ def parse_job(source: Source, body: bytes, content_type: str | None, url: str) -
 
 
 async def reparse_source_bounded(store: Store, source: Source, pool: WorkerPool) -> int:
-    """``reparse_source`` with each snapshot parsed in a worker within the time limit: a
-    stored pathological page (kept when its parse timed out) cannot stall a run."""
+    """Re-derive a source's facts from all its stored snapshots with the current parser,
+    each snapshot parsed in a worker within the time limit: a stored pathological page (kept
+    when its parse timed out) cannot stall a run or ``pawatch reparse``."""
     spec = get_parser(source.parser)
     versions = []
     for snapshot_id, first_seen, last_seen, seen in await in_writer(
@@ -403,17 +404,6 @@ async def reparse_source_bounded(store: Store, source: Source, pool: WorkerPool)
     return await in_writer(
         store, store.rebuild_facts, source.id, versions, spec.version, policy_for(source)
     )
-
-
-def reparse_source(store: Store, source: Source) -> int:
-    """Re-derive a source's facts from all its stored snapshots with the current parser."""
-    spec = get_parser(source.parser)
-    versions = []
-    for snapshot_id, first_seen, last_seen, seen in store.snapshot_versions(source.id):
-        snap = store.snapshot(snapshot_id)
-        parsed = parse_body(source, spec, snap.body, snap.content_type, snap.url)
-        versions.append(Version(snapshot_id, first_seen, last_seen, parsed, seen_count=seen))
-    return store.rebuild_facts(source.id, versions, spec.version, policy_for(source))
 
 
 async def check_sources(

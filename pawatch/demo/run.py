@@ -256,7 +256,7 @@ def run_demo(out_dir: str, serve: bool = False) -> int:
                 if version == "v1":
                     store.backdate(BACKDATE)
             events = store.events()
-            report = build_report(events)
+            report = build_report(events, store=store)  # the changes storage recorded
             changes = [i for g in report.groups for i in g.items] + report.news
             click.echo(
                 f"\nWhat changed between the two versions: {len(report.items)} change(s) and "
