@@ -87,7 +87,7 @@ import hashlib  # noqa: E402
 import zstandard  # noqa: E402
 
 from pawatch.domain import Fact  # noqa: E402
-from pawatch.pipeline import text_diff  # noqa: E402
+from pawatch.prepare import text_diff  # noqa: E402
 from pawatch.scraper.parsers.names import name_key  # noqa: E402
 from pawatch.storage import Store, format_time  # noqa: E402
 from pawatch.storage.facts import (  # noqa: E402

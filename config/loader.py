@@ -246,6 +246,7 @@ _HTTP_KEYS: dict[str, Check] = {
     "retry_after_max": _non_negative,
     "respect_robots": _bool,
     "keep_alive": _bool,
+    "fetch_processes": _whole(0, 64),
     "headers": _headers,
     "proxy": _proxy_url,
     "ca_bundle": _nonempty_str,

@@ -129,6 +129,10 @@ class HttpSettings:
     # keep-alive connection to a server that writes headers and body separately without
     # TCP_NODELAY stalls every response ~40 ms on the client's delayed ACK.
     keep_alive: bool = False
+    # Processes a large run fetches and parses in (0: one per core; 1: the run's own process
+    # only). Each gets a share of every host's concurrency: politeness is per host, not per
+    # process.
+    fetch_processes: int = 0
     headers: dict[str, str] = field(default_factory=dict)
     proxy: str | None = None
     ca_bundle: str | None = None

@@ -1,32 +1,32 @@
 """One run: config -> fetch -> snapshot -> parse -> facts/changes (one transaction per check).
 
-``check_sources`` fetches the given sources concurrently through one ``Fetcher`` and records
-each check in its own transaction as soon as it completes, so a failing source never holds
-back or spoils the others. A body is parsed only when it differs from the one parsed last
-time (or the parser changed); an unchanged page or a 304 costs no parsing.
+``check_sources`` checks the given sources concurrently and records each check as soon as it
+completes, in the store's writer thread, so a failing source never holds back or spoils the
+others. A check's steps (fetch, hash, compress, parse) are ``pawatch.prepare.fetch_check``;
+a body is parsed only when it differs from the one parsed last time (or the parser changed):
+an unchanged page or a 304 costs no parsing, and such quiet checks are written several to a
+transaction (``QuietChecks``). A small run checks in this process, parsing in worker
+processes; a large one spreads its sources over fetch processes (``pawatch.shards``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import difflib
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import httpx
 
 from pawatch.config import Settings, Source
-from pawatch.scraper.charset import decode_body
-from pawatch.scraper.errors import FetchError
+from pawatch.prepare import Analysed, analyse_job, fetch_check, parse_job
 from pawatch.scraper.fetch import Fetcher, FetchResult
-from pawatch.scraper.fetch import Validators as HttpValidators
-from pawatch.scraper.parsers import ParseError, ParserSpec, get_parser
-from pawatch.scraper.parsers.records import NewsItem, PageText
+from pawatch.scraper.parsers import ParserSpec, get_parser
+from pawatch.shards import Shard, plan_shards, run_shards
 from pawatch.storage import (
     CheckInput,
     CheckOutcome,
@@ -37,9 +37,7 @@ from pawatch.storage import (
     Validators,
     format_time,
 )
-from pawatch.storage.bodytext import readable_text
-from pawatch.storage.facts import Held, NewsRow, ParseInput, Policy, Version
-from pawatch.storage.store import compress_body
+from pawatch.storage.facts import ParseInput, Policy, Version
 from pawatch.workers import WorkerDied, WorkerPool, WorkerTimeout, cpu_count
 
 OUTCOMES = ("new", "changed", "unchanged", "not_modified", "failed")
@@ -67,6 +65,7 @@ class RunSummary:
     finished_at: datetime | None = None
     outcomes: list[CheckOutcome] = field(default_factory=list)
     reconciled: list[int] = field(default_factory=list)  # sources_disagree/agree event ids
+    replaced: int = 0  # fetch processes replaced (a parse past the time limit, a crash)
 
     def ids(self, outcome: str) -> list[str]:
         return sorted(o.source_id for o in self.outcomes if o.outcome == outcome)
@@ -116,211 +115,6 @@ def policy_for(source: Source) -> Policy:
         collapse_ratio=source.collapse_ratio,
         watch=tuple(watch) if isinstance(watch, list | tuple) else (str(watch),),
     )
-
-
-def parse_body(
-    source: Source, spec: ParserSpec, body: bytes, content_type: str | None, url: str
-) -> ParseInput:
-    """Decode and parse one body; every failure becomes a ParseInput without facts."""
-    try:
-        decoded = decode_body(body, content_type, forced=source.encoding)
-    except FetchError as exc:
-        return ParseInput(spec.version, None, error=f"cannot decode the page: {exc}")
-    options = dict(source.options)
-    if "delegation" in spec.options:
-        # the source's own `delegation` key, else the one given in [sources.options]
-        options["delegation"] = source.delegation or options.get("delegation")
-    try:
-        result = spec.func(decoded.text, url, options)
-    except ParseError as exc:
-        return ParseInput(spec.version, None, error=str(exc))
-    except Exception as exc:  # a parser bug must not look like a change in the world
-        log.exception("parser %s crashed on %s", spec.name, url)
-        return ParseInput(
-            spec.version, None, error=f"parser {spec.name} crashed: {type(exc).__name__}: {exc}"
-        )
-    if not result.found:
-        reason = "; ".join(result.warnings) or f"the {spec.name} parser found nothing to read"
-        return ParseInput(spec.version, None, error=reason, warnings=result.warnings)
-    news = [
-        NewsRow(r.url, r.title, r.date, r.date_text, r.summary, r.text)
-        for r in result.records
-        if isinstance(r, NewsItem)
-    ]
-    texts = [r.text for r in result.records if isinstance(r, PageText)]
-    return ParseInput(
-        spec.version,
-        result.facts(),
-        warnings=result.warnings,
-        news=news,
-        text="\n".join(texts) if texts else None,
-        held=[Held(u.subject, u.attribute_prefix, u.message) for u in result.unreadable],
-    )
-
-
-def text_diff(before: str, after: str) -> str:
-    """A unified diff of two page texts (storage cuts long ones and says so)."""
-    lines = difflib.unified_diff(
-        before.splitlines(), after.splitlines(), "before", "after", lineterm="", n=1
-    )
-    return "\n".join(lines)
-
-
-def _check_from_result(source: Source, result: FetchResult) -> CheckInput:
-    return CheckInput(
-        source_id=source.id,
-        url=source.url,
-        started_at=result.started_at,
-        duration=result.duration,
-        attempts=result.attempts,
-        http_status=result.status,
-        body=None if result.not_modified else result.body,
-        not_modified=result.not_modified,
-        final_url=result.final_url,
-        content_type=result.content_type,
-        etag=result.etag,
-        last_modified=result.last_modified,
-    )
-
-
-def _check_from_error(source: Source, started: datetime, error: Exception) -> CheckInput:
-    duration = (utcnow() - started).total_seconds()
-    if isinstance(error, FetchError):
-        return CheckInput(
-            source_id=source.id,
-            url=source.url,
-            started_at=started,
-            duration=duration,
-            attempts=error.attempts,
-            http_status=error.status,
-            error_kind=error.kind,
-            error=str(error),
-        )
-    log.exception("internal error while fetching %s", source.id)
-    return CheckInput(
-        source_id=source.id,
-        url=source.url,
-        started_at=started,
-        duration=duration,
-        error_kind="internal",
-        error=f"internal error: {type(error).__name__}: {error}",
-    )
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """The CPU-heavy part of one check, done off the event loop: hash, compress, parse."""
-
-    sha256: str | None = None
-    compressed: bytes | None = None
-    parse: ParseInput | None = None
-    text: str | None = None  # the new body's readable text (table snapshot_text)
-
-
-def _page_text(source: Source, spec: ParserSpec, result: FetchResult, parsed: ParseInput) -> str:
-    """The body's readable text: the ``page`` parser's own text when it read the whole page
-    (no second parse), else one parse here, in the worker process."""
-    whole = not (set(source.options) & {"select", "ignore", "strip"})
-    if spec.name == "page" and whole and parsed.text is not None:
-        return parsed.text
-    return readable_text(result.body, result.content_type, source.encoding)
-
-
-def _up_to_date(prev: Validators | None, spec: ParserSpec) -> bool:
-    return prev is not None and prev.parsed and prev.parser_version == spec.version
-
-
-def needs_previous_body(prev: Validators | None, spec: ParserSpec, result: FetchResult) -> bool:
-    """Whether ``prepare`` needs the source's latest stored body (read it on the loop thread:
-    the database connection belongs to it)."""
-    if prev is None:
-        return False
-    if result.not_modified:
-        return not _up_to_date(prev, spec)  # parse the stored copy
-    return spec.name == "page"  # diff the page text against the previous version's
-
-
-def prepare(
-    source: Source,
-    spec: ParserSpec,
-    prev: Validators | None,
-    result: FetchResult,
-    previous: Snapshot | None,
-) -> Prepared:
-    """Hash, compress and parse one fetched body unless it is the one whose facts are stored.
-
-    Pure CPU work on values (no database): runs in a worker process (``prepare_job``).
-    """
-    if result.not_modified:
-        if previous is None or _up_to_date(prev, spec):
-            return Prepared()
-        parse = parse_body(source, spec, previous.body, previous.content_type, previous.url)
-        return Prepared(parse=parse)
-    digest = hashlib.sha256(result.body).hexdigest()
-    same = prev is not None and prev.sha256 == digest
-    compressed = None if same else compress_body(result.body)
-    if same and _up_to_date(prev, spec):
-        return Prepared(digest, compressed)
-    parsed = parse_body(source, spec, result.body, result.content_type, result.final_url)
-    if parsed.text is not None and previous is not None and not same:
-        before = parse_body(source, spec, previous.body, previous.content_type, previous.url)
-        if before.text is not None and before.text != parsed.text:
-            parsed = replace(parsed, text_diff=text_diff(before.text, parsed.text))
-    text = None if same else _page_text(source, spec, result, parsed)
-    return Prepared(digest, compressed, parsed, text)
-
-
-def prepare_job(
-    source: Source, prev: Validators | None, result: FetchResult, previous: Snapshot | None
-) -> Prepared:
-    """``prepare`` as sent to a worker process: the parser is looked up there by name. The
-    page text is left out of the answer (it was only needed there, for the diff)."""
-    prepared = prepare(source, get_parser(source.parser), prev, result, previous)
-    if prepared.parse is not None and prepared.parse.text is not None:
-        prepared = replace(prepared, parse=replace(prepared.parse, text=None))
-    return prepared
-
-
-def nothing_to_prepare(
-    spec: ParserSpec, prev: Validators | None, result: FetchResult, previous: Snapshot | None
-) -> Prepared | None:
-    """``prepare``'s result when it is cheap (a 304 or the same body, already parsed with
-    this parser): no worker needed. None when the body must be compressed or parsed."""
-    if result.not_modified:
-        return Prepared() if previous is None or _up_to_date(prev, spec) else None
-    if prev is None or not _up_to_date(prev, spec):
-        return None
-    digest = hashlib.sha256(result.body).hexdigest()
-    return Prepared(digest) if prev.sha256 == digest else None
-
-
-async def prepare_bounded(
-    pool: WorkerPool,
-    source: Source,
-    spec: ParserSpec,
-    prev: Validators | None,
-    result: FetchResult,
-    previous: Snapshot | None,
-) -> Prepared:
-    """``prepare`` in a worker within the pool's time limit. A parse that takes longer (a
-    pathological page: the HTML parser cannot be interrupted) is killed with its worker and
-    becomes a parse failure, recorded as such; the body is still hashed and stored."""
-    cheap = nothing_to_prepare(spec, prev, result, previous)
-    if cheap is not None:
-        return cheap
-    try:
-        return await pool.run(prepare_job, source, prev, result, previous)
-    except WorkerTimeout:
-        error = f"parse took longer than {pool.timeout:g} s"
-    except WorkerDied as exc:
-        error = f"parser {spec.name} could not finish: {exc}"
-    log.warning("%s: %s", source.id, error)
-    if result.not_modified:
-        return Prepared(parse=ParseInput(spec.version, None, error=error))
-    digest = hashlib.sha256(result.body).hexdigest()
-    same = prev is not None and prev.sha256 == digest
-    compressed = None if same else compress_body(result.body)
-    return Prepared(digest, compressed, ParseInput(spec.version, None, error=error))
 
 
 class QuietChecks:
@@ -377,12 +171,6 @@ class QuietChecks:
                 future.set_result(outcome)
 
 
-def parse_job(source: Source, body: bytes, content_type: str | None, url: str) -> ParseInput:
-    """``parse_body`` as sent to a worker process (the page text is left out)."""
-    parsed = parse_body(source, get_parser(source.parser), body, content_type, url)
-    return replace(parsed, text=None) if parsed.text is not None else parsed
-
-
 async def reparse_source_bounded(store: Store, source: Source, pool: WorkerPool) -> int:
     """Re-derive a source's facts from all its stored snapshots with the current parser,
     each snapshot parsed in a worker within the time limit: a stored pathological page (kept
@@ -417,8 +205,9 @@ async def check_sources(
 ) -> RunSummary:
     """Check ``sources`` once; return what happened to each.
 
-    ``pool`` runs the parsing (the daemon keeps one for its lifetime); without it, the run
-    starts its own workers and stops them at the end.
+    ``pool`` runs the parsing of checks made in this process (the daemon keeps one for its
+    lifetime); without it, the run starts its own workers when it needs them and stops them
+    at the end. A large run fetches and parses in fetch processes (``pawatch.shards``).
     """
     workers = pool or WorkerPool(CPU_WORKERS, settings.http.parse_timeout)
     try:
@@ -426,6 +215,20 @@ async def check_sources(
     finally:
         if pool is None:
             workers.close()
+
+
+def plan_run(
+    settings: Settings, sources: Sequence[Source], store: Store, custom_transport: bool
+) -> list[Shard]:
+    """How a run's checks are spread (``pawatch.shards.plan_shards``): over ``[http]
+    fetch_processes`` processes, or with 0 (the default) one per core for a run of at least
+    ``MIN_SOURCES_PER_PROCESS`` sources per process; in this process alone when the store is
+    in memory or the transport is a test's."""
+    if custom_transport or store.path == ":memory:":
+        return plan_shards(settings.http, sources, 1)
+    if settings.http.fetch_processes:
+        return plan_shards(settings.http, sources, settings.http.fetch_processes, min_sources=1)
+    return plan_shards(settings.http, sources, CPU_WORKERS)
 
 
 async def _check_sources(
@@ -466,54 +269,48 @@ async def _check_sources(
     }
 
     quiet = QuietChecks(store)
-    # Checks between their fetch's start and their body's hand-over to a worker: without a
-    # bound, a slow parse let every fetched body of a large run wait in memory at once.
+    # Checks fetched but not yet recorded: without a bound, a slow writer (or parse) let
+    # every fetched body of a large run wait in memory at once.
     in_flight = asyncio.Semaphore(max(32, 4 * settings.http.global_concurrency))
-    async with Fetcher(settings.http, sources, transport=transport) as fetcher:
+    writes: list[asyncio.Task[None]] = []
 
-        async def check(source: Source) -> None:
-            prev = previous.get(source.id)
-            spec = specs[source.id]
-            validators = HttpValidators(prev.etag, prev.last_modified) if prev else None
-            started = utcnow()
-            parse: ParseInput | None = None
-            outcome: CheckOutcome | None = None
-            # fetched bodies waiting for a worker or for the writer stay few
-            async with in_flight:
-                try:
-                    started = utcnow()  # the wait for a slot is not the check's duration
-                    result = await fetcher.fetch(source, validators)
-                    check_input = _check_from_result(source, result)
-                    stored = None
-                    if prev is not None and needs_previous_body(prev, spec, result):
-                        stored = await in_writer(store, store.snapshot, prev.snapshot_id)
-                    prepared = await prepare_bounded(workers, source, spec, prev, result, stored)
-                    parse = prepared.parse
-                    check_input = replace(
-                        check_input,
-                        sha256=prepared.sha256,
-                        compressed=prepared.compressed,
-                        text=prepared.text,
-                    )
-                except Exception as exc:  # every failure of one source is recorded, never raised
-                    check_input = _check_from_error(source, started, exc)
-                quiet_check = parse is None and not check_input.failed and prev is not None
-                if not quiet_check:
-                    outcome = await in_writer(
-                        store, store.record_check, check_input, parse, policy_for(source)
-                    )
-            if outcome is None:  # 304s and unchanged bodies: batched, without holding a slot
-                outcome = await quiet.record(check_input, policy_for(source))
-            summary.outcomes.append(outcome)
-            if on_outcome is not None:
-                on_outcome(outcome)
+    async def record(source: Source, check: CheckInput, parse: ParseInput | None) -> None:
+        if parse is None and not check.failed and source.id in previous:
+            outcome = await quiet.record(check, policy_for(source))  # 304s, unchanged bodies
+        else:
+            outcome = await in_writer(store, store.record_check, check, parse, policy_for(source))
+        summary.outcomes.append(outcome)
+        if on_outcome is not None:
+            on_outcome(outcome)
 
-        try:
-            # every check runs to its end even when another one cannot be stored
-            results = await asyncio.gather(*(check(s) for s in sources), return_exceptions=True)
-        finally:
-            quiet.flush()  # nothing is left waiting (only if the gather was interrupted)
-    errors = [r for r in results if isinstance(r, BaseException)]
+    async def admit(source: Source, check: CheckInput, parse: ParseInput | None) -> None:
+        """Record a check made in a fetch process, in the background (its slot is held
+        until it is written: the fetch processes wait when the writer falls behind)."""
+        await in_flight.acquire()
+        task = asyncio.create_task(record(source, check, parse))
+        task.add_done_callback(lambda _: in_flight.release())
+        writes.append(task)
+
+    errors: list[BaseException] = []
+    shards = plan_run(settings, sources, store, transport is not None)
+    try:
+        if len(shards) > 1:
+            summary.replaced = await run_shards(
+                shards,
+                previous,
+                lambda snapshot_id: in_writer(store, store.snapshot, snapshot_id),
+                settings.http.parse_timeout,
+                lambda start: in_writer(store, start),
+                admit,
+            )
+        else:
+            errors = await _check_here(
+                settings, sources, store, transport, workers, previous, specs, in_flight, record
+            )
+    finally:
+        quiet.flush()  # nothing is left waiting (only if interrupted)
+        results = await asyncio.gather(*writes, return_exceptions=True)
+    errors += [r for r in results if isinstance(r, BaseException)]
     if errors:  # the database refused a write (disk full, locked...): nothing half-written
         raise StorageError(f"{store.path}: cannot record a check: {errors[0]}") from errors[0]
     summary.finished_at = utcnow()
@@ -521,6 +318,65 @@ async def _check_sources(
     summary.reconciled = await in_writer(store, store.reconcile, summary.finished_at)
     await in_writer(store, store.index_texts)  # the run's new readable texts, searchable
     return summary
+
+
+async def _check_here(
+    settings: Settings,
+    sources: Sequence[Source],
+    store: Store,
+    transport: httpx.AsyncBaseTransport | None,
+    workers: WorkerPool,
+    previous: dict[str, Validators],
+    specs: dict[str, ParserSpec],
+    in_flight: asyncio.Semaphore,
+    record: Callable[[Source, CheckInput, ParseInput | None], Awaitable[None]],
+) -> list[BaseException]:
+    """Check ``sources`` with this process's event loop, parsing in ``workers`` within the
+    parse time limit (a parse past it kills its worker and is a parse failure; the body is
+    still stored). The errors of checks that could not be recorded."""
+    timeout = workers.timeout
+
+    async def read_snapshot(snapshot_id: int) -> Snapshot:
+        return await in_writer(store, store.snapshot, snapshot_id)
+
+    async def parse_in_worker(
+        check: CheckInput,
+        source: Source,
+        spec: ParserSpec,
+        prev: Validators | None,
+        result: FetchResult,
+        stored: Snapshot | None,
+        same: bool,
+    ) -> Analysed:
+        try:
+            return await workers.run(analyse_job, source, result, stored, same)
+        except WorkerTimeout:
+            error = f"parse took longer than {timeout:g} s"
+        except WorkerDied as exc:
+            error = f"parser {spec.name} could not finish: {exc}"
+        log.warning("%s: %s", source.id, error)
+        return ParseInput(spec.version, None, error=error), None
+
+    async with Fetcher(settings.http, sources, transport=transport) as fetcher:
+
+        async def check(source: Source) -> None:
+            async with in_flight:  # fetched bodies waiting for a worker or the writer stay few
+                done, parse = await fetch_check(
+                    fetcher,
+                    source,
+                    specs[source.id],
+                    previous.get(source.id),
+                    read_snapshot,
+                    parse_in_worker,
+                )
+                if not (parse is None and not done.failed and source.id in previous):
+                    await record(source, done, parse)
+                    return
+            await record(source, done, parse)  # batched, without holding a slot
+
+        # every check runs to its end even when another one cannot be stored
+        results = await asyncio.gather(*(check(s) for s in sources), return_exceptions=True)
+    return [r for r in results if isinstance(r, BaseException)]
 
 
 def run_once(

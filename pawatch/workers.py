@@ -28,7 +28,14 @@ from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
 from typing import Any, TypeVar
 
-__all__ = ["WorkerDied", "WorkerError", "WorkerPool", "WorkerTimeout"]
+__all__ = [
+    "WorkerDied",
+    "WorkerError",
+    "WorkerPool",
+    "WorkerTimeout",
+    "become_worker",
+    "widen_pipe",
+]
 
 T = TypeVar("T")
 
@@ -61,15 +68,21 @@ def _die_with_parent(parent: int) -> None:
 _PR_SET_PDEATHSIG = 1
 
 
-def _serve(conn: Connection, parent: int) -> None:
-    """A worker's loop: run each (func, args) received, send back ("ok", result) or
-    ("error", exception)."""
+def become_worker(parent: int) -> None:
+    """What a process forked to work for ``parent`` does first: leave the parent's signal
+    handling alone and die with it."""
     # Forked from a process that may run an event loop: its signal wake-up fd is shared with
     # the parent, so a signal here must not write to it. Ctrl-C is the parent's to handle.
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _die_with_parent(parent)
+
+
+def _serve(conn: Connection, parent: int) -> None:
+    """A worker's loop: run each (func, args) received, send back ("ok", result) or
+    ("error", exception)."""
+    become_worker(parent)
     while True:
         try:
             job = conn.recv()
@@ -94,7 +107,7 @@ class _Worker:
     def __init__(self, context: BaseContext) -> None:
         parent, child = multiprocessing.Pipe()
         for end in (parent, child):
-            _widen(end)
+            widen_pipe(end)
         self.process: BaseProcess = context.Process(  # type: ignore[attr-defined]
             target=_serve, args=(child, os.getpid()), name="pawatch-worker", daemon=True
         )
@@ -121,7 +134,7 @@ class _Worker:
 _BUFFER = 1 << 20
 
 
-def _widen(conn: Connection) -> None:
+def widen_pipe(conn: Connection) -> None:
     """Ask for socket buffers that hold a whole page (the kernel caps them at its maximum,
     often 208 KB): sending a 60 KB body then never waits for the worker to read it."""
     with contextlib.suppress(OSError):

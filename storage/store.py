@@ -78,6 +78,16 @@ def compress_body(body: bytes) -> bytes:
     return bytes(compressor.compress(body))
 
 
+def _size_and_data(check: CheckInput) -> tuple[int, str, bytes]:
+    """A new body's row values (size, compression, data) from what the check carries."""
+    if check.body is not None:
+        data = check.compressed if check.compressed is not None else compress_body(check.body)
+        return len(check.body), _COMPRESSION, data
+    if check.compressed is None or check.size is None:
+        raise StorageError(f"{check.source_id}: a new body without its compressed copy")
+    return check.size, _COMPRESSION, check.compressed
+
+
 class StorageError(Exception):
     """The database cannot be opened or used; the message names the file."""
 
@@ -144,6 +154,9 @@ class CheckInput:
     sha256: str | None = None  # of body, when the caller computed it already
     compressed: bytes | None = None  # compress_body(body), when the caller did it already
     text: str | None = None  # readable_text(body), when the caller computed it already
+    # len(body) when the body itself is left out (a fetch process sends sha256 and the
+    # compressed copy, or only sha256 when the body is the stored one)
+    size: int | None = None
 
     @property
     def failed(self) -> bool:
@@ -815,8 +828,9 @@ class Store:
                     (stamp, snapshot_id),
                 )
         else:
-            body = check.body or b""
-            digest = check.sha256 or hashlib.sha256(body).hexdigest()
+            if check.body is None and check.sha256 is None:
+                raise StorageError(f"{check.source_id}: a good check without its body")
+            digest = check.sha256 or hashlib.sha256(check.body or b"").hexdigest()
             if previous is not None and previous.sha256 == digest:
                 outcome = "unchanged"
                 snapshot_id = previous.snapshot_id
@@ -830,17 +844,12 @@ class Store:
                 inserted = conn.execute(
                     "INSERT OR IGNORE INTO bodies (sha256, size, compression, data) "
                     "VALUES (?, ?, ?, ?)",
-                    (
-                        digest,
-                        len(body),
-                        _COMPRESSION,
-                        check.compressed if check.compressed is not None else compress_body(body),
-                    ),
+                    (digest, *_size_and_data(check)),
                 ).rowcount
                 if inserted:  # a new distinct body: its readable text, for SQL and search
                     text = check.text
                     if text is None:
-                        text = readable_text(body, check.content_type)
+                        text = readable_text(check.body or b"", check.content_type)
                     conn.execute(
                         "INSERT OR IGNORE INTO snapshot_text (sha256, text) VALUES (?, ?)",
                         (digest, text),

@@ -17,7 +17,8 @@ import pytest
 
 from pawatch.config import ConfigError
 from pawatch.demo.localserver import LocalServer, Route
-from pawatch.pipeline import parse_body, run_once
+from pawatch.pipeline import run_once
+from pawatch.prepare import parse_body
 from pawatch.scraper.errors import TooLarge
 from pawatch.scraper.fetch import Fetcher
 from pawatch.scraper.parsers import ParseError, get_parser

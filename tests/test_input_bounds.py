@@ -62,6 +62,8 @@ BAD = [
     ("retries int64", "[http]\nretries = 9223372036854775807\n" + SRC, "http.retries", "0 to 20"),
     ("max_bytes 1e12", "[http]\nmax_bytes = 1000000000000\n" + SRC, "http.max_bytes", "to 1_0"),
     ("concurrency 0", "[http]\nper_host_concurrency = 0\n" + SRC, "http.per_host_concurrency", ""),
+    ("fetch processes -1", "[http]\nfetch_processes = -1\n" + SRC, "http.fetch_processes", ""),
+    ("fetch processes 65", "[http]\nfetch_processes = 65\n" + SRC, "http.fetch_processes", ""),
     ("redirects 1e6", "[http]\nmax_redirects = 1000000\n" + SRC, "http.max_redirects", "0 to 50"),
     ("source timeout nan", source(timeout="nan"), f"{A}.timeout", "> 0"),
     ("collapse nan", source(collapse_ratio="nan"), f"{A}.collapse_ratio", ">= 0 and <= 1"),
