@@ -154,3 +154,40 @@ def test_help_and_version_import_no_command_work(tmp_path: Path) -> None:
     assert proc.returncode == 0 and "Commands:" in proc.stdout
     for heavy in ("sqlite_utils", "pawatch.storage.store", "pawatch.pipeline", "apscheduler"):
         assert heavy not in modules, f"`pawatch --help` imported {heavy}"
+
+
+def test_the_cli_exit_code_for_a_locked_database_is_the_locks() -> None:
+    from pawatch.cli.common import EXIT_LOCKED
+    from pawatch.lock import EXIT_LOCKED as LOCK_EXIT_LOCKED
+
+    assert EXIT_LOCKED == LOCK_EXIT_LOCKED == 3
+
+
+def test_the_storage_package_imports_the_store_on_first_use() -> None:
+    code = (
+        "import sys\n"
+        "from pawatch.storage import outbox\n"
+        "print('pawatch.storage.store' in sys.modules, 'sqlite_utils' in sys.modules)\n"
+        "import pawatch.storage\n"
+        "from pawatch.storage import Store\n"
+        "from pawatch.storage.store import Store as Real\n"
+        "print(Store is Real, pawatch.storage.format_time.__module__)\n"
+        "try:\n"
+        "    pawatch.storage.Stroe\n"
+        "except AttributeError as exc:\n"
+        "    print(exc)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [
+        "False False",
+        "True pawatch.times",
+        "module 'pawatch.storage' has no attribute 'Stroe'",
+    ]
