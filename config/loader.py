@@ -10,12 +10,12 @@ from __future__ import annotations
 import codecs
 import math
 import os
+import pkgutil
 import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import fields, replace
 from datetime import timedelta
-from importlib import resources
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -779,10 +779,13 @@ def _timezone(file: str, value: Any) -> str:
 
 def load_default(parsers: ParserCatalog) -> Settings:
     """The bundled default configuration (config/default.toml)."""
-    ref = resources.files("pawatch.config").joinpath("default.toml")
+    # pkgutil.get_data: the package's own loader reads the file; importlib.resources would
+    # cost ~5 ms of imports (tempfile, random, zipfile) at every start
+    raw = pkgutil.get_data("pawatch.config", "default.toml")
+    assert raw is not None, "the bundled default.toml is unreadable"
     label = "<bundled config/default.toml>"
     try:
-        data = tomllib.loads(ref.read_text(encoding="utf-8"))
+        data = tomllib.loads(raw.decode("utf-8"))
     except tomllib.TOMLDecodeError as exc:  # pragma: no cover - guarded by a test
         raise ConfigError(label, "", f"not valid TOML: {exc}") from None
     return parse_config(data, label, None, Settings(), parsers)

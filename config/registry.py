@@ -12,10 +12,10 @@ Text folding for matching and slugs (``fold_text``, ``slugify``) is ``pawatch.do
 
 from __future__ import annotations
 
+import pkgutil
 import tomllib
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 from typing import Any
 
 from pawatch.domain import fold_text, slugify
@@ -278,5 +278,6 @@ def registry_from_text(text: str) -> Registry:
 @cache
 def load_registry() -> Registry:
     """The registry shipped with pawatch (read once, then cached)."""
-    text = resources.files("pawatch.config").joinpath(REGISTRY_FILE).read_text(encoding="utf-8")
-    return registry_from_text(text)
+    raw = pkgutil.get_data("pawatch.config", REGISTRY_FILE)  # no importlib.resources: start-up
+    assert raw is not None, f"the bundled {REGISTRY_FILE} is unreadable"
+    return registry_from_text(raw.decode("utf-8"))

@@ -12,7 +12,6 @@ The daemon also holds ``<db>.daemon.lock`` for its whole life: one daemon per da
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import fcntl
 import json
@@ -102,6 +101,8 @@ class FileLock:
 
     async def acquire_async(self, timeout: float | None) -> None:
         """Like :meth:`acquire` in an event loop; ``None`` waits for ever."""
+        import asyncio  # here: the commands that only take the lock do not import asyncio
+
         deadline = None if timeout is None else time.monotonic() + max(timeout, 0.0)
         while not self.try_acquire():
             if deadline is not None and time.monotonic() >= deadline:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from pawatch.cli import cli
+from pawatch.cli import all_commands, cli
 from pawatch.demo.localserver import LocalServer, Route
 from tests.conftest import source_block, write_config
 
@@ -116,7 +116,7 @@ def test_refused_connection_is_a_failure_not_a_crash(tmp_path: Path) -> None:
 def test_every_cli_command_is_documented_in_the_readme() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert isinstance(cli, click.Group)
-    for name, command in cli.commands.items():
+    for name, command in all_commands().items():
         assert f"`pawatch {name}" in readme, f"README does not document `pawatch {name}`"
         assert command.help, f"`pawatch {name}` has no help text"
         for param in command.params:

@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 import pytest
 
-from pawatch.cli import cli
+from pawatch.cli import COMMANDS, cli, load_command
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 UNIT = DOCS / "pawatch.service"
@@ -52,10 +52,10 @@ def _pawatch_args(command: str, program: str) -> list[str]:
 
 def _check_cli_args(args: list[str]) -> None:
     """The options and command exist: click parses them (nothing runs)."""
-    at = next((i for i, a in enumerate(args) if a in cli.commands), None)
+    at = next((i for i, a in enumerate(args) if a in COMMANDS), None)
     assert at is not None, f"no pawatch command in {args}"
     ctx = cli.make_context("pawatch", args[: at + 1])  # the group's own options
-    cli.commands[args[at]].make_context(args[at], args[at + 1 :], parent=ctx)
+    load_command(args[at]).make_context(args[at], args[at + 1 :], parent=ctx)
 
 
 def test_unit_file_sections_and_required_keys() -> None:

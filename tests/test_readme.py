@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 import pytest
 
-from pawatch.cli import cli
+from pawatch.cli import all_commands, cli
 from pawatch.config import model
 from pawatch.settings import load_settings, settings_from_text
 
@@ -211,7 +211,7 @@ def test_every_bundled_source_is_in_the_bundled_sources_table(
 def test_every_command_option_is_in_its_row_of_the_commands_table() -> None:
     rows = [line for line in section("Commands").splitlines() if line.startswith("| `pawatch ")]
     assert isinstance(cli, click.Group)
-    for name, command in cli.commands.items():
+    for name, command in all_commands().items():
         row = " ".join(
             r
             for r in rows

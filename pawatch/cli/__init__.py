@@ -1,20 +1,46 @@
 """The ``pawatch`` command line. Every command has help; ``pawatch COMMAND --help``.
 
 The group and its global options live here; the commands live in their own modules (``checks``,
-``query``, ``delivery``, ``daemon``) and share ``common``. Imports run one way: this module
-imports the command modules, which import ``common``; nothing imports this module back.
+``query``, ``delivery``, ``daemon``, ...) and share ``common``. ``COMMANDS`` is the one place a
+command is named: the group imports a command's module only when that command is asked for
+(click's lazy-loading pattern), so ``pawatch run`` does not pay for ``serve``, ``try`` or the
+queries; ``pawatch --help`` imports them all for their short help. Imports run one way: this
+module imports the command modules, which import ``common``; nothing imports this module back.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 
 import click
 
-from pawatch.cli import checks, daemon, delivery, feed, query, trying, web
 from pawatch.cli.common import Context
 from pawatch.display import SafeLogFilter
+
+# Every command: its name -> "module:attribute" of its click.Command. A new command is added
+# here (tests/test_startup.py checks this table against the click commands the modules define).
+COMMANDS: dict[str, str] = {
+    "run": "pawatch.cli.checks:run",
+    "status": "pawatch.cli.checks:status",
+    "sources": "pawatch.cli.checks:sources",
+    "demo": "pawatch.cli.checks:demo",
+    "changes": "pawatch.cli.query:changes",
+    "history": "pawatch.cli.query:history",
+    "show": "pawatch.cli.query:show",
+    "diff": "pawatch.cli.query:diff",
+    "export": "pawatch.cli.query:export",
+    "reparse": "pawatch.cli.query:reparse",
+    "deliver": "pawatch.cli.delivery:deliver",
+    "report": "pawatch.cli.delivery:report",
+    "test-email": "pawatch.cli.delivery:test_email",
+    "test-channel": "pawatch.cli.delivery:test_channel",
+    "daemon": "pawatch.cli.daemon:daemon",
+    "feed": "pawatch.cli.feed:feed",
+    "try": "pawatch.cli.trying:try_",
+    "serve": "pawatch.cli.web:serve",
+}
 
 
 def _setup_logging(verbosity: int) -> None:
@@ -33,9 +59,32 @@ def _setup_logging(verbosity: int) -> None:
 GLOBAL_OPTIONS = ("--config", "--db", "-v", "--verbose", "-q", "--quiet")
 
 
+def load_command(name: str) -> click.Command:
+    """The command called ``name`` in ``COMMANDS``, its module imported now."""
+    module, attribute = COMMANDS[name].split(":")
+    command = getattr(importlib.import_module(module), attribute)
+    if not isinstance(command, click.Command) or command.name != name:
+        raise TypeError(f"COMMANDS[{name!r}] = {COMMANDS[name]!r} is not the command {name!r}")
+    return command
+
+
+def all_commands() -> dict[str, click.Command]:
+    """Every command by name, all their modules imported (help, docs checks, tests)."""
+    return {name: load_command(name) for name in sorted(COMMANDS)}
+
+
 class _Group(click.Group):
-    """The group; an option of the group given after the command gets a hint saying where it
-    goes (``pawatch changes --db X`` -> ``pawatch --db X changes``)."""
+    """The group: commands come from ``COMMANDS``, imported when asked for; an option of the
+    group given after the command gets a hint saying where it goes (``pawatch changes --db X``
+    -> ``pawatch --db X changes``)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.commands or cmd_name not in COMMANDS:
+            return self.commands.get(cmd_name)
+        return load_command(cmd_name)
 
     def invoke(self, ctx: click.Context) -> object:
         try:
@@ -79,12 +128,6 @@ def cli(ctx: click.Context, config: str | None, db: str | None, verbose: int, qu
     verbosity = -1 if quiet else verbose
     _setup_logging(verbosity)
     ctx.obj = Context(config, db, verbosity)
-
-
-for _module in (checks, query, delivery, daemon, feed, trying, web):
-    for _command in vars(_module).values():
-        if isinstance(_command, click.Command):
-            cli.add_command(_command)
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -23,9 +23,11 @@ from pawatch.cli.common import (
     format_table,
     select_sources,
 )
-from pawatch.config import Settings
 from pawatch.display import one_line, printable, redact_secrets, redact_url
-from pawatch.storage import CheckOutcome, StorageError, Store
+
+if TYPE_CHECKING:  # the storage is imported by the commands that use it (start-up time)
+    from pawatch.config import Settings
+    from pawatch.storage import CheckOutcome, Store
 
 log = logging.getLogger("pawatch")
 
@@ -132,6 +134,7 @@ def run(
     from datetime import UTC, datetime
 
     from pawatch.pipeline import RunSummary, run_once
+    from pawatch.storage import StorageError
 
     settings = obj.settings
     sources = select_sources(settings, source_ids)

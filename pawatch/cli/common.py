@@ -7,20 +7,20 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from pawatch.config import ConfigError, Settings, Source
-from pawatch.config.registry import load_registry
-from pawatch.lock import EXIT_LOCKED, FileLock, LockTimeout, describe_holder
-from pawatch.settings import load_settings
-from pawatch.storage import StorageError, Store
-from pawatch.storage.store import SchemaBusy
+# The config, the storage and the lock are imported where they are used, not here: every
+# command module imports this one, and `pawatch --help` or `--version` needs none of them.
+if TYPE_CHECKING:
+    from pawatch.config import Settings, Source
+    from pawatch.storage import Store
 
 EXIT_OK = 0
 EXIT_FAILURES = 1
 EXIT_USAGE = 2
+EXIT_LOCKED = 3  # the same as pawatch.lock.EXIT_LOCKED (tests/test_startup.py checks)
 
 
 class Context:
@@ -35,6 +35,9 @@ class Context:
     @property
     def settings(self) -> Settings:
         if self._settings is None:
+            from pawatch.config import ConfigError
+            from pawatch.settings import load_settings
+
             try:
                 self._settings = load_settings(self.config_path, db=self.db_path)
             except ConfigError as exc:
@@ -45,6 +48,8 @@ class Context:
     def writing(self, store: Store, purpose: str, timeout: float | None = None) -> Iterator[None]:
         """Hold the database's single-writer lock (``<db>.lock``) for a writing command; exit 3
         with one line when another pawatch holds it for longer than ``timeout``."""
+        from pawatch.lock import FileLock, LockTimeout
+
         wait = self.settings.daemon.lock_timeout if timeout is None else timeout
         lock = FileLock.for_database(store.path, purpose)
         try:
@@ -66,6 +71,10 @@ class Context:
         A new or older database is set up under the single-writer lock (waiting up to
         ``wait``, default ``[daemon] lock_timeout``, then exit 3); one written by a newer
         pawatch is refused with one line, exit 2, before anything is written."""
+        from pawatch.lock import FileLock, describe_holder
+        from pawatch.storage import StorageError, Store
+        from pawatch.storage.store import SchemaBusy
+
         path = self.settings.storage.path
         if not create and not Path(path).exists():
             fail(f"no database at {path} yet: run `pawatch run` first, or give --db PATH")
@@ -130,6 +139,8 @@ def delegation_id(value: str) -> str:
 def known_delegation(store: Store, value: str) -> str:
     """``value`` as a stored delegation id; exit 2 naming the known ones when no source
     reports about it (nothing in the registry, the facts or the events)."""
+    from pawatch.config.registry import load_registry
+
     wanted = delegation_id(value)
     recorded = store.reported_delegations()
     if wanted in recorded or load_registry().has(wanted):

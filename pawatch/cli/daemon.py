@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from pawatch.cli.common import Context
-from pawatch.config import Settings
-from pawatch.settings import load_settings
+
+if TYPE_CHECKING:
+    from pawatch.config import Settings
 
 
 @click.command()
@@ -34,6 +36,7 @@ def daemon(obj: Context, log_format: str) -> None:
     """
     from pawatch.daemon import run_daemon
     from pawatch.logs import setup_daemon_logging
+    from pawatch.settings import load_settings
 
     settings = obj.settings  # a config error at start exits 2 here
     setup_daemon_logging(log_format)

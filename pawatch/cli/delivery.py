@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import click
 
 from pawatch.cli.common import EXIT_FAILURES, Context, fail, format_option
-from pawatch.storage import format_time
 from pawatch.storage import outbox as ob
+from pawatch.times import format_time
 
 
 @click.command()

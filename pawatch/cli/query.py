@@ -9,7 +9,7 @@ import json
 import sys
 from collections import defaultdict
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -17,14 +17,10 @@ from pawatch import times
 from pawatch.cli.common import Context, delegation_id, fail, format_option, known_delegation
 from pawatch.display import LONG_VALUE, event_line, printable, redact_url, shorten
 from pawatch.domain import CHANGE_KINDS, HEALTH_KINDS
-from pawatch.storage.queries import (
-    DelegationChange,
-    event_json,
-    members_now,
-    pending_disagreements,
-    respellings,
-)
 from pawatch.times import format_time
+
+if TYPE_CHECKING:  # the queries (and sqlite-utils) are imported by the commands using them
+    from pawatch.storage.queries import DelegationChange
 
 
 def parse_moment(
@@ -86,6 +82,8 @@ def changes(
 ) -> None:
     """List changes (one per delegation-level change, with the sources that show it) and
     health events, oldest first."""
+    from pawatch.storage.queries import event_json
+
     since_at = parse_moment(since, end_of_day=False) if since else None
     with obj.store(create=False) as store:
         delegation = known_delegation(store, delegation) if delegation else None
@@ -143,6 +141,8 @@ def _group_by_source(facts: list[Any]) -> dict[str, dict[str, list[Any]]]:
 @click.pass_obj
 def history(obj: Context, delegation: str, as_of: str | None, fmt: str) -> None:
     """A delegation's composition, representative and members at a date, and its timeline."""
+    from pawatch.storage.queries import members_now, pending_disagreements, respellings
+
     delegation = delegation_id(delegation)
     at = (
         parse_moment(as_of, end_of_day=True, option="--as-of")

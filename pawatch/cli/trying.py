@@ -8,7 +8,6 @@ written to any database.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 import re
@@ -127,6 +126,8 @@ def _stored(db_path: str, snapshot_id: int) -> tuple[Page, dict[str, Any]]:
 
 
 def _fetch(ctx: Context, source: Source) -> Page:
+    import asyncio
+
     from pawatch.scraper.fetch import Fetcher  # httpx: loaded only when fetching
 
     async def once() -> Page:

@@ -7,7 +7,6 @@ facets on delegation, kind and source.
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import json
 from importlib import resources
@@ -54,6 +53,8 @@ def serve(obj: Context, host: str, port: int, immutable: bool) -> None:
         )
     with obj.store(create=False) as store:  # migrated: the views and full-text tables exist
         path = store.path
+    import asyncio
+
     import uvicorn
     from datasette.app import Datasette
 
