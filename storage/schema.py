@@ -18,7 +18,7 @@ migrations = Migrations("pawatch")
 def known_names() -> list[str]:
     """The names of the migrations this version of pawatch knows, in order (the pending ones
     of an empty database: sqlite-utils has no other public list)."""
-    return [m.name for m in migrations.pending(Database(memory=True))]
+    return [m.name for m in migrations.pending(Database(memory=True, execute_plugins=False))]
 
 
 def __getattr__(name: str) -> int:
