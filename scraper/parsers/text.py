@@ -6,10 +6,11 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import repeat
 from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
-from selectolax.lexbor import LexborHTMLParser, LexborNode, SelectolaxError
+from selectolax.lexbor import LexborHTMLParser, LexborNode, SelectolaxError, create_tag
 
 from pawatch.scraper.parsers.base import ParseError
 
@@ -123,10 +124,17 @@ class Link:
     href: str
 
 
-_BLOCK_SELECTOR = ",".join(sorted(BLOCK_TAGS | {"br"}))
-_HIDDEN_SELECTOR = ",".join(sorted(HIDDEN_TAGS))
+# Lexbor's numeric ids of those tags (the same in every document: they are built in), so
+# that one walk of the tree can sort its elements without reading their names.
+_BREAK_IDS = frozenset(create_tag(tag).tag_id for tag in BLOCK_TAGS | {"br"})
+_HIDDEN_IDS = frozenset(create_tag(tag).tag_id for tag in HIDDEN_TAGS)
 _LINE_BREAK = "\f"  # marks a block boundary in the parser's own copy of the tree
-_MARK = "\ue000"  # the same mark while whitespace is collapsed (a private-use character)
+_LINE_BREAK_BYTES = _LINE_BREAK.encode()  # (insert_before/after take bytes without encoding)
+_MARK = "\ue000"  # a private-use character, a line break too (as it always was)
+# Whitespace that real text holds, turned into plain spaces before lines are cut; any other
+# whitespace (and any invisible character) makes a line non-printable: see ``_lines``.
+_COMMON_SPACES = ("\n", "\t", "\r", "\xa0")
+_SPACE_RUN = re.compile("  +")
 
 
 # More elements than this is not a page a person reads: refusing it bounds the parser's
@@ -138,11 +146,13 @@ MAX_ELEMENTS = 50_000
 def parse_html(html: str) -> LexborHTMLParser:
     """Parse an HTML document (never raises on malformed input); a document with more than
     ``MAX_ELEMENTS`` start tags raises ParseError before anything is built."""
-    elements = html.count("<") - html.count("</")  # start tags (and comments): a C-speed count
+    elements = html.count("<")  # C-speed counts: every tag, then (when needed) start tags
     if elements > MAX_ELEMENTS:
-        raise ParseError(
-            f"the page has about {elements} elements, more than {MAX_ELEMENTS}: not read"
-        )
+        elements -= html.count("</")  # start tags (and comments)
+        if elements > MAX_ELEMENTS:
+            raise ParseError(
+                f"the page has about {elements} elements, more than {MAX_ELEMENTS}: not read"
+            )
     return LexborHTMLParser(html)
 
 
@@ -150,19 +160,59 @@ def visible_lines(node: LexborNode | None) -> list[str]:
     """The visible text of ``node`` as lines: block elements and ``<br>`` break lines, hidden
     elements (script, style, ...) are left out, whitespace is normalised, empty lines dropped.
 
-    For speed this marks block boundaries in the tree itself (one CSS pass, then one C-level
-    text extraction) and removes hidden elements: call it on a tree the parser owns.
+    For speed this marks block boundaries in the tree itself (one walk of the elements, then
+    one C-level text extraction) and removes hidden elements: call it on a tree the parser
+    owns. Calling it again on the same tree gives the same lines.
     """
     if node is None:
         return []
-    for hidden in node.css(_HIDDEN_SELECTOR):
-        hidden.decompose()
-    for block in node.css(_BLOCK_SELECTOR):
-        block.insert_before(_LINE_BREAK)
-        block.insert_after(_LINE_BREAK)
-    # Cut at the markers, then collapse each line's whitespace (``normalize_space``: most
-    # lines take its fast path, which splits no words).
-    chunks = remove_invisible(node.text()).replace(_LINE_BREAK, _MARK).split(_MARK)
+    _mark_blocks(node)
+    return _lines(node.text())
+
+
+def _mark_blocks(node: LexborNode) -> None:
+    """Remove the hidden elements under ``node`` (itself included) and put a line-break
+    text node before and after every block element left (itself included)."""
+    blocks: list[LexborNode] = []
+    hidden: list[LexborNode] = []
+    break_ids, hidden_ids = _BREAK_IDS, _HIDDEN_IDS
+    for element in node.traverse():  # elements only, in document order
+        tag_id = element.tag_id
+        if tag_id in break_ids:
+            blocks.append(element)
+        elif tag_id in hidden_ids:
+            hidden.append(element)
+    if hidden:
+        for element in hidden:
+            element.decompose()  # (unlinks every node inside it too)
+        # Blocks that were inside a hidden element are out of the tree now: no marks there.
+        blocks = [element for element in node.traverse() if element.tag_id in break_ids]
+    mark = _LINE_BREAK_BYTES
+    for block in blocks:
+        block.insert_before(mark)
+        block.insert_after(mark)
+
+
+def _lines(text: str) -> list[str]:
+    """``text`` cut at the line-break marks, each line's whitespace normalised
+    (``normalize_space``), empty lines dropped.
+
+    The usual text is decided in C: common whitespace turned into spaces and runs of
+    spaces collapsed over the whole text (which changes no line's words), then a line that
+    is printable has no whitespace but single spaces and no invisible character (those are
+    all non-printable), so stripping its ends is its normal form.
+    """
+    plain = text
+    for space in _COMMON_SPACES:
+        if space in plain:
+            plain = plain.replace(space, " ")
+    if "  " in plain:
+        plain = _SPACE_RUN.sub(" ", plain)
+    chunks = plain.split(_LINE_BREAK)
+    if all(map(str.isprintable, chunks)):
+        return list(filter(None, map(str.strip, chunks, repeat(" "))))
+    if _MARK in plain:  # a private-use character in the page: cut there too
+        chunks = remove_invisible(text).replace(_LINE_BREAK, _MARK).split(_MARK)
     return [line for line in map(normalize_space, chunks) if line]
 
 
