@@ -128,6 +128,7 @@ class Link:
 # that one walk of the tree can sort its elements without reading their names.
 _BREAK_IDS = frozenset(create_tag(tag).tag_id for tag in BLOCK_TAGS | {"br"})
 _HIDDEN_IDS = frozenset(create_tag(tag).tag_id for tag in HIDDEN_TAGS)
+_MARKED_IDS = _BREAK_IDS | _HIDDEN_IDS
 _LINE_BREAK = "\f"  # marks a block boundary in the parser's own copy of the tree
 _LINE_BREAK_BYTES = _LINE_BREAK.encode()  # (insert_before/after take bytes without encoding)
 _MARK = "\ue000"  # a private-use character, a line break too (as it always was)
@@ -171,26 +172,18 @@ def visible_lines(node: LexborNode | None) -> list[str]:
 
 
 def _mark_blocks(node: LexborNode) -> None:
-    """Remove the hidden elements under ``node`` (itself included) and put a line-break
-    text node before and after every block element left (itself included)."""
-    blocks: list[LexborNode] = []
-    hidden: list[LexborNode] = []
-    break_ids, hidden_ids = _BREAK_IDS, _HIDDEN_IDS
-    for element in node.traverse():  # elements only, in document order
-        tag_id = element.tag_id
-        if tag_id in break_ids:
-            blocks.append(element)
-        elif tag_id in hidden_ids:
-            hidden.append(element)
-    if hidden:
-        for element in hidden:
-            element.decompose()  # (unlinks every node inside it too)
-        # Blocks that were inside a hidden element are out of the tree now: no marks there.
-        blocks = [element for element in node.traverse() if element.tag_id in break_ids]
-    mark = _LINE_BREAK_BYTES
-    for block in blocks:
-        block.insert_before(mark)
-        block.insert_after(mark)
+    """Put a line-break text node before and after every block element under ``node``
+    (itself included), then remove the hidden elements (the marks of blocks inside them go
+    with them): the tree is then as the two CSS passes this replaced left it."""
+    elements = [e for e in node.traverse() if e.tag_id in _MARKED_IDS]  # in document order
+    hidden = [e for e in elements if e.tag_id in _HIDDEN_IDS]
+    blocks = [e for e in elements if e.tag_id in _BREAK_IDS] if hidden else elements
+    mark, before, after = _LINE_BREAK_BYTES, LexborNode.insert_before, LexborNode.insert_after
+    for block in blocks:  # (the methods taken once: ~10 % of this function's time)
+        before(block, mark)
+        after(block, mark)
+    for element in hidden:
+        element.decompose()  # (unlinks every node inside it too)
 
 
 def _lines(text: str) -> list[str]:
