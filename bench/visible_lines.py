@@ -1,13 +1,14 @@
-"""The `page` parser's path (parse, ``visible_lines``) on the benchmark site's pages, this
-tree's ``scraper/parsers/text.py`` against the same file at another git revision.
+"""The `page` parser (parse, ``visible_lines``) on the benchmark site's pages: this tree's
+``scraper/parsers/page.py`` and ``text.py`` against the same files at another git revision.
 
 Run from the repo root: ``.venv/bin/python bench/visible_lines.py [--before REV]``. It starts
 ``../shared/bench/site.py`` (``--site PATH``; or reads a running one with ``--base-url``),
 fetches its N pages (every 10th in windows-1251), decodes them as pawatch does, checks that
 both revisions give the same lines for every page, then times both in alternating rounds
 (CPU time, so other processes count less) and prints the median ms per page [min-max]:
-``parse`` (``LexborHTMLParser`` alone), ``page path`` (``parse_html`` + ``select("body")`` +
-``visible_lines``) and the difference (what pawatch adds to the bare parse). Not a test.
+``parse`` (``LexborHTMLParser`` alone), ``page parser`` (``parse_page`` with its default
+``select = "body"``: ``parse_html``, the body, ``visible_lines``) and the difference (what
+pawatch adds to the bare parse). Not a test.
 """
 
 from __future__ import annotations
@@ -29,20 +30,47 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from pawatch.scraper.charset import decode_body  # noqa: E402
+from pawatch.scraper.parsers import page as page_now  # noqa: E402
 from pawatch.scraper.parsers import text as text_now  # noqa: E402
+from pawatch.scraper.parsers.base import ParseResult  # noqa: E402
+from pawatch.scraper.parsers.records import PageText  # noqa: E402
 
 TEXT_PATH = "scraper/parsers/text.py"
+PAGE_PATH = "scraper/parsers/page.py"
+TEXT_MODULE = "pawatch.scraper.parsers.text"
 
 
-def _module_at(rev: str) -> types.ModuleType:
-    """``scraper/parsers/text.py`` as it was at git revision ``rev``, as a module."""
+def _module_at(rev: str, path: str) -> types.ModuleType:
+    """``path`` as it was at git revision ``rev``, as a module (its imports of the text
+    module get the one in ``sys.modules``)."""
     source = subprocess.run(
-        ["git", "show", f"{rev}:{TEXT_PATH}"], cwd=ROOT, capture_output=True, text=True, check=True
+        ["git", "show", f"{rev}:{path}"], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout
-    module = types.ModuleType(f"text_at_{rev}")
+    module = types.ModuleType(f"{Path(path).stem}_at_{rev}")
     sys.modules[module.__name__] = module  # (its dataclasses look their module up there)
-    exec(compile(source, f"{rev}:{TEXT_PATH}", "exec"), module.__dict__)
+    exec(compile(source, f"{rev}:{path}", "exec"), module.__dict__)
     return module
+
+
+def _page_parser_at(rev: str) -> Callable[[str], list[str]]:
+    """The `page` parser (``select = "body"``, the default) of revision ``rev`` with that
+    revision's text module; its text as lines."""
+    text_then = _module_at(rev, TEXT_PATH)
+    sys.modules[TEXT_MODULE] = text_then
+    try:
+        page_then = _module_at(rev, PAGE_PATH)
+    finally:
+        sys.modules[TEXT_MODULE] = text_now
+    return _lines_of(page_then.parse_page)
+
+
+def _lines_of(parse_page: Callable[..., ParseResult]) -> Callable[[str], list[str]]:
+    def run(html: str) -> list[str]:
+        record = parse_page(html, "http://127.0.0.1/p/0.html", {}).records[0]
+        assert isinstance(record, PageText)
+        return record.text.split("\n")
+
+    return run
 
 
 def _find_site(given: str | None) -> Path:
@@ -83,19 +111,6 @@ def _serve_and_fetch(site: Path, count: int) -> list[str]:
             server.wait(timeout=10)
 
 
-def _page_path(module: types.ModuleType) -> Callable[[str], list[str]]:
-    """What the `page` parser does with ``select = "body"`` before joining the lines."""
-
-    def run(html: str) -> list[str]:
-        tree = module.parse_html(html)
-        lines: list[str] = []
-        for node in module.select(tree.root, "body", "select"):
-            lines += module.visible_lines(node)
-        return lines
-
-    return run
-
-
 def _bare_parse(html: str) -> object:
     return LexborHTMLParser(html).body
 
@@ -124,7 +139,7 @@ def main() -> None:
         pages = _fetch(args.base_url, args.pages)
     else:
         pages = _serve_and_fetch(_find_site(args.site), args.pages)
-    before, after = _page_path(_module_at(args.before)), _page_path(text_now)
+    before, after = _page_parser_at(args.before), _lines_of(page_now.parse_page)
     differing = sum(1 for html in pages if before(html) != after(html))
     if differing:
         raise SystemExit(f"{differing} of {len(pages)} pages give different lines")
@@ -138,7 +153,7 @@ def main() -> None:
             func = {"parse": _bare_parse, "before": before, "after": after}[name]
             timings[name].append(_ms_per_page(func, pages))
     parse = timings["parse"]
-    print(f"{'ms per page, median [min-max]':34} {'page path':>20} {'minus parse':>22}")
+    print(f"{'ms per page, median [min-max]':34} {'page parser':>20} {'minus parse':>22}")
     print(f"{'parse (LexborHTMLParser)':34} {_summary(parse):>20}")
     for name, label in (("before", f"before ({args.before})"), ("after", "after (this tree)")):
         minus = [total - bare for total, bare in zip(timings[name], parse, strict=True)]

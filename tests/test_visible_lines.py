@@ -15,6 +15,9 @@ import pytest
 from selectolax.lexbor import LexborHTMLParser, LexborNode, create_tag
 
 from pawatch.scraper.charset import decode_body
+from pawatch.scraper.parsers.base import ParseError
+from pawatch.scraper.parsers.page import parse_page
+from pawatch.scraper.parsers.records import PageText
 from pawatch.scraper.parsers.text import BLOCK_TAGS, HIDDEN_TAGS, parse_html, visible_lines
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -299,3 +302,32 @@ def test_tag_ids_are_those_of_parsed_elements(tags: list[str]) -> None:
         assert seen.get(tag) == {wanted[tag]}, tag
     others = {i for tag, ids in seen.items() if tag not in wanted for i in ids}
     assert not others & set(wanted.values())
+
+
+# ---------------------------------------------------------------- the page parser's body
+
+
+def _page_text(html: str, selector: str, strip: list[str]) -> tuple[str, str]:
+    try:
+        result = parse_page(html, "https://pacsto.org/", {"select": selector, "strip": strip})
+    except ParseError as exc:
+        return "error", str(exc).replace(repr(selector), "<selector>")
+    record = result.records[0]
+    assert isinstance(record, PageText)
+    return "text", record.text
+
+
+@pytest.mark.parametrize("strip", [[], ["body"], ["p", "div"]], ids=repr)
+def test_page_parser_default_body_is_what_css_finds(strip: list[str]) -> None:
+    """The `page` parser's default ``select = "body"`` takes the parser's body instead of
+    running ``css("body")``: the same text (or the same error) as the CSS path, which an
+    equivalent selector still takes."""
+    pages = [_fixture_html(p) for p in _fixture_pages()] + EDGE_CASES[:-2]
+    pages = [html.encode("utf-8", "replace").decode() for html in pages]
+    outcomes = set()
+    for html in pages:
+        fast = _page_text(html, "body", strip)
+        assert fast == _page_text(html, "html > body", strip), html[:200]
+        outcomes.add(fast[0] if fast[0] == "text" else fast[1])
+    assert "text" in outcomes or strip == ["body"]
+    assert "page: select <selector> matched nothing" in outcomes  # (frameset, stripped body)
