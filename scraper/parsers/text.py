@@ -10,7 +10,7 @@ from itertools import repeat
 from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
-from selectolax.lexbor import LexborHTMLParser, LexborNode, SelectolaxError, create_tag
+from selectolax.lexbor import LexborHTMLParser, LexborNode, SelectolaxError
 
 from pawatch.scraper.parsers.base import ParseError
 
@@ -124,10 +124,15 @@ class Link:
     href: str
 
 
-# Lexbor's numeric ids of those tags (the same in every document: they are built in), so
-# that one walk of the tree can sort its elements without reading their names.
-_BREAK_IDS = frozenset(create_tag(tag).tag_id for tag in BLOCK_TAGS | {"br"})
-_HIDDEN_IDS = frozenset(create_tag(tag).tag_id for tag in HIDDEN_TAGS)
+def _tag_ids(tags: frozenset[str]) -> frozenset[int]:
+    """Lexbor's numeric ids of ``tags`` (the same in every document: they are built in), so
+    that one walk of the tree can sort its elements without reading their names."""
+    document = LexborHTMLParser("")
+    return frozenset(document.create_node(tag).tag_id for tag in tags)
+
+
+_BREAK_IDS = _tag_ids(BLOCK_TAGS | {"br"})
+_HIDDEN_IDS = _tag_ids(HIDDEN_TAGS)
 _MARKED_IDS = _BREAK_IDS | _HIDDEN_IDS
 _LINE_BREAK = "\f"  # marks a block boundary in the parser's own copy of the tree
 _LINE_BREAK_BYTES = _LINE_BREAK.encode()  # (insert_before/after take bytes without encoding)
