@@ -51,7 +51,10 @@ def parse_page(html: str, url: str, options: Mapping[str, Any]) -> ParseResult:
     remove_nodes(tree, option_list(options, "strip"))
     if tree.root is None:
         raise ParseError(f"{NAME}: the page could not be parsed")
-    nodes = select(tree.root, selector, "select")
+    if selector == "body":  # the default: the parser's body is what ``css("body")`` finds,
+        nodes = [] if tree.body is None else [tree.body]  # without a walk of the whole tree
+    else:
+        nodes = select(tree.root, selector, "select")
     if not nodes:
         raise ParseError(f"{NAME}: select {selector!r} matched nothing")
     text = "\n".join("\n".join(visible_lines(node)) for node in nodes)
