@@ -308,3 +308,17 @@ def test_checks_are_written_in_the_stores_writer_thread(
     assert threading.main_thread().name not in {thread for _, thread in threads}
     with Store.open(settings.storage.path) as store:
         assert store.db.conn.execute("SELECT COUNT(*) FROM fetch_log").fetchone() == (6,)
+
+
+def test_a_run_summary_formats_without_its_outcomes() -> None:
+    """asyncio.run formats its finished main task, result included, when the run ends: a
+    summary of a large run must not format every outcome (0.4 s per 1000 sources)."""
+    from datetime import UTC, datetime
+
+    from pawatch.pipeline import RunSummary
+    from pawatch.storage import CheckOutcome
+
+    summary = RunSummary(started_at=datetime.now(UTC))
+    summary.outcomes = [CheckOutcome(f"s{i}", "not_modified", i, i) for i in range(1000)]
+    assert len(repr(summary)) < 300
+    assert summary.as_json()["counts"]["not_modified"] == 1000
