@@ -277,7 +277,7 @@ async def _check_sources(
     writes: list[asyncio.Task[None]] = []
 
     async def record(source: Source, check: CheckInput, parse: ParseInput | None) -> None:
-        if parse is None and not check.failed and source.id in previous:
+        if quiet_check(source, check, parse):
             outcome = await quiet.record(check, policy_for(source))  # 304s, unchanged bodies
         else:
             outcome = await in_writer(store, store.record_check, check, parse, policy_for(source))
@@ -285,13 +285,33 @@ async def _check_sources(
         if on_outcome is not None:
             on_outcome(outcome)
 
-    async def admit(source: Source, check: CheckInput, parse: ParseInput | None) -> None:
-        """Record a check made in a fetch process, in the background (its slot is held
-        until it is written: the fetch processes wait when the writer falls behind)."""
-        await in_flight.acquire()
-        task = asyncio.create_task(record(source, check, parse))
-        task.add_done_callback(lambda _: in_flight.release())
-        writes.append(task)
+    def quiet_check(source: Source, check: CheckInput, parse: ParseInput | None) -> bool:
+        """Nothing to parse or compare: a 304 or an unchanged body of a known source."""
+        return parse is None and not check.failed and source.id in previous
+
+    async def record_quietly(checks: list[tuple[Source, CheckInput]]) -> None:
+        outcomes = await in_writer(
+            store, store.record_checks, [(c, None, policy_for(s)) for s, c in checks]
+        )
+        for outcome in outcomes:
+            summary.outcomes.append(outcome)
+            if on_outcome is not None:
+                on_outcome(outcome)
+
+    async def admit(checks: list[tuple[Source, CheckInput, ParseInput | None]]) -> None:
+        """Record checks made in a fetch process, in the background: the quiet ones (a fetch
+        process sends them together) in one transaction, each other one in its own. A slot
+        is held until written: the fetch processes wait when the writer falls behind."""
+        writes_now: list[Awaitable[None]] = []
+        quiet_ones = [(s, c) for s, c, p in checks if quiet_check(s, c, p)]
+        if quiet_ones:
+            writes_now.append(record_quietly(quiet_ones))
+        writes_now += [record(s, c, p) for s, c, p in checks if not quiet_check(s, c, p)]
+        for write in writes_now:
+            await in_flight.acquire()
+            task = asyncio.ensure_future(write)
+            task.add_done_callback(lambda _: in_flight.release())
+            writes.append(task)
 
     errors: list[BaseException] = []
     shards = plan_run(settings, sources, store, transport is not None)

@@ -55,6 +55,8 @@ __all__ = ["Shard", "plan_shards", "run_shards"]
 # A run with fewer sources than this checks them in its own process: forking costs more than
 # it saves there (and the daemon's batches are small).
 MIN_SOURCES_PER_PROCESS = 32
+QUIET_BATCH = 100  # checks without a parse sent to the run's process in one message
+QUIET_DELAY = 0.02  # seconds a quiet check waits for others to share its message
 
 
 @dataclass(frozen=True)
@@ -196,25 +198,51 @@ async def _check_all(conn: Connection, shard: Shard, previous: dict[str, Validat
         announced.add(source.id)
         return analyse(source, spec, result, stored, same)
 
+    # Checks without a parse (304s, unchanged bodies, failures) go several to a message:
+    # one pickling, one write and one wake-up of the run's process for up to QUIET_BATCH.
+    quiet: list[tuple[str, CheckInput, None]] = []
+    timer: asyncio.TimerHandle | None = None
+
+    def send_quiet() -> None:
+        nonlocal timer
+        if timer is not None:
+            timer.cancel()
+            timer = None
+        if quiet:
+            conn.send(("checked", quiet.copy()))
+            quiet.clear()
+
     async with Fetcher(shard.http, shard.sources) as fetcher:
 
         async def check(source: Source) -> None:
+            nonlocal timer
             spec = get_parser(source.parser)
             done, parse = await fetch_check(
                 fetcher, source, spec, previous.get(source.id), replies.read, parse_here
             )
             done = _lean(done)
             if source.id in announced:  # the compressed body went with "parsing"
-                done = replace(done, compressed=None)
-            conn.send(("checked", source.id, done, parse))
+                conn.send(("checked", [(source.id, replace(done, compressed=None), parse)]))
+            elif parse is not None:
+                conn.send(("checked", [(source.id, done, parse)]))
+            else:
+                quiet.append((source.id, done, None))
+                if len(quiet) >= QUIET_BATCH:
+                    send_quiet()
+                elif timer is None:
+                    timer = asyncio.get_running_loop().call_later(QUIET_DELAY, send_quiet)
 
-        await asyncio.gather(*(check(s) for s in shard.sources))
+        try:
+            await asyncio.gather(*(check(s) for s in shard.sources))
+        finally:
+            send_quiet()
     replies.stop()
 
 
 # -- in the run's process ----------------------------------------------------------------
 
-Record = Callable[[Source, CheckInput, ParseInput | None], Awaitable[None]]
+# Records checks made in a fetch process (in the run's process, in the background).
+Record = Callable[[list[tuple[Source, CheckInput, ParseInput | None]]], Awaitable[None]]
 Read = Callable[[int], Awaitable[Snapshot]]
 Started = tuple[BaseProcess, Connection]
 # Runs a function that starts a fetch process where forking is safe (the writer thread).
@@ -355,13 +383,15 @@ async def _drive(
                 elif kind == "parsing":
                     parsing = (pending[message[1]], message[2], time.monotonic())
                 elif kind == "checked":
-                    _, source_id, check, parse = message
-                    source = pending.pop(source_id)
-                    if parsing is not None and parsing[0].id == source_id:
-                        check = replace(check, compressed=parsing[1].compressed)
-                        parsing = None
+                    done = []
+                    for source_id, check, parse in message[1]:
+                        source = pending.pop(source_id)
+                        if parsing is not None and parsing[0].id == source_id:
+                            check = replace(check, compressed=parsing[1].compressed)
+                            parsing = None
+                        done.append((source, check, parse))
                     progress = True
-                    await record(source, check, parse)
+                    await record(done)
                 elif kind == "crash":
                     reason = f"the fetch process failed: {message[1]}"
                     break
@@ -377,12 +407,12 @@ async def _drive(
             if not reason or not reason.startswith("parse took"):
                 error = f"parser {source.parser} could not finish: {error}"
             spec_version = get_parser(source.parser).version
-            await record(source, check, ParseInput(spec_version, None, error=error))
+            await record([(source, check, ParseInput(spec_version, None, error=error))])
             replaced += 1
             continue
         if pending and not progress:  # died before finishing anything: do not loop
-            for source in list(pending.values()):
-                await record(source, _failed(source, reason or "the fetch process ended"), None)
+            why = reason or "the fetch process ended"
+            await record([(s, _failed(s, why), None) for s in pending.values()])
             pending.clear()
         elif pending:
             replaced += 1
