@@ -1,8 +1,9 @@
 """The readable text of a stored body (view ``snapshot_text``): what the ``page`` parser reads
 from the whole page (its visible lines), so that SQL and full-text search can read snapshots
 without decompressing and parsing them. The text is stored by line (tables ``text_lines``,
-``body_text``): each distinct line once, a body as the list of its lines' ids; the pure parts of
-that (splitting, the line hash) are here, the writing is ``Store``'s."""
+``body_text``): each distinct line once, a body as the list of its lines' ids. Splitting, the
+line hash and finding or adding a body's lines (``store_lines``, for ``Store`` and migration
+0017) are here."""
 
 from __future__ import annotations
 

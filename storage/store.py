@@ -333,7 +333,11 @@ class Store:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-        conn.execute("COMMIT")
+        try:
+            conn.execute("COMMIT")
+        except BaseException:
+            self._forget_new_lines()
+            raise
         self._new_lines.clear()
         if len(self._line_ids) > _LINE_CACHE:
             self._line_ids.clear()

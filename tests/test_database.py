@@ -218,6 +218,30 @@ def test_a_rolled_back_check_leaves_no_line_and_no_stale_id(tmp_path: Path) -> N
     assert _lines(db) == ["Shared", "Other"]
 
 
+def test_a_refused_commit_leaves_no_stale_id(tmp_path: Path) -> None:
+    db = tmp_path / "pawatch.db"
+    with Store.open(db) as store:
+        store.sync_sources([SourceRow("a", "https://example.org/a", "page", None)], NOW)
+        check = CheckInput(
+            "a",
+            "https://example.org/a",
+            NOW,
+            0.1,
+            http_status=200,
+            body=b"<p>x</p>",
+            content_type="text/html",
+            text="Only here\nShared",
+        )
+        conn = store.db.conn
+        conn.execute("PRAGMA defer_foreign_keys = ON")  # the unknown source fails at COMMIT
+        with pytest.raises(sqlite3.IntegrityError):
+            store.record_check(replace_source(check, "nobody"))
+        conn.execute("ROLLBACK")  # the commit was refused: the caller gives up the transaction
+        _record(store, "a", "Shared\nOther")
+    assert _texts(db) == {"a": "Shared\nOther"}
+    assert _lines(db) == ["Shared", "Other"]
+
+
 def replace_source(check: CheckInput, source_id: str) -> CheckInput:
     from dataclasses import replace
 
