@@ -519,6 +519,7 @@ async def _check_sources(
     summary.finished_at = utcnow()
     # the sources compared once all were read: one change reaching them all is no disagreement
     summary.reconciled = await in_writer(store, store.reconcile, summary.finished_at)
+    await in_writer(store, store.index_texts)  # the run's new readable texts, searchable
     return summary
 
 

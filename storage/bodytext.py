@@ -47,6 +47,9 @@ def decompress_body(compression: str, data: bytes) -> bytes:
     return bytes(zstandard.ZstdDecompressor().decompress(data))
 
 
+_ROWS_PER_INSERT = 300  # 900 parameters: under SQLite's smallest limit (999)
+
+
 def split_lines(text: str) -> list[str]:
     """The lines of a readable text, in order: ``"\\n".join(split_lines(t)) == t`` for every
     ``t``. The empty text has no lines (a text of one empty line cannot be told from it)."""
@@ -68,10 +71,10 @@ def next_hash(value: int) -> int:
     return value + 1 if value < 2**63 - 1 else -(2**63)
 
 
-def store_lines(conn: sqlite3.Connection, lines: Collection[str]) -> dict[str, int]:
+def store_lines(conn: sqlite3.Connection, lines: Collection[str]) -> tuple[dict[str, int], int]:
     """The ``text_lines`` id of each of these distinct lines, inserting the ones not stored yet
-    in their order, and indexing them (``text_lines_fts``). Inside the caller's transaction:
-    the ids of new lines follow MAX(id).
+    in their order (the full-text index is the caller's: ``Store.index_texts``), and how many
+    were inserted. Inside the caller's transaction: the ids of new lines follow MAX(id).
 
     One ``SELECT`` by hash per round; a row whose hash matches but whose text differs is a
     collision, never a match: the line moves on to ``next_hash`` of that value (and so does a
@@ -82,16 +85,18 @@ def store_lines(conn: sqlite3.Connection, lines: Collection[str]) -> dict[str, i
     probe = {line: line_hash(line) for line in lines}
     claimed: dict[int, str] = {}  # free values this call gives to new lines
     todo = list(probe)
+    top = 0
     while todo:
-        values = json.dumps([probe[line] for line in todo])
-        rows = {
-            value: (row_id, text)
-            for row_id, value, text in conn.execute(
-                "SELECT id, hash, text FROM text_lines "
-                "WHERE hash IN (SELECT value FROM json_each(?))",
-                (values,),
-            )
-        }
+        rows: dict[int, tuple[int, str]] = {}
+        for row_id, value, text in conn.execute(
+            "SELECT id, hash, text FROM text_lines WHERE hash IN (SELECT value FROM json_each(?)) "
+            "UNION ALL SELECT COALESCE(MAX(id), 0), NULL, NULL FROM text_lines",
+            (json.dumps([probe[line] for line in todo]),),
+        ):
+            if value is None:
+                top = row_id
+            else:
+                rows[value] = (row_id, text)
         again = []
         for line in todo:
             value = probe[line]
@@ -105,16 +110,17 @@ def store_lines(conn: sqlite3.Connection, lines: Collection[str]) -> dict[str, i
                 again.append(line)
         todo = again
     if claimed:
-        (top,) = conn.execute("SELECT COALESCE(MAX(id), 0) FROM text_lines").fetchone()
         new = [(top + i, value, line) for i, (value, line) in enumerate(claimed.items(), 1)]
-        conn.executemany("INSERT INTO text_lines (id, hash, text) VALUES (?, ?, ?)", new)
-        # indexed here in one statement: a trigger per row costs 3x (FTS5 per trigger call)
-        conn.execute(
-            "INSERT INTO text_lines_fts (rowid, text) SELECT id, text FROM text_lines WHERE id > ?",
-            (top,),
-        )
+        # many rows a statement: the writer gives up the GIL at each one
+        for start in range(0, len(new), _ROWS_PER_INSERT):
+            chunk = new[start : start + _ROWS_PER_INSERT]
+            conn.execute(
+                "INSERT INTO text_lines (id, hash, text) VALUES "
+                + ",".join(["(?, ?, ?)"] * len(chunk)),
+                [field for row in chunk for field in row],
+            )
         ids.update((line, row_id) for row_id, _, line in new)
-    return ids
+    return ids, len(claimed)
 
 
 def line_ids_json(ids: list[int]) -> str:

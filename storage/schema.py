@@ -839,9 +839,10 @@ def _m0017(db: Database) -> None:
     # 1000-page benchmark: 187,087 lines, 19,099 distinct; 50 MB of text -> 5.4 MB).
     # - text_lines: each distinct line once (hash: storage/bodytext.py line_hash, or after a
     #   collision the next free value: store_lines), with full-text search declared as
-    #   sqlite-utils' enable_fts declares it. The writer indexes the lines it adds in the same
-    #   statement batch (store_lines): the insert trigger goes (it costs 3x: a 1000-page cold
-    #   run's writer 1.36 s -> 0.92 s CPU); the delete and update triggers stay.
+    #   sqlite-utils' enable_fts declares it, filled in batches as snapshot_text's was (0016:
+    #   Store.index_texts; meta 'text_lines_indexed' is the last id indexed): on 1000 new
+    #   pages, indexing each check's new lines in its own transaction cost the writer 0.4 s
+    #   more CPU and the run 0.5 s more wall time, a trigger per row 0.4 s more again.
     # - body_text: a body's lines, in order, as a compact JSON array of text_lines ids.
     # - snapshot_text: now a view with the same columns (sha256, text), the lines joined by
     #   "\n" ('' for a body without text), so snapshot_texts and SQL written for it still work.
@@ -861,11 +862,6 @@ def _m0017(db: Database) -> None:
         );
         """
     )
-    db.table("text_lines").enable_fts(
-        ["text"], tokenize="unicode61 remove_diacritics 2", create_triggers=True
-    )
-    # store_lines indexes the lines it inserts in one statement: a trigger per row costs 3x
-    db.execute("DROP TRIGGER text_lines_ai")
     conn = db.conn
     known: dict[str, int] = {}
     rows = conn.execute("SELECT sha256, text FROM snapshot_text ORDER BY rowid").fetchall()
@@ -873,13 +869,19 @@ def _m0017(db: Database) -> None:
         lines = split_lines(text)
         missing = dict.fromkeys(line for line in lines if line not in known)
         if missing:
-            known.update(store_lines(conn, missing))
+            known.update(store_lines(conn, missing)[0])
         conn.execute(
             "INSERT INTO body_text (sha256, line_ids) VALUES (?, ?)",
             (sha256, line_ids_json([known[line] for line in lines])),
         )
+    db.table("text_lines").enable_fts(  # indexes the lines stored above
+        ["text"], tokenize="unicode61 remove_diacritics 2", create_triggers=True
+    )
     db.executescript(
         """
+        DROP TRIGGER text_lines_ai;
+        INSERT INTO meta (key, value)
+        SELECT 'text_lines_indexed', CAST(COALESCE(MAX(id), 0) AS TEXT) FROM text_lines;
         DROP TRIGGER snapshot_text_ad;
         DROP TRIGGER snapshot_text_au;
         DROP TABLE snapshot_text_fts;

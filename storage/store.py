@@ -58,6 +58,7 @@ from pawatch.times import format_time as format_time  # re-exported: pawatch.sto
 from pawatch.times import parse_time as parse_time  # re-exported: pawatch.storage.parse_time
 
 _COMPRESSION = "zstd"
+_INDEX_BATCH = 5000  # new text lines indexed together (Store.index_texts)
 _LINE_CACHE = 50_000  # distinct text lines whose ids a Store remembers (then it starts over)
 # Every stored time of a check (``Store.backdate`` moves them back together).
 _TIME_COLUMNS = (
@@ -208,6 +209,7 @@ class Store:
         # the open transaction added (forgotten if it rolls back: the id may go to another line)
         self._line_ids: dict[str, int] = {}
         self._new_lines: list[str] = []
+        self._unindexed = 0  # text lines stored since the last index_texts (a hint only)
 
     @classmethod
     def open(
@@ -346,6 +348,32 @@ class Store:
         for line in self._new_lines:
             self._line_ids.pop(line, None)
         self._new_lines.clear()
+
+    def index_texts(self) -> int:
+        """Add the text lines stored since the last call to the full-text index
+        (``text_lines_fts``), in one transaction; how many. Called at the end of every run
+        (and so of every daemon batch); lines a crashed run stored are indexed by the next."""
+        with self.transaction():
+            return self._index_texts()
+
+    def _index_texts(self) -> int:
+        conn = self.db.conn
+        row = conn.execute("SELECT value FROM meta WHERE key = 'text_lines_indexed'").fetchone()
+        done = int(row[0]) if row is not None else 0
+        (top,) = conn.execute("SELECT COALESCE(MAX(id), 0) FROM text_lines").fetchone()
+        self._unindexed = 0
+        if top <= done:
+            return 0
+        added = conn.execute(
+            "INSERT INTO text_lines_fts (rowid, text) SELECT id, text FROM text_lines WHERE id > ?",
+            (done,),
+        ).rowcount
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('text_lines_indexed', ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (str(top),),
+        )
+        return int(added)
 
     @property
     def schema_version(self) -> int:
@@ -884,21 +912,24 @@ class Store:
     def _store_text(self, sha256: str, text: str) -> None:
         """A new body's readable text, by line (view ``snapshot_text``): the lines this Store
         has seen are known by text; the others are looked up or added by ``store_lines``
-        (one query by hash for the whole body)."""
+        (one query by hash for the whole body); new lines are indexed in batches."""
         lines = split_lines(text)
         known = self._line_ids
         try:
             ids = list(map(known.__getitem__, lines))
         except KeyError:  # lines this Store has not seen yet
             missing = dict.fromkeys(line for line in lines if line not in known)
-            found = store_lines(self.db.conn, missing)
+            found, added = store_lines(self.db.conn, missing)
             known.update(found)
             self._new_lines.extend(found)
             ids = list(map(known.__getitem__, lines))
+            self._unindexed += added
         self.db.conn.execute(
             "INSERT OR IGNORE INTO body_text (sha256, line_ids) VALUES (?, ?)",
             (sha256, line_ids_json(ids)),
         )
+        if self._unindexed >= _INDEX_BATCH:  # the run's end indexes the rest
+            self._index_texts()
 
     def _insert_event(
         self,

@@ -185,8 +185,7 @@ def test_bodies_sharing_lines_store_each_line_once(tmp_path: Path) -> None:
         f"{by_text['']}]",
         "[]", f"[{by_text['']},{by_text['']}]", f"[{menu}]",
     ])  # fmt: skip
-    # the index holds each line once too; a new store (no memory of the lines) reuses them
-    assert len(_search(db, "menu")) == 1
+    # a new store (no memory of the lines) finds them in the database
     with Store.open(db) as store:
         store.sync_sources([SourceRow("later", "https://example.org/later", "page", None)], NOW)
         _record(store, "later", "Menu\nSenate\nnew line")
@@ -326,7 +325,8 @@ def test_migration_stores_existing_texts_by_line(tmp_path: Path) -> None:
     with Store.open(path) as store:
         after = dict(store.db.execute("SELECT sha256, text FROM snapshot_text").fetchall())
         names = {r[0] for r in store.db.execute("SELECT name FROM sqlite_master")}
-        meta = {r[0] for r in store.db.execute("SELECT key FROM meta")}
+        meta = dict(store.db.execute("SELECT key, value FROM meta").fetchall())
+        assert store.index_texts() == 0  # the migration indexed every line
     assert after == before  # every text exactly as it was
     assert not {"snapshot_text_fts", "snapshot_text_ai", "snapshot_text_ad"} & names
     assert "snapshot_text_indexed" not in meta
@@ -349,11 +349,39 @@ def _search(db: Path, word: str) -> list[str]:
         ]
 
 
-def test_a_line_is_searchable_once_its_check_is_recorded(tmp_path: Path) -> None:
+def test_lines_are_indexed_in_batches_and_a_crashed_runs_lines_later(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pawatch.storage import store as store_module
+
+    monkeypatch.setattr(store_module, "_INDEX_BATCH", 5)
+    db = tmp_path / "pawatch.db"
+    with Store.open(db) as store:
+        store.sync_sources([SourceRow(s, f"https://example.org/{s}", "page", None)
+                            for s in "abcd"], NOW)  # fmt: skip
+        _record(store, "a", "Senator unique1\nMenu")
+        assert _search(db, "unique1") == []  # stored, not yet in the index (a run's end does it)
+        _record(store, "b", "Senator unique2\nMenu\nSenator unique3")
+        _record(store, "c", "Senator unique4\nMenu")  # the fifth new line: a batch
+        assert len(_search(db, "senator")) == 4  # indexed inside the last check's transaction
+        _record(store, "d", "Senator unique5\nMenu")  # then the process dies before the run's end
+    assert _search(db, "unique5") == []
+    with Store.open(db) as store:
+        assert store.index_texts() == 1  # the next run's end catches up
+        assert store.index_texts() == 0
+    assert _search(db, "unique5") == ["Senator unique5"]
+    assert _search(db, "menu") == ["Menu"]  # each line once in the index too
+    # the index stays declared the way sqlite-utils declares it: its search finds the lines
+    found = sqlite_utils("search", str(db), "text_lines", "unique1", "--csv")
+    assert found.returncode == 0 and "Senator unique1" in found.stdout
+
+
+def test_a_body_of_many_new_lines(tmp_path: Path) -> None:
+    text = "\n".join(f"line {i}" for i in range(1000))  # several inserts of new lines
     db = tmp_path / "pawatch.db"
     with Store.open(db) as store:
         store.sync_sources([SourceRow("a", "https://example.org/a", "page", None)], NOW)
-        _record(store, "a", "Senator unique1")
-        assert _search(db, "unique1") == ["Senator unique1"]  # no run's end needed
-    found = sqlite_utils("search", str(db), "text_lines", "unique1", "--csv")
-    assert found.returncode == 0 and "Senator unique1" in found.stdout
+        _record(store, "a", text)
+        assert store.index_texts() == 1000
+    assert _texts(db) == {"a": text}
+    assert _search(db, '"line 999"') == ["line 999"]
