@@ -26,7 +26,7 @@ from sqlite_utils import Database
 from pawatch.display import redact_secrets, redact_url
 from pawatch.domain import HEALTH_KINDS, ChangeKind, Fact
 from pawatch.storage import queries
-from pawatch.storage.bodytext import readable_text
+from pawatch.storage.bodytext import line_ids_json, readable_text, split_lines, store_lines
 from pawatch.storage.changes import Identity
 from pawatch.storage.facts import (
     End,
@@ -58,7 +58,8 @@ from pawatch.times import format_time as format_time  # re-exported: pawatch.sto
 from pawatch.times import parse_time as parse_time  # re-exported: pawatch.storage.parse_time
 
 _COMPRESSION = "zstd"
-_INDEX_BATCH = 250  # new readable texts indexed together (Store.index_texts)
+_INDEX_BATCH = 5000  # new text lines indexed together (Store.index_texts)
+_LINE_CACHE = 50_000  # distinct text lines whose ids a Store remembers (then it starts over)
 # Every stored time of a check (``Store.backdate`` moves them back together).
 _TIME_COLUMNS = (
     "first_seen", "last_seen", "started_at", "detected_at", "ended_at", "baseline_at",
@@ -217,7 +218,11 @@ class Store:
         self.db = db
         self.path = path
         self._writer: ThreadPoolExecutor | None = None
-        self._unindexed = 0  # readable texts stored since the last index_texts (a hint only)
+        # text_lines ids by line, of the lines this Store read or wrote; _new_lines: the ones
+        # the open transaction added (forgotten if it rolls back: the id may go to another line)
+        self._line_ids: dict[str, int] = {}
+        self._new_lines: list[str] = []
+        self._unindexed = 0  # text lines stored since the last index_texts (a hint only)
 
     @classmethod
     def open(
@@ -330,40 +335,56 @@ class Store:
         so a concurrent writer waits the busy timeout instead of failing mid-check."""
         conn = self.db.conn
         if conn.in_transaction:  # nested: a savepoint inside the caller's transaction
-            with self.db.atomic():
-                yield
+            try:
+                with self.db.atomic():
+                    yield
+            except BaseException:
+                self._forget_new_lines()  # some may have been rolled back
+                raise
             return
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield
         except BaseException:
+            self._forget_new_lines()
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-        conn.execute("COMMIT")
+        try:
+            conn.execute("COMMIT")
+        except BaseException:
+            self._forget_new_lines()
+            raise
+        self._new_lines.clear()
+        if len(self._line_ids) > _LINE_CACHE:
+            self._line_ids.clear()
+
+    def _forget_new_lines(self) -> None:
+        for line in self._new_lines:
+            self._line_ids.pop(line, None)
+        self._new_lines.clear()
 
     def index_texts(self) -> int:
-        """Add the readable texts stored since the last call to the full-text index
-        (``snapshot_text_fts``), in one transaction; how many. Called at the end of every run
-        and daemon batch; texts a crashed run stored are indexed by the next one."""
+        """Add the text lines stored since the last call to the full-text index
+        (``text_lines_fts``), in one transaction; how many. Called at the end of every run
+        (and so of every daemon batch); lines a crashed run stored are indexed by the next."""
         with self.transaction():
             return self._index_texts()
 
     def _index_texts(self) -> int:
         conn = self.db.conn
-        row = conn.execute("SELECT value FROM meta WHERE key = 'snapshot_text_indexed'").fetchone()
+        row = conn.execute("SELECT value FROM meta WHERE key = 'text_lines_indexed'").fetchone()
         done = int(row[0]) if row is not None else 0
-        (top,) = conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM snapshot_text").fetchone()
+        (top,) = conn.execute("SELECT COALESCE(MAX(id), 0) FROM text_lines").fetchone()
         self._unindexed = 0
         if top <= done:
             return 0
         added = conn.execute(
-            "INSERT INTO snapshot_text_fts (rowid, text) "
-            "SELECT rowid, text FROM snapshot_text WHERE rowid > ?",
+            "INSERT INTO text_lines_fts (rowid, text) SELECT id, text FROM text_lines WHERE id > ?",
             (done,),
         ).rowcount
         conn.execute(
-            "INSERT INTO meta (key, value) VALUES ('snapshot_text_indexed', ?) "
+            "INSERT INTO meta (key, value) VALUES ('text_lines_indexed', ?) "
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (str(top),),
         )
@@ -852,13 +873,7 @@ class Store:
                     text = check.text
                     if text is None:
                         text = readable_text(check.body or b"", check.content_type)
-                    conn.execute(
-                        "INSERT OR IGNORE INTO snapshot_text (sha256, text) VALUES (?, ?)",
-                        (digest, text),
-                    )
-                    self._unindexed += 1
-                    if self._unindexed >= _INDEX_BATCH:  # the run's end indexes the rest
-                        self._index_texts()
+                    self._store_text(digest, text)
                 cur = conn.execute(
                     "INSERT INTO snapshots (source_id, sha256, url, content_type, etag, "
                     "last_modified, first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -904,6 +919,28 @@ class Store:
             error=check.error,
             duration=check.duration,
         )
+
+    def _store_text(self, sha256: str, text: str) -> None:
+        """A new body's readable text, by line (view ``snapshot_text``): the lines this Store
+        has seen are known by text; the others are looked up or added by ``store_lines``
+        (one query by hash for the whole body); new lines are indexed in batches."""
+        lines = split_lines(text)
+        known = self._line_ids
+        try:
+            ids = list(map(known.__getitem__, lines))
+        except KeyError:  # lines this Store has not seen yet
+            missing = dict.fromkeys(line for line in lines if line not in known)
+            found, added = store_lines(self.db.conn, missing)
+            known.update(found)
+            self._new_lines.extend(found)
+            ids = list(map(known.__getitem__, lines))
+            self._unindexed += added
+        self.db.conn.execute(
+            "INSERT OR IGNORE INTO body_text (sha256, line_ids) VALUES (?, ?)",
+            (sha256, line_ids_json(ids)),
+        )
+        if self._unindexed >= _INDEX_BATCH:  # the run's end indexes the rest
+            self._index_texts()
 
     def _insert_event(
         self,

@@ -110,8 +110,16 @@ def test_a_snapshots_text_and_search(served: tuple[str, Path]) -> None:
     assert "Farida Newcomer" in get_html(
         f"{base}/pawatch/text_of_snapshot?snapshot_id={snapshot_id}"
     )
-    found = get_json(f"{base}/pawatch/snapshot_text.json?_search=Newcomer&_shape=array")
+    found = get_json(f"{base}/pawatch/text_lines.json?_search=Newcomer&_shape=array")
     assert len(found) == 1 and "Farida Newcomer" in str(found[0]["text"])
+    assert "Farida Newcomer" in get_html(f"{base}/pawatch/text_lines?_search=Newcomer")
+    with sqlite3.connect(db) as conn:  # the first snapshot showing her, whatever its source
+        first = conn.execute(
+            "SELECT s.id FROM snapshots s JOIN snapshot_text t ON t.sha256 = s.sha256 "
+            "WHERE t.text LIKE '%Farida Newcomer%' ORDER BY s.first_seen, s.id LIMIT 1"
+        ).fetchone()[0]
+    (said,) = get_json(f"{base}/pawatch/first_snapshot_saying.json?words=newcomer&_shape=array")
+    assert said["snapshot_id"] == first
     news = get_json(f"{base}/pawatch/news.json?_search=Council&_shape=array")
     assert [n["title"] for n in news] == ["Meeting of the Council of the Assembly"]
 
