@@ -1,12 +1,13 @@
-"""One run: config -> fetch -> snapshot -> parse -> facts/changes (one transaction per check).
+"""One run: config -> fetch -> snapshot -> parse -> facts/changes, written in transactions.
 
 ``check_sources`` checks the given sources concurrently and records each check as soon as it
-completes, in the store's writer thread, so a failing source never holds back or spoils the
-others. A check's steps (fetch, hash, compress, parse) are ``pawatch.prepare.fetch_check``;
-a body is parsed only when it differs from the one parsed last time (or the parser changed):
-an unchanged page or a 304 costs no parsing, and such quiet checks are written several to a
-transaction (``QuietChecks``). A small run checks in this process, parsing in worker
-processes; a large one spreads its sources over fetch processes (``pawatch.shards``).
+completes, in the store's writer thread (``Recorder``: checks that arrive while it writes
+share the next transaction, all or nothing), so a failing source never holds back or spoils
+the others. A check's steps (fetch, hash, compress, parse) are
+``pawatch.prepare.fetch_check``; a body is parsed only when it differs from the one parsed
+last time (or the parser changed): an unchanged page or a 304 costs no parsing. A small run
+checks in this process, parsing in worker processes; a large one spreads its sources over
+fetch processes (``pawatch.shards``).
 """
 
 from __future__ import annotations
@@ -119,58 +120,78 @@ def policy_for(source: Source) -> Policy:
     )
 
 
-class QuietChecks:
-    """Records checks that need no parsing (304s, unchanged bodies already parsed) several
-    to a transaction: a commit per check was most of their cost. A batch is written when it
-    has ``size`` checks or ``delay`` seconds after its first one; it is atomic like one
-    check (a crash loses the batch whole, never half of it), and every check that parsed a
-    body still gets its own transaction."""
+class Recorder:
+    """Writes checks to the store in groups (group commit): a group is what arrived while the
+    writer thread was busy with the previous one (at most ``size`` checks), written in one
+    transaction, all or nothing: a crash loses a group whole, never half of a check. A
+    commit per check was most of the cost of a large run's writes. A group the database
+    refuses is written again one check at a time, so a check it refuses fails alone."""
 
-    def __init__(self, store: Store, *, size: int = 200, delay: float = 0.02) -> None:
+    def __init__(self, store: Store, *, size: int = 100) -> None:
         self.store = store
         self.size = size
-        self.delay = delay
-        self.batches = 0
-        self._items: list[tuple[CheckInput, Policy, asyncio.Future[CheckOutcome]]] = []
-        self._timer: asyncio.TimerHandle | None = None
+        self.groups = 0
+        self._items: list[tuple[CheckInput, ParseInput | None, Policy]] = []
+        self._futures: list[asyncio.Future[CheckOutcome]] = []
+        self._busy = False
 
-    async def record(self, check: CheckInput, policy: Policy) -> CheckOutcome:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[CheckOutcome] = loop.create_future()
-        self._items.append((check, policy, future))
-        if len(self._items) >= self.size:
-            self.flush()
-        elif self._timer is None:
-            self._timer = loop.call_later(self.delay, self.flush)
+    async def record(
+        self, check: CheckInput, parse: ParseInput | None, policy: Policy
+    ) -> CheckOutcome:
+        future: asyncio.Future[CheckOutcome] = asyncio.get_running_loop().create_future()
+        self._items.append((check, parse, policy))
+        self._futures.append(future)
+        self._next()
         return await future
 
-    def flush(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        items, self._items = self._items, []
-        if not items:
+    def _next(self) -> None:
+        if self._busy or not self._items:
             return
-        self.batches += 1
+        self._busy = True
+        self.groups += 1
+        items, self._items = self._items[: self.size], self._items[self.size :]
+        futures, self._futures = self._futures[: self.size], self._futures[self.size :]
         written = asyncio.get_running_loop().run_in_executor(
-            self.store.writer(), self.store.record_checks, [(c, None, p) for c, p, _ in items]
+            self.store.writer(), self._write, items
         )
-        written.add_done_callback(lambda done: self._settle(items, done))
+        written.add_done_callback(lambda done: self._settle(futures, done))
 
-    @staticmethod
+    def _write(
+        self, items: list[tuple[CheckInput, ParseInput | None, Policy]]
+    ) -> list[CheckOutcome | Exception]:
+        if len(items) > 1:
+            try:
+                return list(self.store.record_checks(items))
+            except Exception:  # one check the database refuses: each on its own, below
+                log.debug("a group of %d checks was refused; writing them one by one", len(items))
+        results: list[CheckOutcome | Exception] = []
+        for check, parse, policy in items:
+            try:
+                results.append(self.store.record_check(check, parse, policy))
+            except Exception as exc:
+                results.append(exc)
+        return results
+
     def _settle(
-        items: list[tuple[CheckInput, Policy, asyncio.Future[CheckOutcome]]],
-        done: asyncio.Future[list[CheckOutcome]],
+        self,
+        futures: list[asyncio.Future[CheckOutcome]],
+        done: asyncio.Future[list[CheckOutcome | Exception]],
     ) -> None:
+        self._busy = False
         error = None if done.cancelled() else done.exception()
+        results: list[CheckOutcome | BaseException]
         if done.cancelled() or error is not None:
-            for _, _, future in items:
-                if not future.done():
-                    future.set_exception(error or asyncio.CancelledError())
-            return
-        for (_, _, future), outcome in zip(items, done.result(), strict=True):
-            if not future.done():
-                future.set_result(outcome)
+            results = [error or asyncio.CancelledError()] * len(futures)
+        else:
+            results = list(done.result())
+        for future, result in zip(futures, results, strict=True):
+            if future.done():
+                continue
+            if isinstance(result, BaseException):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
+        self._next()
 
 
 async def reparse_source_bounded(store: Store, source: Source, pool: WorkerPool) -> int:
@@ -270,46 +291,24 @@ async def _check_sources(
         if changed.get(source_id) != "url"  # old validators belong to the old page
     }
 
-    quiet = QuietChecks(store)
+    recorder = Recorder(store)
     # Checks fetched but not yet recorded: without a bound, a slow writer (or parse) let
     # every fetched body of a large run wait in memory at once.
     in_flight = asyncio.Semaphore(max(32, 4 * settings.http.global_concurrency))
     writes: list[asyncio.Task[None]] = []
 
     async def record(source: Source, check: CheckInput, parse: ParseInput | None) -> None:
-        if quiet_check(source, check, parse):
-            outcome = await quiet.record(check, policy_for(source))  # 304s, unchanged bodies
-        else:
-            outcome = await in_writer(store, store.record_check, check, parse, policy_for(source))
+        outcome = await recorder.record(check, parse, policy_for(source))
         summary.outcomes.append(outcome)
         if on_outcome is not None:
             on_outcome(outcome)
 
-    def quiet_check(source: Source, check: CheckInput, parse: ParseInput | None) -> bool:
-        """Nothing to parse or compare: a 304 or an unchanged body of a known source."""
-        return parse is None and not check.failed and source.id in previous
-
-    async def record_quietly(checks: list[tuple[Source, CheckInput]]) -> None:
-        outcomes = await in_writer(
-            store, store.record_checks, [(c, None, policy_for(s)) for s, c in checks]
-        )
-        for outcome in outcomes:
-            summary.outcomes.append(outcome)
-            if on_outcome is not None:
-                on_outcome(outcome)
-
     async def admit(checks: list[tuple[Source, CheckInput, ParseInput | None]]) -> None:
-        """Record checks made in a fetch process, in the background: the quiet ones (a fetch
-        process sends them together) in one transaction, each other one in its own. A slot
-        is held until written: the fetch processes wait when the writer falls behind."""
-        writes_now: list[Awaitable[None]] = []
-        quiet_ones = [(s, c) for s, c, p in checks if quiet_check(s, c, p)]
-        if quiet_ones:
-            writes_now.append(record_quietly(quiet_ones))
-        writes_now += [record(s, c, p) for s, c, p in checks if not quiet_check(s, c, p)]
-        for write in writes_now:
+        """Record checks made in a fetch process, in the background. A slot is held until
+        written: the fetch processes wait when the writer falls behind."""
+        for source, check, parse in checks:
             await in_flight.acquire()
-            task = asyncio.ensure_future(write)
+            task = asyncio.create_task(record(source, check, parse))
             task.add_done_callback(lambda _: in_flight.release())
             writes.append(task)
 
@@ -330,7 +329,6 @@ async def _check_sources(
                 settings, sources, store, transport, workers, previous, specs, in_flight, record
             )
     finally:
-        quiet.flush()  # nothing is left waiting (only if interrupted)
         results = await asyncio.gather(*writes, return_exceptions=True)
     errors += [r for r in results if isinstance(r, BaseException)]
     if errors:  # the database refused a write (disk full, locked...): nothing half-written
@@ -391,10 +389,7 @@ async def _check_here(
                     read_snapshot,
                     parse_in_worker,
                 )
-                if not (parse is None and not done.failed and source.id in previous):
-                    await record(source, done, parse)
-                    return
-            await record(source, done, parse)  # batched, without holding a slot
+                await record(source, done, parse)
 
         # every check runs to its end even when another one cannot be stored
         results = await asyncio.gather(*(check(s) for s in sources), return_exceptions=True)

@@ -204,27 +204,27 @@ def test_a_database_error_in_one_check_spares_the_others(
     )
     settings = load_settings(cfg)
     with Store.open(settings.storage.path) as store:
-        real = store.record_check
+        real = store._record_one
 
         def flaky(check: CheckInput, *args: object, **kwargs: object) -> object:
             if check.source_id == "fast":
                 raise sqlite3.OperationalError("database or disk is full")
             return real(check, *args, **kwargs)  # type: ignore[arg-type]
 
-        monkeypatch.setattr(store, "record_check", flaky)
+        monkeypatch.setattr(store, "_record_one", flaky)
         with pytest.raises(StorageError, match="database or disk is full"):
             run_once(settings, settings.sources, store)
         assert rows(store, "SELECT source_id, outcome FROM fetch_log") == [("slow", "new")]
 
 
-def test_quiet_checks_share_a_transaction_that_is_written_whole_or_not_at_all(
+def test_checks_arriving_together_share_a_transaction_and_a_refused_one_fails_alone(
     tmp_path: Path, server: LocalServer
 ) -> None:
     import asyncio
     from dataclasses import replace
     from datetime import UTC, datetime
 
-    from pawatch.pipeline import QuietChecks
+    from pawatch.pipeline import Recorder
     from pawatch.storage.facts import Policy
 
     names = [f"s{i}" for i in range(6)]
@@ -234,7 +234,7 @@ def test_quiet_checks_share_a_transaction_that_is_written_whole_or_not_at_all(
     settings = load_settings(cfg)
     with Store.open(settings.storage.path) as store:
         run_once(settings, settings.sources, store)
-        second = run_once(settings, settings.sources, store)  # six 304s, batched
+        second = run_once(settings, settings.sources, store)  # six 304s
         assert second.ids("not_modified") == names
         assert rows(store, "SELECT seen_count FROM snapshots") == [(2,)] * 6
         checks = [
@@ -248,29 +248,37 @@ def test_quiet_checks_share_a_transaction_that_is_written_whole_or_not_at_all(
             )
             for n in names
         ]
+        commits: list[int] = []
+        real = store.record_checks
 
-        async def record(quiet: QuietChecks, batch: list[CheckInput]) -> list[object]:
+        def counted(items: list[object]) -> object:
+            commits.append(len(items))
+            return real(items)  # type: ignore[arg-type]
+
+        store.record_checks = counted  # type: ignore[method-assign]
+
+        async def record(recorder: Recorder, batch: list[CheckInput]) -> list[object]:
             return await asyncio.gather(
-                *(quiet.record(c, Policy()) for c in batch), return_exceptions=True
+                *(recorder.record(c, None, Policy()) for c in batch), return_exceptions=True
             )
 
-        quiet = QuietChecks(store, size=4, delay=0.05)
-        outcomes = asyncio.run(record(quiet, checks))
-        assert quiet.batches == 2  # four at once, then the other two after the delay
+        recorder = Recorder(store, size=4)
+        outcomes = asyncio.run(record(recorder, checks))
+        # the first is written at once; the five that arrived meanwhile: four, then one
+        assert recorder.groups == 3 and commits == [4]
         assert [getattr(o, "outcome", o) for o in outcomes] == ["not_modified"] * 6
         assert rows(store, "SELECT seen_count FROM snapshots") == [(3,)] * 6
-        # a batch the database refuses (a source it does not know) is written not at all
-        before = rows(store, "SELECT COUNT(*) FROM fetch_log")
-        bad = [
-            *checks[:3],
-            replace(
-                checks[3], source_id="nope", not_modified=False, error="x", error_kind="connection"
-            ),
-        ]
-        outcomes = asyncio.run(record(QuietChecks(store, size=4), bad))
-        assert all(isinstance(o, Exception) for o in outcomes)
-        assert rows(store, "SELECT COUNT(*) FROM fetch_log") == before
-        assert rows(store, "SELECT seen_count FROM snapshots") == [(3,)] * 6
+        # a check the database refuses (a source it does not know) fails alone
+        before = rows(store, "SELECT COUNT(*) FROM fetch_log")[0][0]
+        bad = replace(
+            checks[3], source_id="nope", not_modified=False, error="x", error_kind="connection"
+        )
+        outcomes = asyncio.run(record(Recorder(store, size=4), [bad, *checks[:3]]))
+        assert isinstance(outcomes[0], Exception)
+        assert [getattr(o, "outcome", o) for o in outcomes[1:]] == ["not_modified"] * 3
+        assert rows(store, "SELECT COUNT(*) FROM fetch_log")[0][0] == before + 3
+        seen = rows(store, "SELECT seen_count FROM snapshots ORDER BY source_id")
+        assert seen == [(4,)] * 3 + [(3,)] * 3
 
 
 def test_checks_are_written_in_the_stores_writer_thread(
