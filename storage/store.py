@@ -1282,12 +1282,12 @@ def _competing_json(competing: Sequence[tuple[str, str]]) -> str:
 
 def _without_passwords(check: CheckInput) -> CheckInput:
     """The database never holds a URL's password (``http://user:***@host/`` instead)."""
-    return replace(
-        check,
-        url=redact_url(check.url),
-        final_url=check.final_url and redact_url(check.final_url),
-        error=check.error and redact_secrets(check.error),
-    )
+    url = redact_url(check.url)
+    final_url = check.final_url and redact_url(check.final_url)
+    error = check.error and redact_secrets(check.error)
+    if (url, final_url, error) == (check.url, check.final_url, check.error):
+        return check  # the usual case: nothing to hide, no copy
+    return replace(check, url=url, final_url=final_url, error=error)
 
 
 def _host(url: str) -> str:
