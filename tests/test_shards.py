@@ -214,3 +214,58 @@ def test_a_shard_keeps_the_configured_delay_whole() -> None:
         [["b"], ["a"]],
     )
     assert all(shard.http == replace(http, global_concurrency=8) for shard in shards)
+
+
+def _children(pid: int) -> set[int]:
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text(encoding="ascii")
+        found.update(int(p) for p in text.split())
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGKILL"])
+def test_no_fetch_process_outlives_an_interrupted_run(
+    tmp_path: Path, server: LocalServer, signal_name: str
+) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    for i in range(40):
+        server.set(f"/p/{i}", Route(body=page(i), delay=2.0))  # slow: the run is mid-way
+    blocks = "".join(source_block(f"p{i}", server.url(f"/p/{i}")) for i in range(40))
+    cfg = write_config(tmp_path, blocks, fetch_processes=2)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pawatch", "--config", str(cfg), "run", "--no-deliver"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        children: set[int] = set()
+        while time.monotonic() < deadline and len(children) < 2:
+            time.sleep(0.1)
+            children = _children(proc.pid)
+        assert len(children) >= 2, "the run did not start its fetch processes"
+        proc.send_signal(getattr(signal, signal_name))
+        proc.wait(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_alive(c) for c in children):
+        time.sleep(0.1)
+    assert not any(_alive(c) for c in children), "a fetch process outlived its run"
+    assert proc.returncode != 0
