@@ -269,3 +269,25 @@ def test_no_fetch_process_outlives_an_interrupted_run(
         time.sleep(0.1)
     assert not any(_alive(c) for c in children), "a fetch process outlived its run"
     assert proc.returncode != 0
+
+
+def test_sources_no_fetch_process_could_check_are_failed_checks(
+    tmp_path: Path, server: LocalServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pawatch.shards
+
+    async def broken(*args: object) -> None:
+        raise RuntimeError("cannot start")
+
+    monkeypatch.setattr(pawatch.shards, "_check_all", broken)
+    for i in range(6):
+        server.set(f"/p/{i}", Route(body=page(i)))
+    blocks = "".join(source_block(f"p{i}", server.url(f"/p/{i}")) for i in range(6))
+    cfg = write_config(tmp_path, blocks, fetch_processes=2)
+    settings = load_settings(cfg)
+    with Store.open(settings.storage.path) as store:
+        summary = run_once(settings, settings.sources, store)
+    result = summary.as_json()
+    assert result["counts"]["failed"] == 6  # every source accounted for, none lost
+    assert all("cannot start" in e for e in result["errors"].values())
+    assert server.requests == []
