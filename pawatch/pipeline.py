@@ -16,6 +16,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -246,8 +247,9 @@ def plan_run(
     """How a run's checks are spread (``pawatch.shards.plan_shards``): over ``[http]
     fetch_processes`` processes, or with 0 (the default) one per core for a run of at least
     ``MIN_SOURCES_PER_PROCESS`` sources per process; in this process alone when the store is
-    in memory or the transport is a test's."""
-    if custom_transport or store.path == ":memory:":
+    in memory, the transport is a test's or the system is not Linux."""
+    if custom_transport or store.path == ":memory:" or not sys.platform.startswith("linux"):
+        # fetch processes are forked, and die with the run through Linux's PDEATHSIG
         return plan_shards(settings.http, sources, 1)
     if settings.http.fetch_processes:
         return plan_shards(settings.http, sources, settings.http.fetch_processes, min_sources=1)
