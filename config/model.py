@@ -116,7 +116,7 @@ class HttpSettings:
     timeout: float = 30.0  # total deadline for one request, retries excluded
     connect_timeout: float = 10.0
     read_timeout: float = 20.0
-    max_bytes: int = 5_000_000
+    max_bytes: int = 20_000_000  # as config/default.toml and the README say (the Duma's data.json)
     parse_timeout: float = 5.0  # seconds one page may take to parse; longer is parse_broken
     max_redirects: int = 5
     retries: int = 3  # extra attempts after the first
