@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,18 @@ from pawatch.demo.localserver import LocalServer
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture
+def sigint_default() -> Iterator[None]:
+    """Children started during the test react to SIGINT even when the test run ignores it (a
+    background job of a non-interactive shell does, and an ignored signal stays ignored
+    across exec, while a handler set here is reset to the default action)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture

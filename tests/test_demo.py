@@ -13,6 +13,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from tests.test_cli import ROOT, pawatch
 
 
@@ -38,6 +40,7 @@ def test_demo_records_version_1_a_week_earlier_and_explains_delivery(tmp_path: P
     assert "Farida Newcomer" in new.stdout and "Farida Newcomer" not in old.stdout
 
 
+@pytest.mark.usefixtures("sigint_default")
 def test_demo_serve_keeps_the_sites_up_until_ctrl_c(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PAWATCH_")}
     env["PYTHONPATH"] = str(ROOT)

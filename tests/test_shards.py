@@ -235,6 +235,7 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
 @pytest.mark.parametrize("signal_name", ["SIGINT", "SIGKILL"])
+@pytest.mark.usefixtures("sigint_default")
 def test_no_fetch_process_outlives_an_interrupted_run(
     tmp_path: Path, server: LocalServer, signal_name: str
 ) -> None:
