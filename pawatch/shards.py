@@ -19,8 +19,11 @@ be interrupted), the page is recorded as a parse failure with its body, and a ne
 takes over the sources the killed one had not finished (fetching them again). A process that
 dies without finishing anything ends its remaining sources as failed checks.
 
-Processes are forked from the store's writer thread (``fork_in``): the one thread that uses
-SQLite is then between statements, so no child starts with an SQLite lock held.
+Processes are forked where the caller's ``fork`` runs them: the pipeline runs them in the
+store's writer thread, the one thread that uses SQLite, which is then between statements, so
+no child starts with an SQLite lock held. A fetch process never opens the database: it asks
+the run's process for the stored snapshots it compares with. Checks without a parse (304s,
+unchanged bodies) go to the run's process up to ``QUIET_BATCH`` to a message.
 """
 
 from __future__ import annotations
