@@ -52,10 +52,6 @@ class ChangeKind(StrEnum):
     PARSE_RECOVERED = "parse_recovered"
     SOURCE_MOVED = "source_moved"  # redirected to another host: the final URL is in `new`
 
-    @property
-    def is_health(self) -> bool:
-        return self in _HEALTH
-
 
 _HEALTH = frozenset(
     {

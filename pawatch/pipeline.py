@@ -19,13 +19,21 @@ import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 
 import httpx
 
 from pawatch.config import Settings, Source
-from pawatch.prepare import Analysed, analyse_job, fetch_check, parse_job
+from pawatch.prepare import (
+    Analysed,
+    analyse_job,
+    fetch_check,
+    parse_job,
+    parse_timed_out,
+    parse_unfinished,
+    utcnow,
+)
 from pawatch.scraper.fetch import Fetcher, FetchResult
 from pawatch.scraper.parsers import ParserSpec, get_parser
 from pawatch.shards import Shard, plan_shards, run_shards
@@ -48,10 +56,6 @@ OUTCOMES = ("new", "changed", "unchanged", "not_modified", "failed")
 CPU_WORKERS = max(2, min(4, cpu_count()))
 log = logging.getLogger("pawatch.pipeline")
 T = TypeVar("T")
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 async def in_writer(store: Store, func: Callable[..., T], *args: Any) -> T:
@@ -208,8 +212,7 @@ async def reparse_source_bounded(store: Store, source: Source, pool: WorkerPool)
         try:
             parsed = await pool.run(parse_job, source, snap.body, snap.content_type, snap.url)
         except WorkerTimeout:
-            error = f"parse took longer than {pool.timeout:g} s"
-            parsed = ParseInput(spec.version, None, error=error)
+            parsed = parse_timed_out(spec, pool.timeout)
         except WorkerDied as exc:
             parsed = ParseInput(spec.version, None, error=f"parser {spec.name}: {exc}")
         versions.append(Version(snapshot_id, first_seen, last_seen, parsed, seen_count=seen))
@@ -356,7 +359,6 @@ async def _check_here(
     """Check ``sources`` with this process's event loop, parsing in ``workers`` within the
     parse time limit (a parse past it kills its worker and is a parse failure; the body is
     still stored). The errors of checks that could not be recorded."""
-    timeout = workers.timeout
 
     async def read_snapshot(snapshot_id: int) -> Snapshot:
         return await in_writer(store, store.snapshot, snapshot_id)
@@ -373,11 +375,11 @@ async def _check_here(
         try:
             return await workers.run(analyse_job, source, result, stored, same)
         except WorkerTimeout:
-            error = f"parse took longer than {timeout:g} s"
+            failed = parse_timed_out(spec, workers.timeout)
         except WorkerDied as exc:
-            error = f"parser {spec.name} could not finish: {exc}"
-        log.warning("%s: %s", source.id, error)
-        return ParseInput(spec.version, None, error=error), None
+            failed = parse_unfinished(spec, str(exc))
+        log.warning("%s: %s", source.id, failed.error)
+        return failed, None
 
     async with Fetcher(settings.http, sources, transport=transport) as fetcher:
 

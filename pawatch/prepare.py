@@ -128,14 +128,31 @@ def check_from_error(source: Source, started: datetime, error: Exception) -> Che
             error=str(error),
         )
     log.exception("internal error while fetching %s", source.id)
+    return internal_failure(source, started, f"{type(error).__name__}: {error}", duration)
+
+
+def internal_failure(
+    source: Source, started: datetime, message: str, duration: float = 0.0
+) -> CheckInput:
+    """A check that failed in pawatch itself, not at the site (``internal``)."""
     return CheckInput(
         source_id=source.id,
         url=source.url,
         started_at=started,
         duration=duration,
         error_kind="internal",
-        error=f"internal error: {type(error).__name__}: {error}",
+        error=f"internal error: {message}",
     )
+
+
+def parse_timed_out(spec: ParserSpec, timeout: float) -> ParseInput:
+    """The parse of a page that took longer than ``timeout`` (its process was killed)."""
+    return ParseInput(spec.version, None, error=f"parse took longer than {timeout:g} s")
+
+
+def parse_unfinished(spec: ParserSpec, why: str) -> ParseInput:
+    """The parse of a page whose process ended before it finished (killed, crashed)."""
+    return ParseInput(spec.version, None, error=f"parser {spec.name} could not finish: {why}")
 
 
 def _up_to_date(prev: Validators | None, spec: ParserSpec) -> bool:

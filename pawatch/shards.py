@@ -45,6 +45,9 @@ from pawatch.prepare import (
     Analysed,
     analyse,
     fetch_check,
+    internal_failure,
+    parse_timed_out,
+    parse_unfinished,
     utcnow,
 )
 from pawatch.scraper.fetch import Fetcher, FetchResult
@@ -333,18 +336,6 @@ async def _readable(conn: Connection, timeout: float | None) -> bool:
         loop.remove_reader(fd)
 
 
-def _failed(source: Source, message: str) -> CheckInput:
-    now = utcnow()
-    return CheckInput(
-        source_id=source.id,
-        url=source.url,
-        started_at=now,
-        duration=0.0,
-        error_kind="internal",
-        error=f"internal error: {message}",
-    )
-
-
 async def _drive(
     shard: Shard,
     previous: dict[str, Validators],
@@ -364,6 +355,7 @@ async def _drive(
         answers = _Answers(conn, read)
         parsing: tuple[Source, CheckInput, float] | None = None
         progress = False
+        timed_out = False
         reason: str | None = None
         try:
             while True:
@@ -372,7 +364,8 @@ async def _drive(
                     timeout = max(0.0, parsing[2] + parse_timeout - time.monotonic())
                 if not await _readable(conn, timeout):
                     assert parsing is not None
-                    reason = f"parse took longer than {parse_timeout:g} s"
+                    timed_out = True
+                    reason = "the parse took too long"
                     break
                 try:
                     message: tuple[Any, ...] = conn.recv()
@@ -406,16 +399,18 @@ async def _drive(
         if parsing is not None:  # the page it was parsing is what stopped it
             source, check, _ = parsing
             pending.pop(source.id, None)
-            error = reason or "the fetch process ended while parsing"
-            if not reason or not reason.startswith("parse took"):
-                error = f"parser {source.parser} could not finish: {error}"
-            spec_version = get_parser(source.parser).version
-            await record([(source, check, ParseInput(spec_version, None, error=error))])
+            spec = get_parser(source.parser)
+            failed = (
+                parse_timed_out(spec, parse_timeout)
+                if timed_out
+                else parse_unfinished(spec, reason or "the fetch process ended while parsing")
+            )
+            await record([(source, check, failed)])
             replaced += 1
             continue
         if pending and not progress:  # died before finishing anything: do not loop
             why = reason or "the fetch process ended"
-            await record([(s, _failed(s, why), None) for s in pending.values()])
+            await record([(s, internal_failure(s, utcnow(), why), None) for s in pending.values()])
             pending.clear()
         elif pending:
             replaced += 1

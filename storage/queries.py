@@ -33,6 +33,25 @@ def event_json(row: dict[str, Any]) -> dict[str, Any]:
     return {name: out[name] for name in (*EVENT_FIELDS, "details")}
 
 
+def _event_filters(
+    prefix: str, since: str | None, delegation: str | None, kinds: tuple[str, ...]
+) -> tuple[list[str], list[Any]]:
+    """WHERE terms and parameters for the event filters every query of events takes
+    (``prefix``: the events table's alias with its dot, or "")."""
+    where: list[str] = []
+    params: list[Any] = []
+    if since is not None:
+        where.append(f"{prefix}detected_at >= ?")
+        params.append(since)
+    if delegation is not None:
+        where.append(f"{prefix}delegation = ?")
+        params.append(delegation)
+    if kinds:
+        where.append(f"{prefix}kind IN ({', '.join('?' * len(kinds))})")
+        params.extend(kinds)
+    return where, params
+
+
 def select_events(
     db: Database,
     *,
@@ -42,16 +61,8 @@ def select_events(
     latest: int | None = None,
 ) -> list[dict[str, Any]]:
     """Events matching the filters, oldest first (only the ``latest`` N when given)."""
-    where, params = ["1 = 1"], []
-    if since is not None:
-        where.append("detected_at >= ?")
-        params.append(since)
-    if delegation is not None:
-        where.append("delegation = ?")
-        params.append(delegation)
-    if kinds:
-        where.append(f"kind IN ({', '.join('?' * len(kinds))})")
-        params.extend(kinds)
+    where, params = _event_filters("", since, delegation, kinds)
+    where.insert(0, "1 = 1")
     sql = f"SELECT * FROM events WHERE {' AND '.join(where)} ORDER BY id DESC"
     if latest is not None:
         sql += f" LIMIT {int(latest)}"
@@ -306,20 +317,12 @@ def delegation_changes(
     ``since`` filters on when a change was first detected; ``ids`` selects by event id
     (any witness's event id selects its whole change: an outbox row points at the first).
     """
-    where = [
+    where, params = _event_filters("e.", since, delegation, kinds)
+    where.insert(
+        0,
         "(e.change_id IS NULL OR NOT EXISTS (SELECT 1 FROM events p "
-        "WHERE p.change_id = e.change_id AND p.id < e.id))"
-    ]
-    params: list[Any] = []
-    if since is not None:
-        where.append("e.detected_at >= ?")
-        params.append(since)
-    if delegation is not None:
-        where.append("e.delegation = ?")
-        params.append(delegation)
-    if kinds:
-        where.append(f"e.kind IN ({', '.join('?' * len(kinds))})")
-        params.extend(kinds)
+        "WHERE p.change_id = e.change_id AND p.id < e.id))",
+    )
     leads: list[dict[str, Any]] = []
     if ids is not None:
         for start in range(0, len(ids), 500):
