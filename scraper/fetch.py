@@ -31,7 +31,7 @@ import socket
 import ssl
 import time
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -56,6 +56,7 @@ from pawatch.scraper.errors import (
     TooLarge,
 )
 from pawatch.scraper.robots import ROBOTS_MAX_BYTES, RobotsCache, RobotsResponse
+from pawatch.scraper.transport import SlotTransport
 
 __all__ = ["FetchResult", "Fetcher", "Validators"]
 
@@ -63,8 +64,6 @@ _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _RETRY_STATUSES = frozenset({408, 429})
 _SCHEMES = frozenset({"http", "https"})
 _DRAIN_MAX = 64 * 1024
-_ONE_CONNECTION = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-_ONE_REQUEST = httpx.Limits(max_connections=1, max_keepalive_connections=0)  # no reuse
 _NO_BODY = httpx.ByteStream(b"")  # immutable: shared by every GET
 _HTTPX_LOG = logging.getLogger("httpx")  # AsyncClient.send logs each request here at INFO
 
@@ -139,79 +138,6 @@ class _NoRetry(Exception):
     def __init__(self, error: FetchError) -> None:
         super().__init__(str(error))
         self.error = error
-
-
-class _SlotStream(httpx.AsyncByteStream):
-    """A response body that gives its connection slot back when closed."""
-
-    def __init__(
-        self,
-        stream: httpx.AsyncByteStream,
-        idle: list[httpx.AsyncHTTPTransport],
-        slot: httpx.AsyncHTTPTransport,
-    ) -> None:
-        self._stream = stream
-        self._idle = idle
-        self._slot: httpx.AsyncHTTPTransport | None = slot
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self._stream.__aiter__()  # no generator of our own between chunks
-
-    async def aclose(self) -> None:
-        try:
-            await self._stream.aclose()
-        finally:
-            if self._slot is not None:
-                self._idle.append(self._slot)
-                self._slot = None
-
-
-class _SlotTransport(httpx.AsyncBaseTransport):
-    """Keeps every connection in its own one-connection httpcore pool, per origin.
-
-    httpcore's pool walks all of its connections on every request and every response
-    (STACK-NOTES: ~0.6 ms CPU per request at 10 connections). Ten pools of one connection
-    avoid that walk: measured ~1.5x the requests/s of one pool of ten on loopback. The
-    fetcher's host gates bound how many slots an origin ever gets (its concurrency).
-    """
-
-    def __init__(
-        self, tls: Callable[[], ssl.SSLContext], proxy: str | None, keep_alive: bool
-    ) -> None:
-        self._tls = tls  # called for the first slot that may need TLS, not before
-        self._proxy = proxy
-        self._limits = _ONE_CONNECTION if keep_alive else _ONE_REQUEST
-        self._idle: dict[tuple[bytes, bytes, int | None], list[httpx.AsyncHTTPTransport]] = {}
-        self._slots: list[httpx.AsyncHTTPTransport] = []
-        if proxy is not None:
-            httpx.Proxy(proxy)  # a bad proxy URL fails here, when the fetcher is built
-
-    def _new_slot(self, scheme: bytes) -> httpx.AsyncHTTPTransport:
-        # Slots are per scheme, so a plain-http slot without a proxy never does TLS: it gets
-        # a placeholder context instead of loading the CA bundle (30-60 ms) for nothing.
-        tls = self._tls() if scheme != b"http" or self._proxy else _placeholder_tls()
-        slot = httpx.AsyncHTTPTransport(
-            verify=tls, proxy=self._proxy, limits=self._limits, trust_env=False
-        )
-        self._slots.append(slot)
-        return slot
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        url = request.url
-        idle = self._idle.setdefault((url.raw_scheme, url.raw_host, url.port), [])
-        slot = idle.pop() if idle else self._new_slot(url.raw_scheme)
-        try:
-            response = await slot.handle_async_request(request)
-        except BaseException:
-            idle.append(slot)
-            raise
-        assert isinstance(response.stream, httpx.AsyncByteStream)
-        response.stream = _SlotStream(response.stream, idle, slot)
-        return response
-
-    async def aclose(self) -> None:
-        for slot in self._slots:
-            await slot.aclose()
 
 
 class Fetcher:
@@ -612,14 +538,14 @@ class Fetcher:
 
     # -- per-source transports ----------------------------------------------------------
 
-    def _transport(self, proxy: str | None, ca_bundle: str | None) -> _SlotTransport:
+    def _transport(self, proxy: str | None, ca_bundle: str | None) -> SlotTransport:
         if ca_bundle:
             if os.path.isdir(ca_bundle):
                 context = ssl.create_default_context(capath=ca_bundle)
             else:
                 context = ssl.create_default_context(cafile=ca_bundle)
-            return _SlotTransport(lambda: context, proxy or None, self._http.keep_alive)
-        return _SlotTransport(self._default_tls, proxy or None, self._http.keep_alive)
+            return SlotTransport(lambda: context, proxy or None, self._http.keep_alive)
+        return SlotTransport(self._default_tls, proxy or None, self._http.keep_alive)
 
     def _default_tls(self) -> ssl.SSLContext:
         if self._tls is None:
@@ -667,17 +593,6 @@ class Fetcher:
 
 
 # -- helpers ------------------------------------------------------------------------------
-
-
-_PLACEHOLDER_TLS: list[ssl.SSLContext] = []
-
-
-def _placeholder_tls() -> ssl.SSLContext:
-    """A context for slots that never do TLS (httpx wants one per transport). It trusts no
-    CA and checks host names, so if it were ever used by mistake it would fail closed."""
-    if not _PLACEHOLDER_TLS:
-        _PLACEHOLDER_TLS.append(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))
-    return _PLACEHOLDER_TLS[0]
 
 
 def _parse_url(raw: str) -> httpx.URL:
