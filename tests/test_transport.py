@@ -200,6 +200,4 @@ async def test_addresses_alternate_between_families(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(loop, "getaddrinfo", getaddrinfo)
     ordered = await transport._resolve(loop, "two.test", 80)
     assert [address[0] for _, address in ordered] == ["2001:db8::1", "192.0.2.1", "2001:db8::2"]
-    assert await transport._resolve(loop, "192.0.2.7", 81) == [
-        (socket.AF_INET, ("192.0.2.7", 81))
-    ]
+    assert await transport._resolve(loop, "192.0.2.7", 81) == [(socket.AF_INET, ("192.0.2.7", 81))]
