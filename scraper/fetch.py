@@ -64,6 +64,7 @@ _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _RETRY_STATUSES = frozenset({408, 429})
 _SCHEMES = frozenset({"http", "https"})
 _DRAIN_MAX = 64 * 1024
+_NO_BODY_STATUSES = frozenset({101, 102, 103, 204, 304})  # RFC 9110 6.4.1: never a body
 _NO_BODY = httpx.ByteStream(b"")  # immutable: shared by every GET
 _HTTPX_LOG = logging.getLogger("httpx")  # AsyncClient.send logs each request here at INFO
 
@@ -744,6 +745,11 @@ async def _drain(response: httpx.Response) -> None:
 
 
 def _small(response: httpx.Response) -> bool:
+    """A body worth reading to the end so the connection can serve the next request: one
+    that cannot exist (304, 204, 1xx: reading it only takes the end of the message) or that
+    announces at most ``_DRAIN_MAX`` bytes."""
+    if response.status_code in _NO_BODY_STATUSES:
+        return True
     length = response.headers.get("content-length")
     return length is not None and length.isdigit() and int(length) <= _DRAIN_MAX
 

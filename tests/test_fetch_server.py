@@ -188,6 +188,21 @@ async def test_conditional_get_with_etag_gets_304(server: LocalServer) -> None:
 
 
 @pytest.mark.anyio
+async def test_304s_leave_their_connection_to_the_next_request(server: LocalServer) -> None:
+    """A 304 has no body, but its end must still be read for the connection to be reused."""
+    server.set("/doc", Route(body="v1", etag='"abc"'))
+    source = src(server.url("/doc"))
+    settings = http(per_host_concurrency=1, respect_robots=False)
+    async with Fetcher(settings, [source]) as fetcher:
+        first = await fetcher.fetch(source)
+        statuses = [
+            (await fetcher.fetch(source, Validators(first.etag, None))).status for _ in range(3)
+        ]
+    assert statuses == [304, 304, 304]
+    assert len(server.requests) == 4 and server.connections == 1
+
+
+@pytest.mark.anyio
 async def test_windows_1251_without_header_charset_decodes_right(server: LocalServer) -> None:
     page = f"<html><body><p>{RU}</p></body></html>"
     server.set("/tj", Route(body=page.encode("cp1251")))  # bytes: Content-Type has no charset

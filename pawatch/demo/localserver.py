@@ -141,7 +141,9 @@ class _Handler(BaseHTTPRequestHandler):
         if route.last_modified:
             headers["Last-Modified"] = route.last_modified
         if self._not_modified(route):
-            self._send(304, {k: v for k, v in headers.items() if k != "Content-Type"}, b"")
+            # no Content-Length, as servers send it: a 304 never has a body (RFC 9110 15.4.5)
+            kept = {k: v for k, v in headers.items() if k != "Content-Type"}
+            self._send(304, kept, b"", length=False)
             return
         body = route.payload()
         if fault == "truncate":
