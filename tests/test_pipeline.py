@@ -330,3 +330,29 @@ def test_a_run_summary_formats_without_its_outcomes() -> None:
     summary.outcomes = [CheckOutcome(f"s{i}", "not_modified", i, i) for i in range(1000)]
     assert len(repr(summary)) < 300
     assert summary.as_json()["counts"]["not_modified"] == 1000
+
+
+def test_a_run_freezes_the_start_up_objects_for_its_collections_only(
+    tmp_path: Path, server: LocalServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """During a run the objects alive at its start are frozen (the collector skips them);
+    after it they are not, so a daemon's later cycles still collect what a cycle left."""
+    import gc
+
+    server.set("/a", Route(body=PAGE.format(n="a")))
+    settings = load_settings(write_config(tmp_path, source_block("a", server.url("/a"))))
+    during: list[int] = []
+    with Store.open(settings.storage.path) as store:
+        real = store.record_check
+
+        def spy(*args: object) -> object:
+            during.append(gc.get_freeze_count())
+            return real(*args)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(store, "record_check", spy)
+        before = gc.get_freeze_count()
+        summary = run_once(settings, settings.sources, store)
+        after = gc.get_freeze_count()
+    assert summary.ids("new") == ["a"]
+    assert during and during[0] > before  # the store, config and modules among them
+    assert after == before

@@ -10,6 +10,7 @@ module imports the command modules, which import ``common``; nothing imports thi
 
 from __future__ import annotations
 
+import gc
 import importlib
 import logging
 import sys
@@ -131,4 +132,9 @@ def cli(ctx: click.Context, config: str | None, db: str | None, verbose: int, qu
 
 
 def main() -> None:
-    cli(prog_name="pawatch")
+    try:
+        cli(prog_name="pawatch")
+    finally:
+        # The process ends here: its objects need no last collection. Without this the
+        # interpreter's final collection walks the whole heap: ~35 ms after a large run.
+        gc.freeze()
