@@ -42,6 +42,7 @@ typecheck: $(DEV_STAMP)
 check: lint typecheck test
 
 bench: $(DEV_STAMP)
+	$(BIN)/python -m compileall -q pawatch scraper storage config  # edited since install
 	$(BIN)/python bench/cycle.py
 	$(BIN)/python bench/parsers.py
 

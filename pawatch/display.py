@@ -75,6 +75,8 @@ REDACTED = "***"
 def redact_url(url: str) -> str:
     """``url`` without its password: ``http://user:secret@host/`` -> ``http://user:***@host/``
     (a URL without one is returned unchanged)."""
+    if "@" not in url:  # no userinfo, so no password (the usual case, without parsing)
+        return url
     try:
         parts = urlsplit(url)
     except ValueError:

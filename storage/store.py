@@ -513,7 +513,7 @@ class Store:
             parse=parse,
         )
         tracked = track(state, sighting, policy or Policy())
-        event_ids = self._write_tracked(check.source_id, sighting, tracked)
+        event_ids = self._write_tracked(check.source_id, outcome.fetch_id, sighting, tracked)
         moved = self._moved(check, outcome.fetch_id, stamp)
         if moved is not None:
             event_ids.append(moved)
@@ -529,7 +529,7 @@ class Store:
         """A `source_moved` event when this check was redirected to another host than the
         one it ended on last time (its URL's, if never redirected); else None."""
         final = check.final_url
-        if check.failed or not final or _host(final) == _host(check.url):
+        if check.failed or not final or final == check.url or _host(final) == _host(check.url):
             return None
         row = self.db.conn.execute(
             "SELECT final_url FROM fetch_log WHERE source_id = ? AND id < ? "
@@ -591,10 +591,14 @@ class Store:
         """A source's ``SourceState``; its open facts are read when ``facts`` is true or a
         change awaits confirmation (otherwise ``open`` is None: not needed)."""
         conn = self.db.conn
-        conn.execute("INSERT OR IGNORE INTO source_state (source_id) VALUES (?)", (source_id,))
         cur = conn.execute("SELECT * FROM source_state WHERE source_id = ?", (source_id,))
+        found = cur.fetchone()
+        if found is None:  # its first check: the row starts with the columns' defaults
+            conn.execute("INSERT INTO source_state (source_id) VALUES (?)", (source_id,))
+            cur = conn.execute("SELECT * FROM source_state WHERE source_id = ?", (source_id,))
+            found = cur.fetchone()
         names = [d[0] for d in cur.description]
-        row = dict(zip(names, cur.fetchone(), strict=True))
+        row = dict(zip(names, found, strict=True))
         row.pop("source_id")
         row["failing_alerted"] = bool(row["failing_alerted"])
         if row["failing_alerted"]:
@@ -624,14 +628,16 @@ class Store:
             (*columns.values(), source_id),
         )
 
-    def _write_tracked(self, source_id: str, sighting: Sighting, tracked: Tracked) -> list[int]:
-        """Write what ``track`` returned for one check; returns the ids of its events."""
+    def _write_tracked(
+        self, source_id: str, fetch_id: int, sighting: Sighting, tracked: Tracked
+    ) -> list[int]:
+        """Write what ``track`` returned for one check (logged as ``fetch_id``); returns the
+        ids of its events."""
         conn = self.db.conn
         if tracked.logged is not None:
             conn.execute(
-                "UPDATE fetch_log SET parse_status = ?, parse_error = ? WHERE id = "
-                "(SELECT MAX(id) FROM fetch_log WHERE source_id = ?)",
-                (*tracked.logged, source_id),
+                "UPDATE fetch_log SET parse_status = ?, parse_error = ? WHERE id = ?",
+                (*tracked.logged, fetch_id),
             )
         if tracked.news:
             _store_news(conn, source_id, sighting, tracked.news)
@@ -666,8 +672,13 @@ class Store:
         opens: list[tuple[Any, ...]] = []
 
         def flush() -> None:
-            conn.executemany("UPDATE facts SET ended_at = ?, end_snapshot = ? WHERE id = ?", ends)
-            ends.clear()
+            if ends:
+                conn.executemany(
+                    "UPDATE facts SET ended_at = ?, end_snapshot = ? WHERE id = ?", ends
+                )
+                ends.clear()
+            if not opens:
+                return
             sql = (
                 "INSERT INTO facts (source_id, subject, attribute, key, value, first_seen, "
                 "last_seen, first_snapshot, last_snapshot, parser_version) "
@@ -932,10 +943,9 @@ class Store:
         (one query by hash for the whole body); new lines are indexed in batches."""
         lines = split_lines(text)
         known = self._line_ids
-        try:
-            ids = list(map(known.__getitem__, lines))
-        except KeyError:  # lines this Store has not seen yet
-            missing = dict.fromkeys(line for line in lines if line not in known)
+        ids = list(map(known.get, lines))
+        if None in ids:  # lines this Store has not seen yet
+            missing = dict.fromkeys(line for line, i in zip(lines, ids, strict=True) if i is None)
             found, added = store_lines(self.db.conn, missing)
             known.update(found)
             self._line_chars += sum(map(len, found))

@@ -306,12 +306,10 @@ def test_checks_are_written_in_the_stores_writer_thread(
         first = run_once(settings, settings.sources, store)
         second = run_once(settings, settings.sources, store)  # three 304s, one batch
     assert first.ids("new") == names and second.ids("not_modified") == names
-    assert {name for name, _ in threads} == {
-        "record_check",
-        "record_checks",
-        "reconcile",
-        "sync_sources",
-    }
+    called = {name for name, _ in threads}
+    assert {"reconcile", "sync_sources"} <= called
+    # one by one or grouped (checks arriving while the writer is busy): timing decides
+    assert called & {"record_check", "record_checks"}
     assert {thread.split("_")[0] for _, thread in threads} == {"pawatch-writer"}
     assert threading.main_thread().name not in {thread for _, thread in threads}
     with Store.open(settings.storage.path) as store:
