@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 from urllib.parse import urlsplit
 
 import zstandard
@@ -943,8 +943,8 @@ class Store:
         (one query by hash for the whole body); new lines are indexed in batches."""
         lines = split_lines(text)
         known = self._line_ids
-        ids = list(map(known.get, lines))
-        if None in ids:  # lines this Store has not seen yet
+        ids = cast(list[int], list(map(known.get, lines)))  # None for lines not seen yet
+        if None in ids:
             missing = dict.fromkeys(line for line, i in zip(lines, ids, strict=True) if i is None)
             found, added = store_lines(self.db.conn, missing)
             known.update(found)
