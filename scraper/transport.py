@@ -22,6 +22,7 @@ for the client's delayed ACK on every response (Nagle's algorithm holds the body
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import socket
 import ssl
@@ -84,6 +85,25 @@ def _quickack(sock: Any) -> Callable[[], None] | None:
     return quickack
 
 
+def _failed(exc: OSError) -> str:
+    return str(exc) or type(exc).__name__
+
+
+@contextlib.asynccontextmanager
+async def _bounded(
+    timeout: float | None, on_timeout: type[Exception], on_error: type[Exception], doing: str
+) -> AsyncIterator[None]:
+    """Wait at most ``timeout`` seconds; a timeout or socket error becomes httpcore's
+    ``on_timeout`` / ``on_error`` (chained to it), as httpcore's own backends raise them."""
+    try:
+        async with asyncio.timeout(timeout):
+            yield
+    except TimeoutError as exc:
+        raise on_timeout(f"timed out {doing}") from exc
+    except OSError as exc:
+        raise on_error(_failed(exc)) from exc
+
+
 class _SocketStream(httpcore.AsyncNetworkStream):
     """A connected non-blocking TCP socket. Reads and writes are tried at once and only
     wait (through the event loop, bounded by ``timeout``) when the socket is not ready."""
@@ -102,14 +122,9 @@ class _SocketStream(httpcore.AsyncNetworkStream):
         except (BlockingIOError, InterruptedError):
             pass
         except OSError as exc:
-            raise httpcore.ReadError(str(exc) or type(exc).__name__) from exc
-        try:
-            async with asyncio.timeout(timeout):
-                return await self._loop.sock_recv(sock, max_bytes)
-        except TimeoutError as exc:
-            raise httpcore.ReadTimeout("timed out reading") from exc
-        except OSError as exc:
-            raise httpcore.ReadError(str(exc) or type(exc).__name__) from exc
+            raise httpcore.ReadError(_failed(exc)) from exc
+        async with _bounded(timeout, httpcore.ReadTimeout, httpcore.ReadError, "reading"):
+            return await self._loop.sock_recv(sock, max_bytes)
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
         if not buffer:
@@ -120,16 +135,11 @@ class _SocketStream(httpcore.AsyncNetworkStream):
         except (BlockingIOError, InterruptedError):
             sent = 0
         except OSError as exc:
-            raise httpcore.WriteError(str(exc) or type(exc).__name__) from exc
+            raise httpcore.WriteError(_failed(exc)) from exc
         if sent == len(buffer):
             return
-        try:
-            async with asyncio.timeout(timeout):
-                await self._loop.sock_sendall(sock, memoryview(buffer)[sent:])
-        except TimeoutError as exc:
-            raise httpcore.WriteTimeout("timed out writing") from exc
-        except OSError as exc:
-            raise httpcore.WriteError(str(exc) or type(exc).__name__) from exc
+        async with _bounded(timeout, httpcore.WriteTimeout, httpcore.WriteError, "writing"):
+            await self._loop.sock_sendall(sock, memoryview(buffer)[sent:])
 
     async def aclose(self) -> None:
         self._sock.close()
@@ -150,7 +160,7 @@ class _SocketStream(httpcore.AsyncNetworkStream):
             raise httpcore.ConnectTimeout("timed out in the TLS handshake") from exc
         except (OSError, ssl.SSLError) as exc:  # SSLError is an OSError; named for clarity
             self._sock.close()
-            raise httpcore.ConnectError(str(exc) or type(exc).__name__) from exc
+            raise httpcore.ConnectError(_failed(exc)) from exc
         return _TLSStream(reader, writer)
 
     def get_extra_info(self, info: str) -> Any:
@@ -185,27 +195,17 @@ class _TLSStream(httpcore.AsyncNetworkStream):
         self._quickack = _quickack(self._sock)
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        try:
+        async with _bounded(timeout, httpcore.ReadTimeout, httpcore.ReadError, "reading"):
             if self._quickack is not None:
                 self._quickack()
-            async with asyncio.timeout(timeout):
-                return await self._reader.read(max_bytes)
-        except TimeoutError as exc:
-            raise httpcore.ReadTimeout("timed out reading") from exc
-        except OSError as exc:
-            raise httpcore.ReadError(str(exc) or type(exc).__name__) from exc
+            return await self._reader.read(max_bytes)
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
         if not buffer:
             return
-        try:
-            async with asyncio.timeout(timeout):
-                self._writer.write(buffer)
-                await self._writer.drain()
-        except TimeoutError as exc:
-            raise httpcore.WriteTimeout("timed out writing") from exc
-        except OSError as exc:
-            raise httpcore.WriteError(str(exc) or type(exc).__name__) from exc
+        async with _bounded(timeout, httpcore.WriteTimeout, httpcore.WriteError, "writing"):
+            self._writer.write(buffer)
+            await self._writer.drain()
 
     async def aclose(self) -> None:
         self._writer.close()  # sends close_notify when it can; never waits for the server
@@ -279,7 +279,7 @@ class SocketBackend(httpcore.AsyncNetworkBackend):
             else:
                 return _SocketStream(sock)
         assert error is not None
-        raise httpcore.ConnectError(str(error) or type(error).__name__) from error
+        raise httpcore.ConnectError(_failed(error)) from error
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
