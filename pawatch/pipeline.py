@@ -375,7 +375,6 @@ async def _check_here(
         check: CheckInput,
         source: Source,
         spec: ParserSpec,
-        prev: Validators | None,
         result: FetchResult,
         stored: Snapshot | None,
         same: bool,

@@ -40,7 +40,7 @@ log = logging.getLogger("pawatch.pipeline")
 # readable text.
 Analysed = tuple[ParseInput | None, str | None]
 ParseStep = Callable[
-    [CheckInput, Source, ParserSpec, "Validators | None", FetchResult, "Snapshot | None", bool],
+    [CheckInput, Source, ParserSpec, FetchResult, "Snapshot | None", bool],
     Awaitable[Analysed],
 ]
 
@@ -257,7 +257,7 @@ async def fetch_check(
         previous = None
         if prev is not None and needs_previous_body(prev, spec, result):
             previous = await read_snapshot(prev.snapshot_id)
-        parse, text = await parse_step(check, source, spec, prev, result, previous, same)
+        parse, text = await parse_step(check, source, spec, result, previous, same)
         return replace(check, text=text), parse
     except Exception as exc:  # every failure of one source is recorded, never raised
         return check_from_error(source, started, exc), None

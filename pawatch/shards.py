@@ -195,7 +195,6 @@ async def _check_all(conn: Connection, shard: Shard, previous: dict[str, Validat
         check: CheckInput,
         source: Source,
         spec: ParserSpec,
-        prev: Validators | None,
         result: FetchResult,
         stored: Snapshot | None,
         same: bool,

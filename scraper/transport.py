@@ -324,22 +324,21 @@ class _Slot:
     def __init__(self) -> None:
         self.connection: httpcore.AsyncHTTPConnection | None = None
 
+    async def close(self) -> None:
+        if self.connection is not None:
+            await self.connection.aclose()
+            self.connection = None
+
 
 class _SlotStream(httpx.AsyncByteStream):
     """A response body that gives its slot back when closed (and closes the connection
     first when connections are not kept alive)."""
 
-    def __init__(
-        self,
-        stream: Any,
-        idle: list[Any],
-        slot: Any,
-        release: Callable[[Any], Any] | None,
-    ) -> None:
+    def __init__(self, stream: Any, idle: list[Any], slot: Any, *, close: bool = False) -> None:
         self._stream = stream
         self._idle = idle
         self._slot: Any = slot
-        self._release = release
+        self._close = close  # a direct slot whose connection is not kept alive
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         try:
@@ -351,8 +350,8 @@ class _SlotStream(httpx.AsyncByteStream):
     async def aclose(self) -> None:
         try:
             await self._stream.aclose()
-            if self._release is not None:
-                await self._release(self._slot)
+            if self._close:
+                await self._slot.close()
         except Exception as exc:
             _raise_as_httpx(exc)
         finally:
@@ -414,17 +413,15 @@ class SlotTransport(httpx.AsyncBaseTransport):
             )
         except BaseException as exc:
             if slot.connection is not None and not slot.connection.is_available():
-                await slot.connection.aclose()  # half-used: never handed out again
-                slot.connection = None
+                await slot.close()  # half-used: never handed out again
             idle.append(slot)
             if isinstance(exc, Exception):
                 _raise_as_httpx(exc)
             raise
-        release = None if self._keep_alive else _close_connection
         return httpx.Response(
             status_code=response.status,
             headers=response.headers,
-            stream=_SlotStream(response.stream, idle, slot, release),
+            stream=_SlotStream(response.stream, idle, slot, close=not self._keep_alive),
             extensions=response.extensions,
         )
 
@@ -451,23 +448,12 @@ class SlotTransport(httpx.AsyncBaseTransport):
             idle.append(slot)
             raise
         assert isinstance(response.stream, httpx.AsyncByteStream)
-        response.stream = _SlotStream(response.stream, idle, slot, None)
+        response.stream = _SlotStream(response.stream, idle, slot)
         return response
 
     async def aclose(self) -> None:
         for slot in self._slots:
-            if isinstance(slot, _Slot):
-                if slot.connection is not None:
-                    await slot.connection.aclose()
-                    slot.connection = None
-            else:
-                await slot.aclose()
-
-
-async def _close_connection(slot: _Slot) -> None:
-    if slot.connection is not None:
-        await slot.connection.aclose()
-        slot.connection = None
+            await (slot.close() if isinstance(slot, _Slot) else slot.aclose())
 
 
 def _port(url: httpx.URL) -> int:
