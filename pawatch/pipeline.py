@@ -52,8 +52,9 @@ from pawatch.storage.facts import ParseInput, Policy, Version
 from pawatch.workers import WorkerDied, WorkerPool, WorkerTimeout, cpu_count
 
 OUTCOMES = ("new", "changed", "unchanged", "not_modified", "failed")
-# Worker processes for compressing and parsing: one per core (this machine class: 2), so
-# parsing uses both cores while the event loop fetches and stores.
+# Processes for parsing (a small run's parse workers, a large run's fetch processes): one per
+# core (this machine class: 2), so parsing uses both cores while the event loop fetches and
+# stores. (A small run hashes and compresses on the event loop: it has few pages.)
 CPU_WORKERS = max(2, min(4, cpu_count()))
 log = logging.getLogger("pawatch.pipeline")
 T = TypeVar("T")
@@ -284,11 +285,13 @@ async def _check_sources(
     )
     previous = await in_writer(store, store.latest_validators)
     specs = {s.id: get_parser(s.parser) for s in sources}
+    rewritten = False  # a baseline restarted or facts re-derived: the validators moved
     for source in sources:
         prev = previous.get(source.id)
         if changed.get(source.id) == "url":
             log.info("%s: the URL changed: its next good check is a new baseline", source.id)
             await in_writer(store, store.restart_baseline, source.id, summary.started_at)
+            rewritten = True
         elif changed.get(source.id) == "config" or (
             prev and prev.parser_version not in (None, specs[source.id].version)
         ):
@@ -298,9 +301,12 @@ async def _check_sources(
                 source.id,
             )
             await reparse_source_bounded(store, source, workers)
+            rewritten = True
+    if rewritten:
+        previous = await in_writer(store, store.latest_validators)
     previous = {
         source_id: validators
-        for source_id, validators in (await in_writer(store, store.latest_validators)).items()
+        for source_id, validators in previous.items()
         if changed.get(source_id) != "url"  # old validators belong to the old page
     }
 

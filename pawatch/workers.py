@@ -1,4 +1,4 @@
-"""Worker processes for CPU work that holds the GIL (parsing, hashing, compressing).
+"""Worker processes for CPU work that holds the GIL (parsing a small run's pages, re-parsing).
 
 A :class:`WorkerPool` keeps ``size`` worker processes, each serving one call at a time over a
 pipe. The event loop waits for a result with ``loop.add_reader`` (no helper thread), so the
