@@ -104,7 +104,7 @@ def _whole(low: int, high: int) -> Check:
     return check
 
 
-def _number(low: float, high: float, *, zero: bool = True) -> Check:
+def _number(low: float, high: float, *, zero: bool = True, what: str = "a number") -> Check:
     """A finite number from ``low`` (excluded unless ``zero``) to ``high``: nan and inf never
     pass (a comparison with nan is always false, so each bound is checked as "inside")."""
 
@@ -113,7 +113,7 @@ def _number(low: float, high: float, *, zero: bool = True) -> Check:
         if finite and low <= value <= high and (zero or value > low):
             return float(value)
         bound = f">= {low:g}" if zero else f"> {low:g}"
-        raise ValueError(f"expected a number {bound} and <= {high:g}, got {_show(value)}")
+        raise ValueError(f"expected {what} {bound} and <= {high:g}, got {_show(value)}")
 
     return check
 
@@ -364,6 +364,8 @@ def _one_line(value: Any) -> str:
     return value
 
 
+MAX_RESENDS = 100  # email.max_resends: 0 (never re-send an unconfirmed message) to 100
+
 _EMAIL_KEYS: dict[str, Check] = {
     "smtp_host": _nonempty_str,
     "sender": _sender,
@@ -378,17 +380,8 @@ _EMAIL_KEYS: dict[str, Check] = {
     "health_repeat": _period,
     "subject_prefix": _one_line,
     "ca_bundle": _nonempty_str,
-    "max_resends": lambda v: _int_range(v, 0, MAX_RESENDS),
+    "max_resends": _whole(0, MAX_RESENDS),
 }
-
-
-MAX_RESENDS = 100  # email.max_resends: 0 (never re-send an unconfirmed message) to 100
-
-
-def _int_range(value: Any, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValueError(f"expected a whole number from {low} to {high}, got {_show(value)}")
-    return value
 
 
 def _parse_email(
@@ -528,17 +521,8 @@ def _parse_source(
 
 
 # The [daemon] table.
-def _seconds(low: float, high: float, *, zero: bool = True) -> Callable[[Any], float]:
-    def check(value: Any) -> float:
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-        if ok and (low <= value <= high) and (zero or value > 0):
-            return float(value)
-        bound = f">= {low:g}" if zero else f"> {low:g}"
-        raise ValueError(
-            f"expected a number of seconds {bound} and <= {high:g}, got {_show(value)}"
-        )
-
-    return check
+def _seconds(low: float, high: float, *, zero: bool = True) -> Check:
+    return _number(low, high, zero=zero, what="a number of seconds")
 
 
 def _deliver(value: Any) -> str:
