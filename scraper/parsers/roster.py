@@ -248,7 +248,7 @@ def parse_roster(html: str, url: str, options: Mapping[str, Any]) -> ParseResult
     list_page = _page_key(url)
     # Items without a name whose person is named by another item are not worth a warning.
     unnamed: dict[str, int] = {}
-    named_people: dict[str, str] = {}  # person key -> the name read for that person
+    named_people: set[str] = set()  # person keys already read with a name
     seen: set[str] = set()
     for number, entry in enumerate(raw, start=1):
         person = None
@@ -273,7 +273,7 @@ def parse_roster(html: str, url: str, options: Mapping[str, Any]) -> ParseResult
             result.warnings.append(f"item {number}: {entry.name!r} listed twice")
             continue
         if person is not None:
-            named_people[person] = entry.name
+            named_people.add(person)
         seen.add(key)
         result.records.append(entry)
     result.warnings += [
