@@ -644,6 +644,18 @@ class _Decoder:
         return data
 
 
+    def check_complete(self) -> None:
+        """Raise DecodeError unless every compressed stream ended, and nothing followed: a
+        body cut short would otherwise read as a page that lost its end (members removed)."""
+        for stage in self._stages:
+            if not stage.complete():
+                raise DecodeError(
+                    f"the {stage.name}-compressed body of {self._url} is cut short or has data "
+                    "after its end",
+                    url=self._url,
+                )
+
+
 _ENCODINGS = frozenset({"gzip", "x-gzip", "deflate"})
 _ACCEPT_ENCODING = "gzip, deflate"  # what _Decoder can bound; br and zstd are not asked for
 
@@ -684,6 +696,14 @@ class _Stage:
 
     def flush(self, room: int) -> bytes:
         return self._bounded(b"", room) if self._z.unconsumed_tail else self._z.flush(room + 1)
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def complete(self) -> bool:
+        """The compressed stream ended, with nothing after it."""
+        return self._z.eof and not self._z.unused_data
 
 
 async def _read_body(response: httpx.Response, limit: int, truncate: bool) -> bytes:
@@ -732,6 +752,7 @@ async def _read_body(response: httpx.Response, limit: int, truncate: bool) -> by
         if chunk:
             chunks.append(chunk)
         if last:
+            decoder.check_complete()
             break
     return b"".join(chunks)
 

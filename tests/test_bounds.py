@@ -19,7 +19,7 @@ from pawatch.config import ConfigError
 from pawatch.demo.localserver import LocalServer, Route
 from pawatch.pipeline import run_once
 from pawatch.prepare import parse_body
-from pawatch.scraper.errors import TooLarge
+from pawatch.scraper.errors import DecodeError, TooLarge
 from pawatch.scraper.fetch import Fetcher
 from pawatch.scraper.parsers import ParseError, get_parser
 from pawatch.scraper.parsers.records import PageText, text_digest
@@ -166,6 +166,36 @@ def test_a_gzip_bomb_fails_as_too_large_within_a_few_max_bytes(server: LocalServ
     assert getattr(inflated, "body", None) == fine.encode()
     # 8 bombs at once of 100 MB each: each holds at most max_bytes (+ a chunk) while read
     assert peak < 8 * 3 * max_bytes, peak
+
+
+def test_a_compressed_body_cut_short_or_followed_by_data_is_a_decode_error(
+    server: LocalServer,
+) -> None:
+    """A gzip body cut mid-stream decodes to a shorter page without a zlib error: read as
+    complete, a roster cut that way would lose members. So would a second gzip member."""
+    roster = "<ul>" + "".join(f"<li>Депутат {i}</li>" for i in range(400)) + "</ul>"
+    whole = gzip.compress(roster.encode())
+    server.set("/robots.txt", Route(status=404))
+    server.set("/whole", Route(body=whole, headers={"Content-Encoding": "gzip"}))
+    server.set("/cut", Route(body=whole[: len(whole) // 2], headers={"Content-Encoding": "gzip"}))
+    server.set("/extra", Route(body=whole + whole, headers={"Content-Encoding": "gzip"}))
+    text = "[http]\nper_host_delay = 0\nretries = 0\n"
+    text += "".join(
+        source_block(name, server.url(f"/{name}")) for name in ("whole", "cut", "extra")
+    )
+    settings = settings_from_text(text)
+
+    async def fetch_all() -> list[object]:
+        async with Fetcher(settings.http, settings.sources) as fetcher:
+            return await asyncio.gather(
+                *(fetcher.fetch(s) for s in settings.sources), return_exceptions=True
+            )
+
+    whole_result, cut, extra = asyncio.run(fetch_all())
+    assert getattr(whole_result, "body", None) == roster.encode()
+    for failed in (cut, extra):
+        assert isinstance(failed, DecodeError), failed
+        assert "cut short or has data after its end" in str(failed)
 
 
 def test_a_gzip_bomb_is_recorded_as_too_large(tmp_path: Path, server: LocalServer) -> None:
