@@ -1280,7 +1280,12 @@ class Generator:
         state = replace(state, news=sim.memory)
         tracked = track(state, sighting, self.policy(sim))
         self.apply(sim, tracked, sighting.stamp, sighting.snapshot_id)
-        return tracked.logged
+        s = tracked.state
+        return (
+            (s.parse_status, s.parse_error)
+            if sighting.parse is not None and not sighting.failed
+            else None
+        )
 
     def check(self, sim: SourceSim, h: int, prefixes: list[str]) -> tuple[Any, ...]:
         rng, spec = self.rng, sim.spec

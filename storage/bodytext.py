@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+import threading
 from collections.abc import Collection
 
 import zstandard
@@ -19,6 +20,7 @@ from pawatch.scraper.errors import FetchError
 from pawatch.scraper.parsers.base import ParseError
 from pawatch.scraper.parsers.text import normalize_text, parse_html, visible_lines
 
+_local = threading.local()
 _PLAIN_TYPES = ("json", "text/plain", "csv", "xml")  # not HTML: the text as it is
 
 
@@ -44,7 +46,12 @@ def decompress_body(compression: str, data: bytes) -> bytes:
     """A stored body (``bodies.data``) as bytes."""
     if compression != "zstd":
         raise ValueError(f"unknown body compression {compression!r}")
-    return bytes(zstandard.ZstdDecompressor().decompress(data))
+    # one decompressor per thread (zstandard's are not thread-safe): a daemon's loop
+    # thread may read a snapshot while the writer thread reads another
+    decompressor = getattr(_local, "decompressor", None)
+    if decompressor is None:
+        decompressor = _local.decompressor = zstandard.ZstdDecompressor()
+    return bytes(decompressor.decompress(data))
 
 
 _ROWS_PER_INSERT = 300  # 900 parameters: under SQLite's smallest limit (999)

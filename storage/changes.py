@@ -179,15 +179,18 @@ def diff_facts(old: Iterable[Fact], new: Iterable[Fact]) -> list[Change]:
         )
     skip = (subjects_after - subjects_before) | (subjects_before - subjects_after)
 
+    def differs(fid: FactId) -> bool:
+        """The fact's value changed, and not only its spelling (the same identity key)."""
+        if before.get(fid) == after.get(fid):
+            return False
+        old_key = keys_before.get(fid)
+        return not (old_key and old_key == keys_after.get(fid))
+
     # A new representative brings (or takes) their post along: one event, not two.
     replaced = {
         s
         for s, a, k in before.keys() | after.keys()
-        if a == "plenipotentiary"
-        and before.get((s, a, k)) != after.get((s, a, k))
-        and not (
-            keys_before.get((s, a, k)) and keys_before.get((s, a, k)) == keys_after.get((s, a, k))
-        )
+        if a == "plenipotentiary" and differs((s, a, k))
     }
     # A one-chamber delegation's total is its chamber's seats: when both change, one event.
     unicameral = {
@@ -203,21 +206,14 @@ def diff_facts(old: Iterable[Fact], new: Iterable[Fact]) -> list[Change]:
             continue
         if attribute == "plenipotentiary_role" and subject in replaced:
             continue
+        if not differs(fid):  # (a respelling of one identity: the shown value updates silently)
+            continue
         old_value, new_value = before.get(fid), after.get(fid)
         old_key, new_key = keys_before.get(fid, ""), keys_after.get(fid, "")
-        if old_value == new_value:
-            continue
-        if old_value is not None and new_value is not None:
-            if old_key and old_key == new_key:
-                continue  # the same identity respelled: the shown value updates silently
+        both = old_value is not None and new_value is not None
+        if both or _single(attribute):
             kind = _kind_of_value_change(attribute)
-            if kind is not None:
-                changes.append(
-                    Change(kind, subject, attribute, old_value, new_value, new_key or key, old_key)
-                )
-        elif _single(attribute):
-            kind = _kind_of_value_change(attribute)
-            if kind is not None and kind != "page_changed":
+            if kind is not None and (both or kind != "page_changed"):
                 changes.append(
                     Change(kind, subject, attribute, old_value, new_value, new_key or key, old_key)
                 )

@@ -234,7 +234,6 @@ class Tracked:
     events: tuple[EventSpec, ...]
     state: SourceState
     news: tuple[NewsRow, ...] = ()  # the parse's news items, to store
-    logged: tuple[str, str | None] | None = None  # (parse_status, parse_error) of this check
 
 
 def facts_json(facts: Sequence[Fact]) -> str:
@@ -285,7 +284,6 @@ class _Out:
         self.ops: list[FactOp] = []
         self.events: list[EventSpec] = []
         self.news: tuple[NewsRow, ...] = ()
-        self.logged: tuple[str, str | None] | None = None
 
     def set(self, **values: Any) -> None:
         self.state = replace(self.state, **values)
@@ -301,7 +299,7 @@ class _Out:
             self.set(open=tuple(replace(o, last_snapshot=s.snapshot_id) for o in self.state.open))
 
     def done(self) -> Tracked:
-        return Tracked(tuple(self.ops), tuple(self.events), self.state, self.news, self.logged)
+        return Tracked(tuple(self.ops), tuple(self.events), self.state, self.news)
 
 
 def _failed(out: _Out, policy: Policy) -> None:
@@ -336,7 +334,6 @@ def _parsed(out: _Out, parse: ParseInput, policy: Policy) -> None:
         else None,
     }
     if facts is None:
-        out.logged = ("broken", error)
         if state.parse_status != "broken":
             out.event("parse_broken", attribute="parse", new=error, after_snapshot=s.snapshot_id)
             out.set(parse_status="broken", parse_error=error, broken_since=s.since, **common)
@@ -355,7 +352,6 @@ def _parsed(out: _Out, parse: ParseInput, policy: Policy) -> None:
         )
     degraded = "; ".join(h.message for h in parse.held) or None
     status = "ok" if degraded is None else "degraded"
-    out.logged = (status, degraded)
     out.set(parse_status=status, parse_error=degraded, broken_since=None, **common)
     out.news = tuple(parse.news)
 

@@ -26,7 +26,13 @@ from sqlite_utils import Database
 from pawatch.display import redact_secrets, redact_url
 from pawatch.domain import HEALTH_KINDS, ChangeKind, Fact
 from pawatch.storage import queries
-from pawatch.storage.bodytext import line_ids_json, readable_text, split_lines, store_lines
+from pawatch.storage.bodytext import (
+    decompress_body,
+    line_ids_json,
+    readable_text,
+    split_lines,
+    store_lines,
+)
 from pawatch.storage.changes import Identity
 from pawatch.storage.facts import (
     End,
@@ -501,19 +507,20 @@ class Store:
         """One check inside the caller's transaction (the URLs and errors without passwords)."""
         check = _without_passwords(check)
         previous = self._latest_validators(check.source_id)
-        outcome = self._record(check, previous)
         stamp = format_time(check.started_at + timedelta(seconds=check.duration))
-        state = self._source_state(check.source_id, facts=parse is not None)
+        outcome = self._record(check, previous, stamp)
+        failed = outcome.outcome == "failed"
+        state = self._source_state(check.source_id, facts=parse is not None, last_error=not failed)
         sighting = Sighting(
             stamp=stamp,
             snapshot_id=outcome.snapshot_id,
             url=check.final_url or check.url,
-            failed=outcome.outcome == "failed",
+            failed=failed,
             error=outcome.error,
             parse=parse,
         )
         tracked = track(state, sighting, policy or Policy())
-        event_ids = self._write_tracked(check.source_id, outcome.fetch_id, sighting, tracked)
+        event_ids = self._write_tracked(check.source_id, outcome.fetch_id, sighting, tracked, state)
         moved = self._moved(check, outcome.fetch_id, stamp)
         if moved is not None:
             event_ids.append(moved)
@@ -565,7 +572,7 @@ class Store:
         """
         policy = policy or Policy()
         with self.transaction():
-            old = self._source_state(source_id, facts=False)
+            old = self._source_state(source_id, facts=False, last_error=False)
             self.db.conn.execute("DELETE FROM facts WHERE source_id = ?", (source_id,))
             state, written = SourceState(), 0
             for sighting in reparse_sightings(versions):
@@ -587,7 +594,7 @@ class Store:
 
     # ------------------------------------------------------------------ facts
 
-    def _source_state(self, source_id: str, *, facts: bool) -> SourceState:
+    def _source_state(self, source_id: str, *, facts: bool, last_error: bool) -> SourceState:
         """A source's ``SourceState``; its open facts are read when ``facts`` is true or a
         change awaits confirmation (otherwise ``open`` is None: not needed)."""
         conn = self.db.conn
@@ -601,7 +608,7 @@ class Store:
         row = dict(zip(names, found, strict=True))
         row.pop("source_id")
         row["failing_alerted"] = bool(row["failing_alerted"])
-        if row["failing_alerted"]:
+        if row["failing_alerted"] and last_error:
             last = conn.execute(
                 "SELECT error FROM fetch_log WHERE source_id = ? AND outcome = 'failed' "
                 "ORDER BY id DESC LIMIT 1",
@@ -629,20 +636,27 @@ class Store:
         )
 
     def _write_tracked(
-        self, source_id: str, fetch_id: int, sighting: Sighting, tracked: Tracked
+        self,
+        source_id: str,
+        fetch_id: int,
+        sighting: Sighting,
+        tracked: Tracked,
+        before: SourceState,
     ) -> list[int]:
         """Write what ``track`` returned for one check (logged as ``fetch_id``); returns the
         ids of its events."""
         conn = self.db.conn
-        if tracked.logged is not None:
+        after = tracked.state
+        if sighting.parse is not None and not sighting.failed:
             conn.execute(
                 "UPDATE fetch_log SET parse_status = ?, parse_error = ? WHERE id = ?",
-                (*tracked.logged, fetch_id),
+                (after.parse_status, after.parse_error, fetch_id),
             )
         if tracked.news:
             _store_news(conn, source_id, sighting, tracked.news)
-        self._write_facts(source_id, tracked.ops, tracked.state, ids=False)
-        self._update_state(source_id, tracked.state)
+        self._write_facts(source_id, tracked.ops, after, ids=False)
+        if after.columns() != before.columns():
+            self._update_state(source_id, after)
         return [
             self._insert_event(
                 kind=e.kind,
@@ -847,10 +861,8 @@ class Store:
         ).fetchone()
         return Validators(*row) if row else None
 
-    def _record(self, check: CheckInput, previous: Validators | None) -> CheckOutcome:
+    def _record(self, check: CheckInput, previous: Validators | None, stamp: str) -> CheckOutcome:
         conn = self.db.conn
-        finished = check.started_at + timedelta(seconds=check.duration)
-        stamp = format_time(finished)
         snapshot_id: int | None = None
         if check.failed:
             outcome = "failed"
@@ -1076,12 +1088,7 @@ class Store:
     def _decompress(self, compression: str, data: bytes) -> bytes:
         if compression != _COMPRESSION:
             raise StorageError(f"{self.path}: unknown body compression {compression!r}")
-        # one decompressor per thread (zstandard's are not thread-safe): a daemon's loop
-        # thread may read a snapshot while the writer thread reads another
-        decompressor = getattr(_local, "decompressor", None)
-        if decompressor is None:
-            decompressor = _local.decompressor = zstandard.ZstdDecompressor()
-        return bytes(decompressor.decompress(data))
+        return decompress_body(compression, data)
 
     def statuses(self) -> list[SourceStatus]:
         """Health of every source known to the database: the ``source_health`` view, plus the
