@@ -781,11 +781,10 @@ class Store:
                 assert cur.lastrowid is not None
                 open_rows[key] = _OpenDisagreement(cur.lastrowid, values, None, stamp)
             for key in found.keys() & open_rows.keys():
-                row = open_rows[key]
-                if _competing_json(found[key]) != row.competing:
+                row, values = open_rows[key], _competing_json(found[key])
+                if values != row.competing:
                     conn.execute(
-                        "UPDATE disagreement_log SET competing = ? WHERE id = ?",
-                        (_competing_json(found[key]), row.id),
+                        "UPDATE disagreement_log SET competing = ? WHERE id = ?", (values, row.id)
                     )
             awaiting = awaited_sources(conn)  # pending id -> sources not checked since
             ids: list[int] = []
