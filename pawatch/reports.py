@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 from pawatch.config.registry import load_registry
 from pawatch.display import printable, redact_url
 from pawatch.domain import CHANGE_KINDS, HEALTH_KINDS, fold_text
-from pawatch.storage.queries import DelegationChange, Witness
+from pawatch.storage.queries import DelegationChange
 from pawatch.times import parse_moment
 
 if TYPE_CHECKING:
@@ -370,14 +370,11 @@ def items_from_changes(changes: Iterable[DelegationChange]) -> list[ChangeItem]:
     for c in changes:
         if c.kind in MONITORING_KINDS:
             continue
-        witnesses = c.sources or (
-            Witness(c.id, c.source, c.detected_at, c.url, c.before_snapshot, c.after_snapshot),
-        )
         sightings = tuple(
             Sighting(
                 w.event_id, w.source, w.url, w.detected_at, w.before_snapshot, w.after_snapshot
             )
-            for w in witnesses
+            for w in c.sources
         )
         out.append(
             ChangeItem(c.kind, c.delegation, c.attribute, c.old, c.new, sightings, c.details or {})

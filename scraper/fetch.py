@@ -643,7 +643,6 @@ class _Decoder:
             ) from None
         return data
 
-
     def check_complete(self) -> None:
         """Raise DecodeError unless every compressed stream ended, and nothing followed: a
         body cut short would otherwise read as a page that lost its end (members removed)."""

@@ -112,14 +112,17 @@ class Outbox:
     # ------------------------------------------------------------------ channels and rows
 
     def skip_channels(self, keep: Collection[str], now: str) -> int:
-        """Mark the open rows of channels not in ``keep`` skipped (nobody receives them)."""
+        """Mark the open rows of channels not in ``keep`` skipped (nobody receives them);
+        [[channels]] rows: ``skip_extra_channels``."""
+        return self._skip(keep, now, "no recipients for this channel", extra=False)
+
+    def _skip(self, keep: Collection[str], now: str, reason: str, *, extra: bool) -> int:
         marks = ",".join("?" * len(keep))
         cur = self.conn.execute(
-            "UPDATE outbox SET status = 'skipped', delivered_at = ?, "
-            "last_error = 'no recipients for this channel' "
-            f"WHERE status = 'pending' AND channel NOT IN ({marks or 'NULL'}) "
-            f"AND channel NOT LIKE '{EXTRA}%'",  # [[channels]] rows: extend_channel below
-            (now, *keep),
+            "UPDATE outbox SET status = 'skipped', delivered_at = ?, last_error = ? "
+            f"WHERE status = 'pending' AND channel {'' if extra else 'NOT '}LIKE '{EXTRA}%' "
+            f"AND channel NOT IN ({marks or 'NULL'})",
+            (now, reason, *keep),
         )
         return cur.rowcount
 
@@ -243,13 +246,13 @@ class Outbox:
         )
         return cur.rowcount
 
-    def release(self, message_id: str, error: str) -> None:
+    def release(self, message_id: str, error: str) -> int:
         """Definitely not accepted, for now: back to pending, merged into the next message."""
-        self.conn.execute(
+        return self.conn.execute(
             "UPDATE outbox SET status = 'pending', message_id = NULL, sending_at = NULL, "
             "last_error = ? WHERE message_id = ? AND status = 'sending'",
             (error, message_id),
-        )
+        ).rowcount
 
     def fail(self, message_id: str, error: str, now: str) -> int:
         """Never to be sent again without a person: the server refused it for good, or it
@@ -286,8 +289,7 @@ class Outbox:
         if failure == PERMANENT:
             return Settled(self.fail(message_id, error, now), 0, error)
         if failure == UNCERTAIN:
-            self.keep_uncertain(message_id, error)
-            return Settled(0, self._count(message_id), error)
+            return Settled(0, self.keep_uncertain(message_id, error), error)
         if counted:
             self.conn.execute(
                 "UPDATE outbox SET failures = failures + 1 "
@@ -311,8 +313,7 @@ class Outbox:
                 "WHERE message_id = ? AND status = 'sending' AND failures > ?",
                 (now, reason, message_id, max_resends),
             ).rowcount
-        kept = self._count(message_id)
-        self.release(message_id, error)
+        kept = self.release(message_id, error)
         return Settled(failed, kept, reason if failed and not kept else error)
 
     def resend_or_fail(
@@ -326,21 +327,13 @@ class Outbox:
             return "failed" if self.fail(flight.message_id, reason, now) else None
         return "resend" if self.retake(flight.message_id, stale_before, now) else None
 
-    def _count(self, message_id: str) -> int:
-        return int(
-            self.conn.execute(
-                "SELECT COUNT(*) FROM outbox WHERE message_id = ? AND status = 'sending'",
-                (message_id,),
-            ).fetchone()[0]
-        )
-
-    def keep_uncertain(self, message_id: str, error: str) -> None:
+    def keep_uncertain(self, message_id: str, error: str) -> int:
         """Maybe accepted: stays ``sending`` with its Message-ID; the next run sends it again."""
-        self.conn.execute(
+        return self.conn.execute(
             "UPDATE outbox SET sending_at = NULL, last_error = ? "
             "WHERE message_id = ? AND status = 'sending'",
             (error, message_id),
-        )
+        ).rowcount
 
     def mark_printed(self, channel: str, ids: Sequence[int], now: str) -> None:
         """Stdout delivery: the report was written, its rows are delivered."""
@@ -436,15 +429,7 @@ class Outbox:
 
     def skip_extra_channels(self, keep: Collection[str], now: str) -> int:
         """Open rows of ``ch:`` channels not in ``keep`` (removed from the config): skipped."""
-        marks = ",".join("?" * len(keep))
-        cur = self.conn.execute(
-            "UPDATE outbox SET status = 'skipped', delivered_at = ?, "
-            "last_error = 'channel no longer configured' "
-            f"WHERE status = 'pending' AND channel LIKE '{EXTRA}%' "
-            f"AND channel NOT IN ({marks or 'NULL'})",
-            (now, *keep),
-        )
-        return cur.rowcount
+        return self._skip(keep, now, "channel no longer configured", extra=True)
 
     def extend_channel(
         self, channel: str, wanted: Callable[[str, str | None], bool], now: str

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlite_utils import Database
@@ -34,20 +34,20 @@ def event_json(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _event_filters(
-    prefix: str, since: str | None, delegation: str | None, kinds: tuple[str, ...]
+    since: str | None, delegation: str | None, kinds: tuple[str, ...]
 ) -> tuple[list[str], list[Any]]:
-    """WHERE terms and parameters for the event filters every query of events takes
-    (``prefix``: the events table's alias with its dot, or "")."""
+    """WHERE terms and parameters for the event filters every query of events takes (the
+    events table is ``e``: ``_latest_events``)."""
     where: list[str] = []
     params: list[Any] = []
     if since is not None:
-        where.append(f"{prefix}detected_at >= ?")
+        where.append("e.detected_at >= ?")
         params.append(since)
     if delegation is not None:
-        where.append(f"{prefix}delegation = ?")
+        where.append("e.delegation = ?")
         params.append(delegation)
     if kinds:
-        where.append(f"{prefix}kind IN ({', '.join('?' * len(kinds))})")
+        where.append(f"e.kind IN ({', '.join('?' * len(kinds))})")
         params.extend(kinds)
     return where, params
 
@@ -61,9 +61,15 @@ def select_events(
     latest: int | None = None,
 ) -> list[dict[str, Any]]:
     """Events matching the filters, oldest first (only the ``latest`` N when given)."""
-    where, params = _event_filters("", since, delegation, kinds)
-    where.insert(0, "1 = 1")
-    sql = f"SELECT * FROM events WHERE {' AND '.join(where)} ORDER BY id DESC"
+    where, params = _event_filters(since, delegation, kinds)
+    return _latest_events(db, where, params, latest)
+
+
+def _latest_events(
+    db: Database, where: list[str], params: list[Any], latest: int | None
+) -> list[dict[str, Any]]:
+    """The events (``e``) matching ``where``, oldest first; only the ``latest`` N if given."""
+    sql = f"SELECT e.* FROM events e WHERE {' AND '.join(where) or '1 = 1'} ORDER BY e.id DESC"
     if latest is not None:
         sql += f" LIMIT {int(latest)}"
     return [dict(r) for r in db.query(sql, params)][::-1]
@@ -273,7 +279,7 @@ class DelegationChange:
     before_snapshot: int | None
     after_snapshot: int | None
     details: dict[str, Any] | None
-    sources: tuple[Witness, ...] = field(default_factory=tuple)
+    sources: tuple[Witness, ...]
 
     @property
     def row(self) -> dict[str, Any]:
@@ -283,23 +289,12 @@ class DelegationChange:
         return out
 
     def as_json(self) -> dict[str, Any]:
-        """The stable JSON shape of ``pawatch changes --format json`` (README)."""
-        return {
-            "id": self.id,
-            "kind": self.kind,
-            "detected_at": self.detected_at,
-            "delegation": self.delegation,
-            "source": self.source,
-            "attribute": self.attribute,
-            "old": self.old,
-            "new": self.new,
-            "url": self.url,
-            "before_snapshot": self.before_snapshot,
-            "after_snapshot": self.after_snapshot,
-            "details": self.details,
-            "change_id": self.change_id,
-            "sources": [w.as_json() for w in self.sources],
-        }
+        """The stable JSON shape of ``pawatch changes --format json`` (README): an event's
+        (``event_json``) with the change and its witnesses."""
+        out = {name: getattr(self, name) for name in (*EVENT_FIELDS, "details")}
+        out["change_id"] = self.change_id
+        out["sources"] = [w.as_json() for w in self.sources]
+        return out
 
 
 def delegation_changes(
@@ -317,7 +312,7 @@ def delegation_changes(
     ``since`` filters on when a change was first detected; ``ids`` selects by event id
     (any witness's event id selects its whole change: an outbox row points at the first).
     """
-    where, params = _event_filters("e.", since, delegation, kinds)
+    where, params = _event_filters(since, delegation, kinds)
     where.insert(
         0,
         "(e.change_id IS NULL OR NOT EXISTS (SELECT 1 FROM events p "
@@ -337,10 +332,7 @@ def delegation_changes(
         leads = list({r["id"]: r for r in leads}.values())
         leads.sort(key=lambda r: r["id"])
     else:
-        sql = f"SELECT e.* FROM events e WHERE {' AND '.join(where)} ORDER BY e.id DESC"
-        if latest is not None:
-            sql += f" LIMIT {int(latest)}"
-        leads = [dict(r) for r in db.query(sql, params)][::-1]
+        leads = _latest_events(db, where, params, latest)
     witnesses: dict[int, list[Witness]] = {}
     change_ids = [r["change_id"] for r in leads if r["change_id"] is not None]
     for start in range(0, len(change_ids), 500):
@@ -352,35 +344,26 @@ def delegation_changes(
             chunk,
         ):
             witnesses.setdefault(r[0], []).append(Witness(*r[1:]))
-    out = []
-    for r in leads:
-        own = Witness(
-            r["id"],
-            r["source_id"],
-            r["detected_at"],
-            r["url"],
-            r["before_snapshot"],
-            r["after_snapshot"],
+    return [
+        DelegationChange(
+            **event_json(r),
+            change_id=r["change_id"],
+            sources=tuple(
+                witnesses.get(r["change_id"])
+                or [
+                    Witness(
+                        r["id"],
+                        r["source_id"],
+                        r["detected_at"],
+                        r["url"],
+                        r["before_snapshot"],
+                        r["after_snapshot"],
+                    )
+                ]
+            ),
         )
-        out.append(
-            DelegationChange(
-                id=r["id"],
-                change_id=r["change_id"],
-                kind=r["kind"],
-                detected_at=r["detected_at"],
-                delegation=r["delegation"],
-                source=r["source_id"],
-                attribute=r["attribute"],
-                old=r["old"],
-                new=r["new"],
-                url=r["url"],
-                before_snapshot=r["before_snapshot"],
-                after_snapshot=r["after_snapshot"],
-                details=json.loads(r["details"]) if r.get("details") else None,
-                sources=tuple(witnesses.get(r["change_id"], [own])),
-            )
-        )
-    return out
+        for r in leads
+    ]
 
 
 @dataclass(frozen=True)
@@ -433,31 +416,29 @@ def delegation_now(db: Database, delegation: str) -> list[NowRow]:
     ]
 
 
-def open_disagreements(db: Database, delegation: str | None = None) -> list[dict[str, Any]]:
-    """The ``disagreements`` view (open ones), with ``competing`` decoded."""
-    sql = "SELECT * FROM disagreements"
-    params: list[Any] = []
-    if delegation is not None:
-        sql += " WHERE delegation = ?"
-        params.append(delegation)
-    rows = [dict(r) for r in db.query(sql + " ORDER BY delegation, attribute", params)]
+def _disagreement_rows(db: Database, view: str, delegation: str) -> list[dict[str, Any]]:
+    rows = [
+        dict(r)
+        for r in db.query(
+            f"SELECT * FROM {view} WHERE delegation = ? ORDER BY attribute", [delegation]
+        )
+    ]
     for row in rows:
         row["competing"] = json.loads(row["competing"])
     return rows
 
 
-def pending_disagreements(db: Database, delegation: str | None = None) -> list[dict[str, Any]]:
+def open_disagreements(db: Database, delegation: str) -> list[dict[str, Any]]:
+    """The ``disagreements`` view (open ones), with ``competing`` decoded."""
+    return _disagreement_rows(db, "disagreements", delegation)
+
+
+def pending_disagreements(db: Database, delegation: str) -> list[dict[str, Any]]:
     """The ``pending_disagreements`` view: sources that differ now, not yet a finding (a
     source involved has not been checked since), with ``competing`` and ``awaiting``
     decoded."""
-    sql = "SELECT * FROM pending_disagreements"
-    params: list[Any] = []
-    if delegation is not None:
-        sql += " WHERE delegation = ?"
-        params.append(delegation)
-    rows = [dict(r) for r in db.query(sql + " ORDER BY delegation, attribute", params)]
+    rows = _disagreement_rows(db, "pending_disagreements", delegation)
     for row in rows:
-        row["competing"] = json.loads(row["competing"])
         row["awaiting"] = sorted(json.loads(row["awaiting"]))
     return rows
 

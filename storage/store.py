@@ -1216,7 +1216,7 @@ class Store:
     def delegation_now(self, delegation: str) -> list[queries.NowRow]:
         return queries.delegation_now(self.db, delegation)
 
-    def open_disagreements(self, delegation: str | None = None) -> list[dict[str, Any]]:
+    def open_disagreements(self, delegation: str) -> list[dict[str, Any]]:
         return queries.open_disagreements(self.db, delegation)
 
     def events(self, since: str | None = None) -> list[dict[str, Any]]:

@@ -82,35 +82,23 @@ def changes(
 ) -> None:
     """List changes (one per delegation-level change, with the sources that show it) and
     health events, oldest first."""
-    from pawatch.storage.queries import event_json
+    from pawatch.storage.queries import DelegationChange, event_json
 
     since_at = parse_moment(since, end_of_day=False) if since else None
     with obj.store(create=False) as store:
         delegation = known_delegation(store, delegation) if delegation else None
-        if per_source:
-            rows = store.select_events(
-                since=since_at, delegation=delegation, kinds=kinds, latest=limit
-            )
-        else:
-            items = store.delegation_changes(
-                since=since_at, delegation=delegation, kinds=kinds, latest=limit
-            )
-    if per_source:
-        if fmt == "json":
-            click.echo(json.dumps([event_json(r) for r in rows], ensure_ascii=False, indent=2))
-            return
-        if not rows:
-            click.echo("No events.")
-        for row in rows:
-            click.echo(printable(event_line(row)))
-        return
+        find = store.select_events if per_source else store.delegation_changes
+        rows: list[Any] = find(since=since_at, delegation=delegation, kinds=kinds, latest=limit)
+    as_json, line = (
+        (event_json, event_line) if per_source else (DelegationChange.as_json, change_line)
+    )
     if fmt == "json":
-        click.echo(json.dumps([c.as_json() for c in items], ensure_ascii=False, indent=2))
+        click.echo(json.dumps([as_json(r) for r in rows], ensure_ascii=False, indent=2))
         return
-    if not items:
+    if not rows:
         click.echo("No events.")
-    for item in items:
-        click.echo(printable(change_line(item)))
+    for row in rows:
+        click.echo(printable(line(row)))
 
 
 def change_line(item: DelegationChange) -> str:
@@ -141,7 +129,12 @@ def _group_by_source(facts: list[Any]) -> dict[str, dict[str, list[Any]]]:
 @click.pass_obj
 def history(obj: Context, delegation: str, as_of: str | None, fmt: str) -> None:
     """A delegation's composition, representative and members at a date, and its timeline."""
-    from pawatch.storage.queries import members_now, pending_disagreements, respellings
+    from pawatch.storage.queries import (
+        competing_text,
+        members_now,
+        pending_disagreements,
+        respellings,
+    )
 
     delegation = delegation_id(delegation)
     at = (
@@ -161,10 +154,12 @@ def history(obj: Context, delegation: str, as_of: str | None, fmt: str) -> None:
         timeline = [
             c for c in store.delegation_changes(delegation=delegation) if c.detected_at <= at
         ]
-        now = store.delegation_now(delegation) if as_of is None else []
-        disputes = store.open_disagreements(delegation) if as_of is None else []
-        pending = pending_disagreements(store.db, delegation) if as_of is None else []
-        people = members_now(store.db, delegation) if as_of is None else []
+        now, disputes, pending, people = [], [], [], []
+        if as_of is None:  # what the sources say now
+            now = store.delegation_now(delegation)
+            disputes = store.open_disagreements(delegation)
+            pending = pending_disagreements(store.db, delegation)
+            people = members_now(store.db, delegation)
         notes = [n for n in respellings(store.db, delegation) if n["at"] <= at]
     by_source = _group_by_source(facts)
     if fmt == "json":
@@ -174,27 +169,10 @@ def history(obj: Context, delegation: str, as_of: str | None, fmt: str) -> None:
                     "delegation": delegation,
                     "as_of": at,
                     "now": [row.as_json() for row in now],
-                    "disagreements": [
-                        {
-                            "attribute": d["attribute"],
-                            "kind": d["kind"],
-                            "source": d["source_id"],
-                            "competing": d["competing"],
-                            "since": d["since"],
-                        }
-                        for d in disputes
-                    ],
+                    "disagreements": [_disagreement_json(d) for d in disputes],
                     "members_now": people,
                     "pending_disagreements": [
-                        {
-                            "attribute": d["attribute"],
-                            "kind": d["kind"],
-                            "source": d["source_id"],
-                            "competing": d["competing"],
-                            "since": d["since"],
-                            "awaiting": d["awaiting"],
-                        }
-                        for d in pending
+                        {**_disagreement_json(d), "awaiting": d["awaiting"]} for d in pending
                     ],
                     "sources": {
                         source: {
@@ -227,10 +205,10 @@ def history(obj: Context, delegation: str, as_of: str | None, fmt: str) -> None:
     if now:
         _echo(f"{delegation} now (what its sources agree on):")
         for row in now:
-            label = row.attribute if not row.key else f"{row.attribute}"
+            label = row.attribute
             stated = ", ".join(f"{s['source']} {s['last_confirmed']}" for s in row.sources)
             if row.disagree:
-                values = "; ".join(f"{s['source']}: {s['value']}" for s in row.sources)
+                values = competing_text([(s["source"], s["value"]) for s in row.sources])
                 _echo(f"  {label}: SOURCES DISAGREE ({values})")
             else:
                 _echo(f"  {label}: {_also(row.value, row.spellings)}  [{stated}]")
@@ -238,11 +216,11 @@ def history(obj: Context, delegation: str, as_of: str | None, fmt: str) -> None:
             names = ", ".join(_also(p["name"], p["spellings"]) for p in people)
             _echo(f"  members ({len(people)} people): {names}")
         for d in disputes:
-            values = "; ".join(f"{c['source']}: {c['value']}" for c in d["competing"])
+            values = competing_text([(c["source"], c["value"]) for c in d["competing"]])
             where = f" on {d['source_id']}" if d["source_id"] else ""
             _echo(f"  ! {d['attribute']}: {d['kind'].replace('_', ' ')}{where}: {values}")
         for d in pending:
-            values = "; ".join(f"{c['source']}: {c['value']}" for c in d["competing"])
+            values = competing_text([(c["source"], c["value"]) for c in d["competing"]])
             awaiting = ", ".join(d["awaiting"]) or "the next comparison"
             _echo(f"  ? {d['attribute']}: sources differ, pending a check of {awaiting}: {values}")
         _echo("")
@@ -280,6 +258,16 @@ def history(obj: Context, delegation: str, as_of: str | None, fmt: str) -> None:
         _echo("  " + change_line(item))
     for note in waiting:
         _echo("  " + spelling_line(note))
+
+
+def _disagreement_json(d: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "attribute": d["attribute"],
+        "kind": d["kind"],
+        "source": d["source_id"],
+        "competing": d["competing"],
+        "since": d["since"],
+    }
 
 
 def spelling_line(note: dict[str, Any]) -> str:
