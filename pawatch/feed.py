@@ -24,6 +24,7 @@ from pawatch.reports import (
     delegation_name,
     http_only,
     items_from_changes,
+    plural,
     render_item_html,
     with_evidence,
 )
@@ -99,7 +100,7 @@ def render_feed(items: list[ChangeItem], settings: Settings) -> str:
                 sub(entry, "link", rel="related", href=href)
         sub(entry, "category", term=item.kind)
         n = len(item.sightings)
-        sub(entry, "summary", f"{clean(title, 300)} (seen on {n} source{'' if n == 1 else 's'})")
+        sub(entry, "summary", f"{clean(title, 300)} (seen on {plural(n, 'source')})")
         sub(entry, "content", render_item_html(item, base_url), type="html")
     ET.indent(root, space=" ")
     body = ET.tostring(root, encoding="unicode", xml_declaration=False)

@@ -21,11 +21,10 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from pawatch.config import Source
-from pawatch.scraper.charset import decode_body
 from pawatch.scraper.errors import FetchError
 from pawatch.scraper.fetch import Fetcher, FetchResult
 from pawatch.scraper.fetch import Validators as HttpValidators
-from pawatch.scraper.parsers import ParseError, ParserSpec, get_parser
+from pawatch.scraper.parsers import ParserSpec, get_parser, read_page
 from pawatch.scraper.parsers.records import NewsItem, PageText
 from pawatch.storage import CheckInput, Snapshot, Validators
 from pawatch.storage.bodytext import readable_text
@@ -53,26 +52,18 @@ def parse_body(
     source: Source, spec: ParserSpec, body: bytes, content_type: str | None, url: str
 ) -> ParseInput:
     """Decode and parse one body; every failure becomes a ParseInput without facts."""
-    try:
-        decoded = decode_body(body, content_type, forced=source.encoding)
-    except FetchError as exc:
-        return ParseInput(spec.version, None, error=f"cannot decode the page: {exc}")
-    options = dict(source.options)
-    if "delegation" in spec.options:
-        # the source's own `delegation` key, else the one given in [sources.options]
-        options["delegation"] = source.delegation or options.get("delegation")
-    try:
-        result = spec.func(decoded.text, url, options)
-    except ParseError as exc:
-        return ParseInput(spec.version, None, error=str(exc))
-    except Exception as exc:  # a parser bug must not look like a change in the world
-        log.exception("parser %s crashed on %s", spec.name, url)
-        return ParseInput(
-            spec.version, None, error=f"parser {spec.name} crashed: {type(exc).__name__}: {exc}"
-        )
-    if not result.found:
-        reason = "; ".join(result.warnings) or f"the {spec.name} parser found nothing to read"
-        return ParseInput(spec.version, None, error=reason, warnings=result.warnings)
+    result, why = read_page(
+        source,
+        spec,
+        body,
+        content_type,
+        url,
+        lambda: log.exception("parser %s crashed on %s", spec.name, url),
+    )
+    if result is None:
+        return ParseInput(spec.version, None, error=why)
+    if why is not None:
+        return ParseInput(spec.version, None, error=why, warnings=result.warnings)
     news = [
         NewsRow(r.url, r.title, r.date, r.date_text, r.summary, r.text)
         for r in result.records

@@ -21,7 +21,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -29,7 +29,7 @@ from pawatch.config.registry import load_registry
 from pawatch.display import printable, redact_url
 from pawatch.domain import CHANGE_KINDS, HEALTH_KINDS, fold_text
 from pawatch.storage.queries import DelegationChange
-from pawatch.times import parse_moment
+from pawatch.times import format_time, parse_moment
 
 if TYPE_CHECKING:
     import jinja2
@@ -54,7 +54,7 @@ def clean(value: str | None, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def _plural(n: int, word: str, many: str | None = None) -> str:
+def plural(n: int, word: str, many: str | None = None) -> str:
     return f"{n} {word if n == 1 else (many or word + 's')}"
 
 
@@ -105,6 +105,16 @@ def readable_counts(delegation: str | None, value: str) -> str:
     return _CHAMBER_COUNT_RE.sub(name, value)
 
 
+_HEADLINES = {
+    "member_added": "New member: {new}",
+    "member_removed": "Member no longer listed: {old}",
+    "member_renamed": "Member's name now written: {new} (was {old})",
+    "website_added": "New website: {new}",
+    "website_removed": "Website no longer listed: {old}",
+    "delegation_added": "Delegation appeared: {new}",
+    "delegation_removed": "Delegation no longer listed: {old}",
+    "page_changed": "The page's text changed",
+}
 _PERSON = {
     "plenipotentiary": "plenipotentiary representative",
     "plenipotentiary_role": "plenipotentiary representative's role",
@@ -289,22 +299,8 @@ class ChangeItem:
             if self.new is None:
                 return f"No {person} listed any more (was {old})"
             return f"{person[0].upper()}{person[1:]}: {old} -> {new}"
-        if k == "member_added":
-            return f"New member: {new}"
-        if k == "member_removed":
-            return f"Member no longer listed: {old}"
-        if k == "member_renamed":
-            return f"Member's name now written: {new} (was {old})"
-        if k == "website_added":
-            return f"New website: {new}"
-        if k == "website_removed":
-            return f"Website no longer listed: {old}"
-        if k == "delegation_added":
-            return f"Delegation appeared: {new}"
-        if k == "delegation_removed":
-            return f"Delegation no longer listed: {old}"
-        if k == "page_changed":
-            return "The page's text changed"
+        if k in _HEADLINES:
+            return _HEADLINES[k].format(old=old, new=new)
         if k == "news":
             return new or "News"
         return f"{k.replace('_', ' ').capitalize()}: {old or '-'} -> {new or '-'}"
@@ -318,8 +314,10 @@ class ChangeItem:
             label = (
                 "seats" if chamber == "total" else f"{chamber_name(self.delegation, chamber)} seats"
             )
-            if self.old is None or self.new is None:
-                return f"{label} {clean(self.new or self.old, 10)}"
+            if self.new is None:
+                return f"{label} no longer stated"
+            if self.old is None:
+                return f"{label} {clean(self.new, 10)}"
             return f"{label} {clean(self.old, 10)} -> {clean(self.new, 10)}"
         if k == "representative":
             person = {"plenipotentiary_role": "plenipotentiary's role", "head": "head"}.get(
@@ -519,11 +517,11 @@ class Report:
     base_url: str | None = None  # [report] base_url: links to the stored snapshots
     operator: bool = False  # the operator's own output: CLI commands may be shown
 
-    @property
+    @cached_property
     def items(self) -> list[ChangeItem]:
         return [c for c in self.changes if c.kind != "news"]
 
-    @property
+    @cached_property
     def groups(self) -> list[Group]:
         """Delegation changes, grouped; the group with the most important change first."""
         by: dict[str | None, list[ChangeItem]] = {}
@@ -535,11 +533,11 @@ class Report:
             key=lambda g: (g.delegation is None, g.items[0].rank, g.name, g.delegation or ""),
         )
 
-    @property
+    @cached_property
     def news(self) -> list[ChangeItem]:
         return [c for c in self.changes if c.kind == "news"]
 
-    @property
+    @cached_property
     def health_events(self) -> list[ReportEvent]:
         """The sources' health and the findings about them (disagreements)."""
         return [e for e in self.events if e.kind in MONITORING_KINDS]
@@ -551,16 +549,16 @@ class Report:
     def link(self, snapshot_id: int | None) -> str | None:
         return snapshot_url(self.base_url, snapshot_id)
 
-    @property
+    @cached_property
     def subject(self) -> str:
         """What happened, in words, within ``SUBJECT_MAX`` characters:
         '[pawatch] Kyrgyzstan: Supreme Council seats 6 -> 7; Tajikistan: new plenipotentiary'."""
         tag = self.prefix if self.channel == "all" else f"{self.prefix} {self.channel}"
         head = f"[{clean(tag, 40)}] " if tag.strip() else ""
-        segments = [(g.name, list(dict.fromkeys(_subject_parts(g.items)))) for g in self.groups]
+        segments = [(g.name, _subject_parts(g.items)) for g in self.groups]
         tail = []
         if self.news:
-            tail.append(_plural(len(self.news), "news item"))
+            tail.append(plural(len(self.news), "news item"))
         disputed = {e.delegation for e in self.health_events if e.kind == "sources_disagree"}
         if disputed:
             names = ", ".join(sorted(delegation_name(d) for d in disputed))
@@ -571,9 +569,9 @@ class Report:
         recovered = [e for e in self.health_events if e.kind in _RECOVERED]
         if unhealthy:
             n = len(unhealthy)
-            tail.append(f"{_plural(n, 'source')} need{'s' if n == 1 else ''} attention")
+            tail.append(f"{plural(n, 'source')} need{'s' if n == 1 else ''} attention")
         elif recovered:
-            tail.append(_plural(len(recovered), "source") + " recovered")
+            tail.append(plural(len(recovered), "source") + " recovered")
         if not segments and not tail:
             return f"{head}no changes"
         return _fit(head, segments, tail, SUBJECT_MAX)
@@ -697,7 +695,7 @@ def build_report(
         found = store.delegation_changes(ids=ids) if ids else []
         changes = with_evidence(items_from_changes(found), store)
     return Report(
-        generated_at=moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        generated_at=format_time(moment),
         events=rows,
         changes=tuple(changes),
         problems=tuple(Problem.from_row(p) for p in problems),
@@ -756,6 +754,7 @@ def _environment() -> jinja2.Environment:
     env.filters["clean"] = clean
     env.filters["when"] = when
     env.filters["link_text"] = link_text
+    env.filters["plural"] = plural
     return env
 
 

@@ -138,6 +138,13 @@ def test_subject_says_what_happened_in_words_within_120_characters() -> None:
     assert len(report.subject) <= 120
     one = build_report([EVENTS[4]], generated_at=NOW)
     assert one.subject == "[pawatch] Kyrgyzstan: seats 6 -> 7"
+    # a count the page stops stating is not a count: it must not read as "seats 6"
+    gone = event(8, "composition", "KG", attribute="seats:total", old="6", new=None)
+    stated = event(9, "composition", "KG", attribute="seats:total", old=None, new="6")
+    assert build_report([gone], generated_at=NOW).subject == (
+        "[pawatch] Kyrgyzstan: seats no longer stated"
+    )
+    assert build_report([stated], generated_at=NOW).subject == "[pawatch] Kyrgyzstan: seats 6"
     assert build_report([], generated_at=NOW).subject == "[pawatch] no changes"
     health = build_report([], [PROBLEM], generated_at=NOW, channel="KG")
     assert health.subject == "[pawatch KG] 1 source needs attention"

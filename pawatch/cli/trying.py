@@ -27,9 +27,8 @@ from pawatch.cli.common import (
     format_option,
 )
 from pawatch.config import ConfigError, Source
-from pawatch.scraper.charset import decode_body
 from pawatch.scraper.errors import FetchError
-from pawatch.scraper.parsers import PARSERS, ParseError, ParseResult, get_parser
+from pawatch.scraper.parsers import PARSERS, ParseResult, get_parser, read_page
 from pawatch.settings import settings_from_text
 from pawatch.storage.bodytext import decompress_body
 
@@ -140,23 +139,12 @@ def _fetch(ctx: Context, source: Source) -> Page:
 
 def _read(source: Source, page: Page) -> tuple[str, ParseResult | None, str | None]:
     """(status, result, why) of parsing ``page`` as ``source`` says: ok, degraded, broken."""
-    spec = get_parser(source.parser)
-    try:
-        text = decode_body(page.body, page.content_type, forced=source.encoding).text
-    except FetchError as exc:
-        return "broken", None, f"cannot decode the page: {exc}"
-    options = dict(source.options)
-    if "delegation" in spec.options:
-        options["delegation"] = source.delegation or options.get("delegation")
-    try:
-        result = spec.func(text, page.url, options)
-    except ParseError as exc:
-        return "broken", None, str(exc)
-    except Exception as exc:  # a parser bug: say so, as `run` does
-        return "broken", None, f"parser {spec.name} crashed: {type(exc).__name__}: {exc}"
-    if not result.found:
-        why = "; ".join(result.warnings) or f"the {spec.name} parser found nothing to read"
+    result, why = read_page(
+        source, get_parser(source.parser), page.body, page.content_type, page.url
+    )
+    if why is not None:
         return "broken", result, why
+    assert result is not None
     if result.unreadable:
         return "degraded", result, "; ".join(u.message for u in result.unreadable)
     return "ok", result, None

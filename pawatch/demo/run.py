@@ -19,7 +19,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from importlib import resources
 from pathlib import Path
 
@@ -34,7 +34,7 @@ from pawatch.display import event_line, printable
 from pawatch.pipeline import RunSummary, run_once
 from pawatch.reports import build_report, delegation_name
 from pawatch.settings import settings_from_text
-from pawatch.storage import Store
+from pawatch.storage import Store, parse_time
 
 # path on the server -> (file in site/vN, content type)
 ASSEMBLY_PAGES = {
@@ -216,7 +216,7 @@ def command_path(name: str) -> str:
 
 def _as_of_date(store: Store) -> str:
     """A date between the two versions: ``history --as-of`` then shows version 1."""
-    first = datetime.strptime(store.first_check(), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    first = parse_time(store.first_check())
     return (first + timedelta(days=1)).strftime("%Y-%m-%d")
 
 
