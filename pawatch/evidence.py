@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from pawatch.scraper.charset import decode_body
 from pawatch.scraper.errors import FetchError
+from pawatch.scraper.parsers.base import ParseError
 from pawatch.storage import Snapshot, Store
 
 EXCERPT_LINES = 2  # at most this many lines before and after
@@ -60,15 +61,16 @@ class SnapshotLines:
         self._cache: dict[int, list[str] | None] = {}
 
     def lines(self, snapshot_id: int) -> list[str] | None:
-        """None when the snapshot is gone or cannot be decoded (the report says nothing)."""
+        """None when the snapshot is gone, cannot be decoded or is past the element bound
+        (the report then says nothing)."""
         if snapshot_id not in self._cache:
             try:
                 snap = self.store.snapshot(snapshot_id)
                 text = snapshot_text(snap)
-            except (KeyError, FetchError):
-                self._cache[snapshot_id] = None
-            else:
-                self._cache[snapshot_id] = readable_lines(text, snap.content_type)
+                lines = readable_lines(text, snap.content_type)
+            except (KeyError, FetchError, ParseError):  # ParseError: past the element bound
+                lines = None
+            self._cache[snapshot_id] = lines
         return self._cache[snapshot_id]
 
     def excerpt(

@@ -184,6 +184,10 @@ def _translate(exc: BaseException, settings: EmailSettings, uncertain: bool) -> 
         )
     if isinstance(exc, smtplib.SMTPNotSupportedError):
         return MailAuthError(f"authentication failed: {where} offers no AUTH on this connection")
+    if isinstance(exc, smtplib.SMTPHeloError):  # EHLO and HELO both refused
+        return MailConnectError(
+            f"{where} refused the greeting: {exc.smtp_code} {_text(exc.smtp_error)}"
+        )
     if isinstance(exc, smtplib.SMTPConnectError):  # the greeting was a refusal (421, 554)
         return MailConnectError(
             f"{where} refused the connection: {exc.smtp_code} {_text(exc.smtp_error)}"
@@ -235,14 +239,15 @@ def _connect(settings: EmailSettings, password: str | None) -> smtplib.SMTP:
     else:
         smtp = smtplib.SMTP(settings.smtp_host, settings.port, timeout=settings.timeout)
     try:
-        smtp.ehlo()
+        # EHLO, and HELO when EHLO is refused (a server without ESMTP); both refused: raises
+        smtp.ehlo_or_helo_if_needed()
         if settings.security == "starttls":
             if not smtp.has_extn("starttls"):
                 raise MailTLSError(
                     f"TLS failed: {settings.smtp_host}:{settings.port} does not offer STARTTLS"
                 )
             smtp.starttls(context=context)
-            smtp.ehlo()
+            smtp.ehlo_or_helo_if_needed()  # STARTTLS forgets the first greeting
         if settings.username and password is not None:
             smtp.login(settings.username, password)
     except BaseException:

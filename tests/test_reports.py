@@ -416,3 +416,32 @@ def test_disagreeing_sources_are_a_monitoring_finding_with_readable_chambers() -
         "Belarus: the sources agree again on the seats"
     ]
     assert "recovered" not in agree.subject
+
+
+def test_evidence_of_a_page_past_the_element_bound_is_left_out(tmp_path: Path) -> None:
+    """A stored page too large to parse (MAX_ELEMENTS) has no excerpt: the report is still
+    built, without one, instead of failing on the parser's refusal."""
+    from pawatch.evidence import SnapshotLines
+    from pawatch.scraper.parsers.text import MAX_ELEMENTS
+    from pawatch.storage import CheckInput
+
+    huge = ("<p>x</p>" * (MAX_ELEMENTS + 10)).encode()
+    small = b"<p>Kyrgyzstan: 6 seats</p>"
+    with Store.open(tmp_path / "db.sqlite") as store:
+        store.sync_sources([SourceRow("kg", "https://kenesh.kg/", "page", None)], NOW)
+        ids = []
+        for body in (small, huge):
+            check = CheckInput(
+                "kg",
+                "https://kenesh.kg/",
+                datetime.now(UTC),
+                0.1,
+                http_status=200,
+                body=body,
+                content_type="text/html",
+            )
+            ids.append(store.record_check(check).snapshot_id)
+        lines = SnapshotLines(store)
+        assert lines.lines(ids[0]) == ["Kyrgyzstan: 6 seats"]
+        assert lines.lines(ids[1]) is None
+        assert lines.excerpt(ids[0], ids[1], "6", "7") is None
