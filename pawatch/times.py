@@ -20,7 +20,6 @@ import re
 from datetime import UTC, date, datetime, timedelta
 
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-UNIT_NAMES = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 SCHEDULE_MIN = timedelta(seconds=1)  # below a second is a typo (the daemon tests use 1s-3s)
 SCHEDULE_MAX = timedelta(days=366)  # a schedule fires at least once a year
@@ -29,6 +28,11 @@ LOOKBACK_MAX = timedelta(days=100 * 366)  # `--since 100y`-ish: far past any sto
 _PERIOD_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _STORED = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def _shown(text: str) -> str:
+    """``text`` as an error message quotes it: at most 40 characters."""
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _describe(period: timedelta) -> str:
@@ -54,11 +58,11 @@ def parse_period(
     ``maximum``); anything else, or out of range, raises ValueError with one line."""
     match = _PERIOD_RE.match(text)
     if not match:
-        shown = text if len(text) <= 40 else text[:37] + "..."
+        shown = _shown(text)
         raise ValueError(f"expected a period like '45s', '30m', '6h', '1d' or '2w', got {shown!r}")
     seconds = float(match.group(1)) * UNIT_SECONDS[match.group(2)]
     value = match.group(1) + match.group(2)
-    value = value if len(value) <= 40 else value[:37] + "..."
+    value = _shown(value)
     if seconds <= 0:
         raise ValueError(f"a period must be more than 0, got {value!r}")
     if minimum is not None and seconds < minimum.total_seconds():
@@ -92,7 +96,7 @@ def parse_moment(text: str, now: datetime | None = None, *, end_of_day: bool = F
             moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
         return moment.astimezone(UTC)
     except (ValueError, OverflowError):
-        shown = text if len(text) <= 40 else text[:37] + "..."
+        shown = _shown(text)
         raise ValueError(
             f"expected a period like '7d', '12h', a date like '2026-11-01' or an ISO 8601 time "
             f"like '2026-11-01T10:00Z', got {shown!r}"

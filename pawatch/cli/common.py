@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
+from pawatch.display import printable
+
 # The config, the storage and the lock are imported where they are used, not here: every
 # command module imports this one, and `pawatch --help` or `--version` needs none of them.
 if TYPE_CHECKING:
@@ -113,6 +115,12 @@ def _busy(path: str, why: str, wait: float) -> NoReturn:
         "Try again later or wait longer with --wait SECONDS.",
         EXIT_LOCKED,
     )
+
+
+def echo(text: str) -> None:
+    """One line of output that may hold scraped text: no control character of it reaches the
+    terminal (``pawatch.display.printable``)."""
+    click.echo(printable(text))
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:

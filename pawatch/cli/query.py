@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from pawatch import times
-from pawatch.cli.common import Context, delegation_id, fail, format_option, known_delegation
+from pawatch.cli.common import (
+    Context,
+    delegation_id,
+    echo,
+    fail,
+    format_option,
+    known_delegation,
+)
 from pawatch.display import LONG_VALUE, event_line, printable, redact_url, shorten
 from pawatch.domain import CHANGE_KINDS, HEALTH_KINDS
 from pawatch.times import format_time
@@ -23,19 +30,13 @@ if TYPE_CHECKING:  # the queries (and sqlite-utils) are imported by the commands
     from pawatch.storage.queries import DelegationChange
 
 
-def parse_moment(
-    text: str, *, end_of_day: bool, now: datetime | None = None, option: str = "--since"
-) -> str:
+def parse_moment(text: str, *, end_of_day: bool, option: str = "--since") -> str:
     """``7d``/``24h`` (ago), ``2026-11-27`` or an ISO 8601 time -> a stored-time string; a bare
     date means the end of that day when ``end_of_day`` (``--as-of``), else its start."""
     try:
-        return format_time(times.parse_moment(text, now, end_of_day=end_of_day))
+        return format_time(times.parse_moment(text, end_of_day=end_of_day))
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint=option) from None
-
-
-def _echo(text: str) -> None:
-    click.echo(printable(text))
 
 
 def _short(value: str | None) -> str:
@@ -203,61 +204,61 @@ def history(obj: Context, delegation: str, as_of: str | None, fmt: str) -> None:
         )
         return
     if now:
-        _echo(f"{delegation} now (what its sources agree on):")
+        echo(f"{delegation} now (what its sources agree on):")
         for row in now:
             label = row.attribute
             stated = ", ".join(f"{s['source']} {s['last_confirmed']}" for s in row.sources)
             if row.disagree:
                 values = competing_text([(s["source"], s["value"]) for s in row.sources])
-                _echo(f"  {label}: SOURCES DISAGREE ({values})")
+                echo(f"  {label}: SOURCES DISAGREE ({values})")
             else:
-                _echo(f"  {label}: {_also(row.value, row.spellings)}  [{stated}]")
+                echo(f"  {label}: {_also(row.value, row.spellings)}  [{stated}]")
         if people:
             names = ", ".join(_also(p["name"], p["spellings"]) for p in people)
-            _echo(f"  members ({len(people)} people): {names}")
+            echo(f"  members ({len(people)} people): {names}")
         for d in disputes:
             values = competing_text([(c["source"], c["value"]) for c in d["competing"]])
             where = f" on {d['source_id']}" if d["source_id"] else ""
-            _echo(f"  ! {d['attribute']}: {d['kind'].replace('_', ' ')}{where}: {values}")
+            echo(f"  ! {d['attribute']}: {d['kind'].replace('_', ' ')}{where}: {values}")
         for d in pending:
             values = competing_text([(c["source"], c["value"]) for c in d["competing"]])
             awaiting = ", ".join(d["awaiting"]) or "the next comparison"
-            _echo(f"  ? {d['attribute']}: sources differ, pending a check of {awaiting}: {values}")
-        _echo("")
-    _echo(f"{delegation} as of {at}, per source")
+            echo(f"  ? {d['attribute']}: sources differ, pending a check of {awaiting}: {values}")
+        echo("")
+    echo(f"{delegation} as of {at}, per source")
     if not by_source:
-        _echo("  (nothing known at that time)")
+        echo("  (nothing known at that time)")
     for source, attrs in sorted(by_source.items()):
-        _echo(f"\n{source}: {_short(_one(attrs.get('delegation')))}")
+        echo(f"\n{source}: {_short(_one(attrs.get('delegation')))}")
         seats = [
             (a.split(":", 1)[1], fs[0]) for a, fs in sorted(attrs.items()) if a.startswith("seats:")
         ]
         if seats:
-            _echo(
+            echo(
                 "  seats: "
                 + ", ".join(f"{c} {_short(f.value)} (since {f.valid_from})" for c, f in seats)
             )
         rep = _one(attrs.get("plenipotentiary"))
         if rep:
             role = _one(attrs.get("plenipotentiary_role"))
-            _echo(f"  plenipotentiary: {_short(rep)}" + (f" ({_short(role)})" if role else ""))
+            echo(f"  plenipotentiary: {_short(rep)}" + (f" ({_short(role)})" if role else ""))
         if attrs.get("head"):
-            _echo(f"  head of delegation: {_short(_one(attrs.get('head')))}")
+            echo(f"  head of delegation: {_short(_one(attrs.get('head')))}")
         for website in attrs.get("website", []):
-            _echo(f"  website: {_short(website.value)}")
+            echo(f"  website: {_short(website.value)}")
         members = attrs.get("member", [])
         if members:
-            _echo(f"  members ({len(members)}): " + ", ".join(_short(f.value) for f in members))
-    _echo("\nTimeline:")
+            echo(f"  members ({len(members)}): " + ", ".join(_short(f.value) for f in members))
+    echo("\nTimeline:")
     if not timeline and not notes:
-        _echo("  (no changes recorded)")
+        echo("  (no changes recorded)")
     waiting = list(notes)  # each respelling note before the first change after it
     for item in timeline:
         while waiting and waiting[0]["at"] <= item.detected_at:
-            _echo("  " + spelling_line(waiting.pop(0)))
-        _echo("  " + change_line(item))
+            echo("  " + spelling_line(waiting.pop(0)))
+        echo("  " + change_line(item))
     for note in waiting:
-        _echo("  " + spelling_line(note))
+        echo("  " + spelling_line(note))
 
 
 def _disagreement_json(d: dict[str, Any]) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from pawatch.cli.common import (
     EXIT_OK,
     Context,
     delegation_id,
+    echo,
     fail,
     format_option,
 )
@@ -179,25 +180,25 @@ def _report(
 
 
 def _show_text(report: dict[str, Any]) -> None:
-    click.echo(f"{report['url']} read by parser {report['parser']}")
+    echo(f"{report['url']} read by parser {report['parser']}")
     if report["read_from"]:
-        click.echo(f"  from: {report['read_from']}")
+        echo(f"  from: {report['read_from']}")
     status = report["status"].upper()
-    click.echo(f"status: {status}" + (f": {report['error']}" if report["error"] else ""))
-    click.echo(f"\nfacts ({len(report['facts'])}):")
+    echo(f"status: {status}" + (f": {report['error']}" if report["error"] else ""))
+    echo(f"\nfacts ({len(report['facts'])}):")
     for f in report["facts"]:
-        click.echo(f"  {f['subject']}  {f['attribute']}  {f['value']}")
-    click.echo(f"\nitems ({len(report['items'])}):")
+        echo(f"  {f['subject']}  {f['attribute']}  {f['value']}")
+    echo(f"\nitems ({len(report['items'])}):")
     for item in report["items"]:
         fields = ", ".join(
             f"{k}={str(v)[:80]!r}"
             for k, v in item.items()
             if k != "type" and v not in (None, "", [], ())
         )
-        click.echo(f"  {item['type']}: {fields}")
-    click.echo(f"\nwarnings ({len(report['warnings'])}):")
+        echo(f"  {item['type']}: {fields}")
+    echo(f"\nwarnings ({len(report['warnings'])}):")
     for warning in report["warnings"]:
-        click.echo(f"  {warning}")
+        echo(f"  {warning}")
 
 
 @click.command("try")
