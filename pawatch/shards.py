@@ -32,7 +32,6 @@ import asyncio
 import contextlib
 import functools
 import multiprocessing
-import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
@@ -54,7 +53,7 @@ from pawatch.scraper.fetch import Fetcher, FetchResult
 from pawatch.scraper.parsers import ParserSpec, get_parser
 from pawatch.storage import CheckInput, Snapshot, StorageError, Validators
 from pawatch.storage.facts import ParseInput
-from pawatch.workers import become_worker, widen_pipe
+from pawatch.workers import become_worker, start_process, stop_process, wait_readable
 
 __all__ = ["Shard", "plan_shards", "run_shards"]
 
@@ -255,19 +254,8 @@ Fork = Callable[[Callable[[], Started]], Awaitable[Started]]
 
 
 def _start(shard: Shard, previous: dict[str, Validators]) -> tuple[BaseProcess, Connection]:
-    parent_end, child_end = multiprocessing.Pipe()
-    for end in (parent_end, child_end):
-        widen_pipe(end)
     context = multiprocessing.get_context("fork")
-    process: BaseProcess = context.Process(
-        target=_serve,
-        args=(child_end, os.getpid(), shard, previous),
-        name="pawatch-fetch",
-        daemon=True,
-    )
-    process.start()
-    child_end.close()
-    return process, parent_end
+    return start_process(context, _serve, (shard, previous), "pawatch-fetch")
 
 
 class _Answers:
@@ -302,39 +290,6 @@ class _Answers:
         await asyncio.gather(*self.tasks, return_exceptions=True)
 
 
-def _stop(process: BaseProcess, conn: Connection, *, kill: bool) -> None:
-    conn.close()
-    if kill and process.is_alive():
-        process.kill()
-    process.join(5)
-    if process.is_alive():
-        process.kill()
-        process.join(5)
-
-
-async def _readable(conn: Connection, timeout: float | None) -> bool:
-    """Wait until ``conn`` has data or is closed; False after ``timeout`` seconds."""
-    if conn.poll():
-        return True
-    loop = asyncio.get_running_loop()
-    ready: asyncio.Future[None] = loop.create_future()
-    fd = conn.fileno()
-
-    def wake() -> None:
-        if not ready.done():
-            ready.set_result(None)
-
-    loop.add_reader(fd, wake)
-    try:
-        async with asyncio.timeout(timeout):
-            await ready
-        return True
-    except TimeoutError:
-        return False
-    finally:
-        loop.remove_reader(fd)
-
-
 async def _drive(
     shard: Shard,
     previous: dict[str, Validators],
@@ -361,7 +316,7 @@ async def _drive(
                 timeout = None
                 if parsing is not None:
                     timeout = max(0.0, parsing[2] + parse_timeout - time.monotonic())
-                if not await _readable(conn, timeout):
+                if not await wait_readable(conn, timeout):
                     assert parsing is not None
                     timed_out = True
                     reason = "the parse took too long"
@@ -394,7 +349,7 @@ async def _drive(
                     break
         finally:
             await answers.close()
-            _stop(process, conn, kill=reason is not None or bool(pending))
+            stop_process(process, conn, kill=reason is not None or bool(pending))
         if parsing is not None:  # the page it was parsing is what stopped it
             source, check, _ = parsing
             pending.pop(source.id, None)

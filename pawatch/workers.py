@@ -105,30 +105,66 @@ class _Worker:
     __slots__ = ("conn", "process")
 
     def __init__(self, context: BaseContext) -> None:
-        parent, child = multiprocessing.Pipe()
-        for end in (parent, child):
-            widen_pipe(end)
-        self.process: BaseProcess = context.Process(  # type: ignore[attr-defined]
-            target=_serve, args=(child, os.getpid()), name="pawatch-worker", daemon=True
-        )
-        self.process.start()
-        child.close()
-        self.conn = parent
+        self.process, self.conn = start_process(context, _serve, (), "pawatch-worker")
 
     def kill(self) -> None:
-        self.conn.close()
-        if self.process.is_alive():
-            self.process.kill()
-        self.process.join(5)
+        stop_process(self.process, self.conn, kill=True)
 
     def stop(self) -> None:
         with contextlib.suppress(OSError):
             self.conn.send(None)
-        self.conn.close()
-        self.process.join(5)
-        if self.process.is_alive():
-            self.process.kill()
-            self.process.join(5)
+        stop_process(self.process, self.conn, kill=False)
+
+
+def start_process(
+    context: BaseContext, target: Callable[..., None], args: tuple[Any, ...], name: str
+) -> tuple[BaseProcess, Connection]:
+    """A daemon process running ``target(its end of a pipe, this process's pid, *args)``,
+    and this process's end of the pipe (both ends widened: ``widen_pipe``)."""
+    parent, child = multiprocessing.Pipe()
+    for end in (parent, child):
+        widen_pipe(end)
+    process: BaseProcess = context.Process(  # type: ignore[attr-defined]
+        target=target, args=(child, os.getpid(), *args), name=name, daemon=True
+    )
+    process.start()
+    child.close()
+    return process, parent
+
+
+def stop_process(process: BaseProcess, conn: Connection, *, kill: bool) -> None:
+    """Close the pipe to ``process`` and wait for it to end (killed at once with ``kill``,
+    else after 5 s)."""
+    conn.close()
+    if kill and process.is_alive():
+        process.kill()
+    process.join(5)
+    if process.is_alive():
+        process.kill()
+        process.join(5)
+
+
+async def wait_readable(conn: Connection, timeout: float | None) -> bool:
+    """Wait until ``conn`` has data or is closed; False after ``timeout`` seconds."""
+    if conn.poll():
+        return True
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Future[None] = loop.create_future()
+    fd = conn.fileno()
+
+    def wake() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_reader(fd, wake)
+    try:
+        async with asyncio.timeout(timeout):
+            await ready
+        return True
+    except TimeoutError:
+        return False
+    finally:
+        loop.remove_reader(fd)
 
 
 _BUFFER = 1 << 20
@@ -182,27 +218,15 @@ class WorkerPool:
             self._free = asyncio.Semaphore(self.size)
         async with self._free:
             worker = self._take()
-            loop = asyncio.get_running_loop()
-            done: asyncio.Future[None] = loop.create_future()
-            fd = worker.conn.fileno()
-
-            def readable() -> None:
-                if not done.done():
-                    done.set_result(None)
-
             try:
                 worker.conn.send((func, args))
-                loop.add_reader(fd, readable)
-                try:
-                    async with asyncio.timeout(self.timeout):
-                        await done
-                finally:
-                    loop.remove_reader(fd)
+                if not await wait_readable(worker.conn, self.timeout):
+                    raise TimeoutError
                 status, value = worker.conn.recv()
             except TimeoutError:
                 self._drop(worker)
                 raise WorkerTimeout(f"took longer than {self.timeout:g} s") from None
-            except (EOFError, OSError, BrokenPipeError):
+            except (EOFError, OSError):  # (BrokenPipeError is one)
                 code = worker.process.exitcode
                 self._drop(worker)
                 raise WorkerDied(f"the worker process ended (exit code {code})") from None
