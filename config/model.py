@@ -272,3 +272,9 @@ class Settings:
     @property
     def enabled_sources(self) -> tuple[Source, ...]:
         return tuple(s for s in self.sources if s.enabled)
+
+    @property
+    def subject_prefix(self) -> str:
+        """What every report's subject starts with (``[email] subject_prefix``, or its
+        default without an ``[email]`` table): channels and stdout reports use it too."""
+        return self.email.subject_prefix if self.email else EmailSettings.subject_prefix

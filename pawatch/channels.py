@@ -186,7 +186,7 @@ def _email(
     if settings.email is None:
         raise ChannelError("an email channel needs the [email] table (the SMTP server)")
     to = [a.strip() for a in channel.url.removeprefix("mailto:").split(",") if a.strip()]
-    domain = mailer.address_of(settings.email.sender).rpartition("@")[2] or "pawatch.invalid"
+    domain = mailer.domain_of(settings.email.sender) or "pawatch.invalid"
     msg = mailer.build_message(
         settings.email,
         to=to,
@@ -306,7 +306,7 @@ class _Channel:
 
     def _report(self, ids: Sequence[int]) -> Report:
         problems = [] if self.channel.delegations else self.box.problems()
-        prefix = self.settings.email.subject_prefix if self.settings.email else "pawatch"
+        prefix = self.settings.subject_prefix
         return build_report(
             self.box.events_by_id(ids),
             problems,
@@ -354,7 +354,7 @@ def send_test(
     from datetime import UTC
 
     now = datetime.now(UTC)
-    prefix = settings.email.subject_prefix if settings.email else "pawatch"
+    prefix = settings.subject_prefix
     report = build_report([], generated_at=now, channel=channel.name, prefix=prefix)
     digest = hashlib.sha256(json.dumps([channel.name, format_time(now)]).encode()).hexdigest()
     return send(channel, settings, report, f"pawatch.test.{digest[:24]}", env=env)

@@ -114,13 +114,18 @@ def message_id_for(channel: str, event_ids: Sequence[int], sender: str, instance
     (and drop) a duplicate, and two databases never use the same id for different reports."""
     ids = ",".join(str(i) for i in sorted(event_ids))
     digest = hashlib.sha256(f"{instance}:{channel}:{ids}".encode()).hexdigest()[:24]
-    domain = address_of(sender).rpartition("@")[2] or "pawatch.invalid"
-    return f"<pawatch.{channel.lower()}.{digest}@{domain}>"
+    return f"<pawatch.{channel.lower()}.{digest}@{domain_of(sender) or 'pawatch.invalid'}>"
 
 
 def new_message_id(sender: str, tag: str = "pawatch") -> str:
     """A fresh, unique Message-ID (test messages, health reminders)."""
-    return make_msgid(tag, address_of(sender).rpartition("@")[2] or None)
+    return make_msgid(tag, domain_of(sender) or None)
+
+
+def domain_of(sender: str) -> str:
+    """The domain of a sender's address (``pawatch <a@example.org>`` -> ``example.org``), for
+    the Message-IDs it sends; "" without one."""
+    return address_of(sender).rpartition("@")[2]
 
 
 def build_message(

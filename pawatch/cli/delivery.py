@@ -79,7 +79,7 @@ def report(obj: Context, since: str | None, fmt: str) -> None:
         else:
             events = box.events_since(format_time(start))
         problems = box.problems()
-        prefix = obj.settings.email.subject_prefix if obj.settings.email else "pawatch"
+        prefix = obj.settings.subject_prefix
         rep = build_report(
             events,
             problems,
